@@ -1,0 +1,3 @@
+from trajgen.cli import main
+
+main()

@@ -1,0 +1,45 @@
+"""Points → uint8 video with OpenCV. The only module that imports cv2."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from trajgen.config import GenerationConfig
+
+_SHIFT = 4  # fixed-point bits: cv2 draws at 1/16 px positions
+_ONE = 1 << _SHIFT
+
+
+def render_video(points_2d: np.ndarray, config: GenerationConfig) -> np.ndarray:
+    """(T, 2) pixel positions → (T, H, W, 3) uint8 RGB frames, dots anti-aliased at sub-pixel position."""
+    frames = len(points_2d)
+    video = np.empty((frames, config.size, config.size, 3), np.uint8)
+    video[...] = _blank_frame(config.size, config.background)  # frame-wise copy: 100× faster than a colour tuple
+    centres = [tuple(p) for p in np.rint(points_2d * _ONE).astype(np.int64).tolist()]
+    radius = int(round(config.radius * _ONE))
+    if config.style == "dot":
+        color = config.color
+        for t in range(frames):
+            cv2.circle(video[t], centres[t], radius, color, -1, cv2.LINE_AA, _SHIFT)
+        return video
+    length = config.trail_length
+    bg = np.array(config.background, np.float64)
+    fg = np.array(config.color, np.float64)
+    # older positions fade towards the background: the newest has full colour
+    faded = [tuple(np.rint(bg + (fg - bg) * (k + 1) / length).tolist()) for k in range(length)]
+    for t in range(frames):
+        first = max(0, t - length + 1)
+        for s in range(first, t + 1):
+            cv2.circle(video[t], centres[s], radius, faded[length - 1 - (t - s)], -1, cv2.LINE_AA, _SHIFT)
+    return video
+
+
+@lru_cache(maxsize=16)
+def _blank_frame(size: int, background: tuple[int, int, int]) -> np.ndarray:
+    frame = np.empty((size, size, 3), np.uint8)
+    frame[...] = background
+    frame.flags.writeable = False
+    return frame

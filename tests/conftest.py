@@ -1,0 +1,15 @@
+import numpy as np
+
+
+def coverage(points_2d: np.ndarray, size: int) -> float:
+    """max(bbox width / W, height / H) of projected points (the framing definition)."""
+    span = points_2d.max(axis=0) - points_2d.min(axis=0)
+    return float(max(span[0], span[1]) / size)
+
+
+def straightness(points_2d: np.ndarray) -> float:
+    """Largest distance of the points from their total-least-squares line, in pixels."""
+    centred = points_2d - points_2d.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+    normal = vt[-1]
+    return float(np.abs(centred @ normal).max())
