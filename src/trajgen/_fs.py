@@ -1,0 +1,167 @@
+"""The one I/O layer: every file a run writes goes through here.
+
+Atomic writes follow the commit protocol: temp file in the run's .tmp/ -> write ->
+fsync -> os.replace -> fsync the directory. A reader sees the old file or the new
+one, never a torn one.
+
+Tests inject crashes and I/O errors with the environment variable TRAJGEN_FAULT,
+read at import (and again by ``_reset_faults()``). Each primitive operation
+(open, write, fsync, rename, fsyncdir, append) bumps one per-process counter:
+
+    exit@K            os._exit(77) just before the K-th operation (a kill -9 there)
+    ENOSPC@K          the K-th operation raises OSError(ENOSPC) instead of running
+    EIO@write:K       the K-th write raises OSError(EIO); also open/fsync/rename/fsyncdir/append
+    EIO@1,ENOSPC@7    several faults, comma separated
+
+Errors: ENOSPC, EIO, EDQUOT, EFBIG, EROFS. With TRAJGEN_FAULT_LOG=path every
+operation is also logged to that file as "K kind path" (not itself counted).
+"""
+
+import errno
+import os
+import shutil
+import threading
+
+KINDS = ("open", "write", "fsync", "rename", "fsyncdir", "append")
+ERRORS = ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS")
+EXIT_CODE = 77
+
+_lock = threading.Lock()
+_faults = []  # (action, kind or None, k)
+_counts = {}
+_log_path = None
+
+
+def _parse_faults(spec):
+    faults = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        action, _, where = item.partition("@")
+        kind, _, k = where.rpartition(":")
+        if action != "exit" and action not in ERRORS:
+            raise ValueError(f"TRAJGEN_FAULT: unknown action {action!r} in {item!r}")
+        if kind and kind not in KINDS:
+            raise ValueError(f"TRAJGEN_FAULT: unknown operation {kind!r} in {item!r}; use one of {', '.join(KINDS)}")
+        if not k.isdigit() or int(k) < 1:
+            raise ValueError(f"TRAJGEN_FAULT: {item!r} needs a 1-based count, e.g. ENOSPC@3 or EIO@write:2")
+        faults.append((action, kind or None, int(k)))
+    return faults
+
+
+def _reset_faults():
+    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero."""
+    global _faults, _counts, _log_path
+    with _lock:
+        _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
+        _counts = {None: 0, **{kind: 0 for kind in KINDS}}
+        _log_path = os.environ.get("TRAJGEN_FAULT_LOG") or None
+
+
+def operation_count():
+    """How many primitive operations this process has performed (since import or reset)."""
+    return _counts[None]
+
+
+def _op(kind, path):
+    with _lock:
+        _counts[None] += 1
+        _counts[kind] += 1
+        total, of_kind = _counts[None], _counts[kind]
+        if _log_path:
+            _log(f"{total} {kind} {os.fspath(path)}\n")
+        for action, fault_kind, k in _faults:
+            if (fault_kind is None and k == total) or (fault_kind == kind and k == of_kind):
+                if action == "exit":
+                    os._exit(EXIT_CODE)
+                code = getattr(errno, action)
+                raise OSError(code, os.strerror(code))
+
+
+def _log(text):
+    fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd, data):
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _open_unique(path, tmp_dir):
+    base = os.path.basename(os.fspath(path))
+    while True:
+        tmp = os.path.join(os.fspath(tmp_dir), f"{base}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+        try:
+            # 0o666 so the umask decides, like any normally created file
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+
+
+def atomic_write_bytes(path, data, tmp_dir):
+    """Replace ``path`` with ``data`` (bytes-like) so readers never see a partial file.
+
+    ``tmp_dir`` must exist and be on the same filesystem as ``path``. On failure the
+    temp file is removed and the OSError propagates; ``path`` is then the old file
+    (or, if only the final directory fsync failed, the complete new one).
+    """
+    _op("open", path)
+    tmp, fd = _open_unique(path, tmp_dir)
+    try:
+        try:
+            _op("write", path)
+            _write_all(fd, data)
+            _op("fsync", path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _op("rename", path)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def fsync_dir(path):
+    """Make a rename or file creation inside directory ``path`` durable."""
+    _op("fsyncdir", path)
+    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open directories; NTFS journals renames
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_line(path, line):
+    """Append one line (newline added if missing) to a log file and fsync it."""
+    if not line.endswith("\n"):
+        line += "\n"
+    _op("append", path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        _write_all(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clear_dir(path):
+    """Empty directory ``path`` (the run's .tmp/), creating it if missing."""
+    os.makedirs(path, exist_ok=True)
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+
+
+_reset_faults()

@@ -1,0 +1,187 @@
+"""PROGRESS.txt and progress.json, rate and ETA, the terminal bar."""
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta, timezone
+
+from . import _fs
+
+STATES = ("RUNNING", "COMPLETE", "STOPPED", "FAILED")
+PROGRESS_FORMAT = "trajgen-progress/1"
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    state: str
+    run_dir: str
+    total_samples: int
+    completed_samples: int
+    total_shards: int
+    completed_shards: int
+    checkpoint_every: int
+    rate: float | None
+    elapsed_seconds: float
+    eta_seconds: float | None
+    class_counts: dict
+    framing_redraws: int
+    error: str | None
+    host: str
+    pid: int
+    updated_at: datetime
+
+    def __post_init__(self):
+        if self.state not in STATES:
+            raise ValueError(f"progress state must be one of {', '.join(STATES)} (got {self.state!r})")
+
+
+def _tenths(done, total):
+    """Percent in tenths, floored so 100.0 appears only when every sample is done."""
+    if total <= 0:
+        return 1000
+    return min(1000, done * 1000 // total)
+
+
+def _percent_text(snapshot):
+    t = _tenths(snapshot.completed_samples, snapshot.total_samples)
+    return f"{t // 10}.{t % 10}"
+
+
+def _utc(dt):
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _clock(seconds):
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _rate_text(rate):
+    if rate is None:
+        return "estimating"
+    return f"{rate:,.0f} samples/s" if rate >= 10 else f"{rate:.1f} samples/s"
+
+
+def _eta_text(snapshot):
+    if snapshot.state == "COMPLETE":
+        return "done"
+    if snapshot.state != "RUNNING":
+        return "not running"
+    if snapshot.eta_seconds is None:
+        return "estimating"
+    eta = max(0, round(snapshot.eta_seconds))
+    now = _utc(snapshot.updated_at)
+    at = now + timedelta(seconds=eta)
+    when = f"{at:%H:%M:%S}" if at.date() == now.date() else f"{at:%Y-%m-%d %H:%M:%S}"
+    return f"{_clock(eta)} (about {when} UTC)"
+
+
+def format_progress_text(snapshot):
+    """The PROGRESS.txt text: the state and percentage on line 1, one fact per line."""
+    s = snapshot
+    pct = _percent_text(s)
+    first = f"trajgen {s.state} {pct}%  {s.run_dir}"
+    if s.state == "FAILED":
+        first += ": " + " ".join(str(s.error or "unknown error").split())
+    classes = " · ".join(f"{name} {count:,}" for name, count in s.class_counts.items()) or "-"
+    lines = [
+        first,
+        f"Completed: {s.completed_samples:,} / {s.total_samples:,} ({pct}%)",
+        f"Shards: {s.completed_shards:,} / {s.total_shards:,} (checkpoint every {s.checkpoint_every:,})",
+        f"Rate: {_rate_text(s.rate)}   Elapsed: {_clock(s.elapsed_seconds)}",
+        f"ETA: {_eta_text(s)}",
+        f"Classes: {classes}",
+        f"Framing redraws: {s.framing_redraws:,}",
+        f"Last update: {_utc(s.updated_at):%Y-%m-%d %H:%M:%S} UTC (host {s.host}, pid {s.pid})",
+    ]
+    if s.state != "COMPLETE":
+        lines.append(f"Resume: trajgen resume {shlex.quote(s.run_dir)}")
+    return "\n".join(lines) + "\n"
+
+
+def snapshot_to_json(snapshot):
+    """progress.json content: every snapshot field plus format and percent."""
+    data = {"format": PROGRESS_FORMAT, **asdict(snapshot)}
+    data["class_counts"] = dict(snapshot.class_counts)
+    data["updated_at"] = _utc(snapshot.updated_at).isoformat()
+    data["percent"] = _tenths(snapshot.completed_samples, snapshot.total_samples) / 10
+    return data
+
+
+def snapshot_from_json(data):
+    names = {f.name for f in fields(ProgressSnapshot)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["updated_at"] = datetime.fromisoformat(values["updated_at"])
+    values["class_counts"] = dict(values["class_counts"])
+    return ProgressSnapshot(**values)
+
+
+def write_progress(run_dir, snapshot, tmp_dir):
+    """Atomically replace RUN_DIR/PROGRESS.txt and RUN_DIR/progress.json."""
+    text = format_progress_text(snapshot).encode("utf-8")
+    _fs.atomic_write_bytes(os.path.join(run_dir, "PROGRESS.txt"), text, tmp_dir)
+    body = json.dumps(snapshot_to_json(snapshot), indent=2, ensure_ascii=False) + "\n"
+    _fs.atomic_write_bytes(os.path.join(run_dir, "progress.json"), body.encode("utf-8"), tmp_dir)
+
+
+class RateMeter:
+    """Samples per second made by this process since it started (resumed work excluded)."""
+
+    def __init__(self, clock=time.monotonic, min_seconds=2.0):
+        self._clock = clock
+        self._start = clock()
+        self._min_seconds = min_seconds
+        self.samples = 0
+        self.commits = 0
+
+    def add(self, samples):
+        """Record one committed shard of ``samples`` samples made by this process."""
+        self.samples += samples
+        self.commits += 1
+
+    def elapsed(self):
+        return self._clock() - self._start
+
+    def rate(self):
+        """Samples/s, or None while estimating (under min_seconds or nothing committed)."""
+        elapsed = self.elapsed()
+        if self.commits == 0 or self.samples == 0 or elapsed < self._min_seconds:
+            return None
+        return self.samples / elapsed
+
+    def eta(self, remaining):
+        """Seconds until ``remaining`` more samples are done, or None while estimating."""
+        if remaining <= 0:
+            return 0.0
+        rate = self.rate()
+        return None if rate is None else remaining / rate
+
+
+class ProgressBar:
+    """A tqdm bar on stderr, or nothing when disabled (quiet, or stderr not a terminal)."""
+
+    def __init__(self, total, initial=0, enabled=True, desc="trajgen"):
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="sample", file=sys.stderr,
+                             dynamic_ncols=True, smoothing=0.1)
+
+    def update(self, n):
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

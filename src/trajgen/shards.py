@@ -1,0 +1,147 @@
+"""Write and read one shard: a plain .npz, byte-identical for identical arrays."""
+
+import hashlib
+import io
+import zipfile
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _fs
+from .errors import CorruptShardError
+
+SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
+
+_CHUNK = 16 << 20
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    sha256: str
+    bytes: int
+
+
+def _fail(message):
+    raise CorruptShardError(message)
+
+
+def validate_shard_arrays(arrays):
+    """Check keys, dtypes and shapes against the shard contract; return n (samples)."""
+    keys = set(arrays)
+    if keys != set(SHARD_KEYS):
+        missing = [k for k in SHARD_KEYS if k not in keys]
+        extra = sorted(keys - set(SHARD_KEYS))
+        _fail(f"shard arrays: missing {missing or 'none'}, unexpected {extra or 'none'}")
+    for key in SHARD_KEYS:
+        if not isinstance(arrays[key], np.ndarray):
+            _fail(f"shard arrays: {key} is a {type(arrays[key]).__name__}, expected a numpy array")
+    videos = arrays["videos"]
+    if videos.ndim != 5 or videos.shape[-1] != 3:
+        _fail(f"shard arrays: videos has shape {videos.shape}, expected (n, T, H, W, 3)")
+    n, t = videos.shape[:2]
+    expected = {
+        "videos": ("u1", videos.shape),
+        "labels": ("i8", (n,)),
+        "index": ("i8", (n,)),
+        "trajectory_3d": ("f4", (n, t, 3)),
+        "points_2d": ("f4", (n, t, 2)),
+        "equations": ("U", (n,)),
+        "descriptions": ("U", (n,)),
+    }
+    for key, (code, shape) in expected.items():
+        arr = arrays[key]
+        ok = arr.dtype.kind == "U" if code == "U" else arr.dtype == np.dtype(code)
+        if not ok:
+            _fail(f"shard arrays: {key} has dtype {arr.dtype}, expected {'str' if code == 'U' else np.dtype(code)}")
+        if arr.shape != shape:
+            _fail(f"shard arrays: {key} has shape {arr.shape}, expected {shape}")
+    camera = arrays["camera"]
+    if camera.dtype != np.float32 or camera.ndim != 2 or camera.shape[0] != n:
+        _fail(f"shard arrays: camera has dtype {camera.dtype} shape {camera.shape}, expected float32 ({n}, K)")
+    return n
+
+
+def _npy_header(arr):
+    # Written by hand (npy format 1.0) so the bytes do not depend on the numpy version.
+    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (arr.dtype.str, tuple(int(d) for d in arr.shape))
+    pad = 64 - (10 + len(header) + 1) % 64
+    text = (header + " " * (pad % 64) + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
+
+
+def _canonical(arr):
+    """C-contiguous little-endian, copying only when the input is not already so."""
+    arr = np.ascontiguousarray(arr)
+    if arr.dtype.byteorder == ">" or (arr.dtype.byteorder == "=" and not np.little_endian and arr.dtype.itemsize > 1):
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    return arr
+
+
+def encode_shard(arrays, compress_level):
+    """The .npz bytes for one shard; identical input gives identical bytes."""
+    if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
+        raise ValueError(f"compress_level must be an integer 0-9 (got {compress_level!r})")
+    validate_shard_arrays(arrays)
+    method = zipfile.ZIP_STORED if compress_level == 0 else zipfile.ZIP_DEFLATED
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for key in SHARD_KEYS:
+            arr = _canonical(arrays[key])
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_DATE)
+            info.compress_type = method
+            info._compresslevel = compress_level or None
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            raw = arr.reshape(-1).view(np.uint8)
+            with zf.open(info, "w", force_zip64=True) as out:
+                out.write(_npy_header(arr))
+                for start in range(0, raw.size, _CHUNK):
+                    out.write(raw[start : start + _CHUNK].data)
+    return buf.getvalue()
+
+
+def write_shard(path, arrays, compress_level, tmp_dir):
+    """Encode and atomically write one shard; return its checksum and size."""
+    data = encode_shard(arrays, compress_level)
+    info = ShardInfo(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    _fs.atomic_write_bytes(path, data, tmp_dir)
+    return info
+
+
+def read_shard(path):
+    """All arrays of one shard, validated; CorruptShardError names the file if not."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+            if magic != b"PK\x03\x04":
+                raise ValueError("empty file" if not magic else "not an .npz (zip) file")
+            f.seek(0)
+            z = np.load(f, allow_pickle=False)
+            with z:
+                missing = [k for k in SHARD_KEYS if k not in z.files]
+                if missing:
+                    raise ValueError(f"missing arrays {', '.join(missing)}")
+                arrays = {key: z[key] for key in SHARD_KEYS}
+    except FileNotFoundError:
+        raise CorruptShardError(f"shard file {path} is missing") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if reason == "File is not a zip file":  # starts like a zip but its end is gone
+            reason = "truncated (zip directory missing)"
+        raise CorruptShardError(f"shard file {path} is unreadable: {reason}") from exc
+    try:
+        validate_shard_arrays(arrays)
+    except CorruptShardError as exc:
+        raise CorruptShardError(f"shard file {path} is malformed: {exc}") from None
+    return arrays
+
+
+def sha256_file(path, chunk_size=1 << 20):
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,230 @@
+"""One shard: encode, write atomically, read back, reject damage."""
+
+import hashlib
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from trajgen import shards
+from trajgen.errors import CorruptShardError, TrajgenError
+
+KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
+
+
+def make_arrays(n=6, t=4, size=8, k=5, seed=0, white=False):
+    rng = np.random.default_rng(seed)
+    if white:
+        videos = np.full((n, t, size, size, 3), 255, np.uint8)
+        videos[:, :, size // 2, size // 2] = 0
+    else:
+        videos = rng.integers(0, 256, (n, t, size, size, 3), dtype=np.uint8)
+    return {
+        "videos": videos,
+        "labels": (np.arange(n) % 4).astype(np.int64),
+        "index": np.arange(100, 100 + n, dtype=np.int64),
+        "trajectory_3d": rng.normal(size=(n, t, 3)).astype(np.float32),
+        "points_2d": rng.uniform(0, size, (n, t, 2)).astype(np.float32),
+        "camera": rng.normal(size=(n, k)).astype(np.float32),
+        "equations": np.array([f"x(t) = {i}·t" for i in range(n)]),
+        "descriptions": np.array([f"sample {i}, moving in a straight line" for i in range(n)]),
+    }
+
+
+def assert_same(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        assert a[key].dtype == b[key].dtype, key
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    d = tmp_path / ".tmp"
+    d.mkdir()
+    return d
+
+
+def test_shard_keys_constant():
+    assert tuple(shards.SHARD_KEYS) == KEYS
+
+
+def test_round_trip(tmp_path, tmp):
+    arrays = make_arrays()
+    path = tmp_path / "shard-00000.npz"
+    info = shards.write_shard(path, arrays, 1, tmp)
+    assert_same(shards.read_shard(path), arrays)
+    assert info.bytes == path.stat().st_size
+    assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert shards.sha256_file(path) == info.sha256
+    assert list(tmp.iterdir()) == []
+
+
+def test_readable_by_plain_numpy_load_with_exactly_the_keys(tmp_path, tmp):
+    arrays = make_arrays()
+    path = tmp_path / "shard-00001.npz"
+    shards.write_shard(path, arrays, 6, tmp)
+    with np.load(path, allow_pickle=False) as z:
+        assert sorted(z.files) == sorted(KEYS)
+        loaded = {k: z[k] for k in z.files}
+    assert_same(loaded, arrays)
+    assert loaded["equations"].dtype.kind == "U"
+
+
+def test_encode_is_byte_identical_for_identical_input():
+    a = shards.encode_shard(make_arrays(seed=3), 1)
+    b = shards.encode_shard(make_arrays(seed=3), 1)
+    assert a == b
+    assert shards.encode_shard(make_arrays(seed=4), 1) != a
+
+
+def test_encode_is_byte_identical_across_processes():
+    code = (
+        "import hashlib, sys; sys.path.insert(0, %r); from test_shards import make_arrays;"
+        "from trajgen import shards;"
+        "print(hashlib.sha256(shards.encode_shard(make_arrays(seed=3), 1)).hexdigest())"
+    ) % (str(__import__("pathlib").Path(__file__).parent),)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == hashlib.sha256(shards.encode_shard(make_arrays(seed=3), 1)).hexdigest()
+
+
+def test_encode_does_not_depend_on_dict_order_or_memory_layout():
+    arrays = make_arrays()
+    reordered = {k: arrays[k] for k in reversed(KEYS)}
+    reordered["videos"] = np.asfortranarray(arrays["videos"])
+    assert shards.encode_shard(reordered, 1) == shards.encode_shard(arrays, 1)
+
+
+def test_zip_members_have_fixed_metadata():
+    data = shards.encode_shard(make_arrays(), 1)
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        infos = z.infolist()
+    assert [i.filename for i in infos] == [f"{k}.npy" for k in KEYS]
+    for i in infos:
+        assert i.date_time == (1980, 1, 1, 0, 0, 0)
+        assert i.compress_type == zipfile.ZIP_DEFLATED
+
+
+@pytest.mark.parametrize("level", [0, 1, 6, 9])
+def test_compress_levels_all_load(tmp_path, tmp, level):
+    arrays = make_arrays()
+    path = tmp_path / f"shard-{level}.npz"
+    shards.write_shard(path, arrays, level, tmp)
+    assert_same(shards.read_shard(path), arrays)
+
+
+def test_level_zero_is_stored():
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(shards.encode_shard(make_arrays(), 0))) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_level_one_is_smaller_than_stored_for_white_frames():
+    arrays = make_arrays(n=8, t=8, size=32, white=True)
+    assert len(shards.encode_shard(arrays, 1)) < len(shards.encode_shard(arrays, 0)) / 4
+
+
+@pytest.mark.parametrize("level", [-1, 10, 1.5])
+def test_bad_compress_level(level):
+    with pytest.raises(ValueError, match="compress"):
+        shards.encode_shard(make_arrays(), level)
+
+
+def test_empty_strings_and_single_sample(tmp_path, tmp):
+    arrays = make_arrays(n=1)
+    arrays["equations"] = np.array([""])
+    path = tmp_path / "one.npz"
+    shards.write_shard(path, arrays, 1, tmp)
+    assert_same(shards.read_shard(path), arrays)
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda a: a.pop("camera"), "camera"),
+        (lambda a: a.__setitem__("extra", np.zeros(6)), "extra"),
+        (lambda a: a.__setitem__("videos", a["videos"].astype(np.float32)), "videos"),
+        (lambda a: a.__setitem__("labels", a["labels"][:5]), "labels"),
+        (lambda a: a.__setitem__("index", a["index"].astype(np.int32)), "index"),
+        (lambda a: a.__setitem__("trajectory_3d", a["trajectory_3d"][:, :3]), "trajectory_3d"),
+        (lambda a: a.__setitem__("points_2d", a["points_2d"][..., :1]), "points_2d"),
+        (lambda a: a.__setitem__("camera", a["camera"][:, 0]), "camera"),
+        (lambda a: a.__setitem__("camera", a["camera"].astype(np.float64)), "camera"),
+        (lambda a: a.__setitem__("equations", a["equations"].astype(object)), "equations"),
+        (lambda a: a.__setitem__("descriptions", a["descriptions"].astype(bytes)), "descriptions"),
+        (lambda a: a.__setitem__("videos", a["videos"][:, :, :, :, :1]), "videos"),
+        (lambda a: a.__setitem__("labels", [0, 1, 2, 3, 0, 1]), "labels"),
+    ],
+)
+def test_validate_rejects_bad_arrays(mutate, fragment):
+    arrays = make_arrays()
+    mutate(arrays)
+    with pytest.raises(TrajgenError, match=fragment):
+        shards.validate_shard_arrays(arrays)
+    with pytest.raises(TrajgenError, match=fragment):
+        shards.encode_shard(arrays, 1)
+
+
+def test_validate_accepts_good_arrays():
+    assert shards.validate_shard_arrays(make_arrays()) == 6
+
+
+def _damaged(tmp_path, tmp, how):
+    path = tmp_path / "shard-00007.npz"
+    shards.write_shard(path, make_arrays(), 1, tmp)
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "tail-cut":
+        path.write_bytes(data[:-10])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "garbage":
+        path.write_bytes(b"this is not a zip file at all\n" * 10)
+    elif how == "flipped":
+        mid = len(data) // 3
+        path.write_bytes(data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1 :])
+    elif how == "missing-key":
+        arrays = make_arrays()
+        arrays.pop("labels")
+        np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "tail-cut", "empty", "garbage", "flipped", "missing-key"])
+def test_damaged_shard_raises_one_line_error_naming_the_file(tmp_path, tmp, how):
+    path = _damaged(tmp_path, tmp, how)
+    with pytest.raises(CorruptShardError) as caught:
+        shards.read_shard(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_missing_shard_file_names_the_file(tmp_path):
+    path = tmp_path / "shard-00009.npz"
+    with pytest.raises(CorruptShardError, match="shard-00009.npz"):
+        shards.read_shard(path)
+
+
+def test_write_failure_keeps_old_shard(tmp_path, tmp, monkeypatch):
+    from trajgen import _fs
+
+    path = tmp_path / "shard-00000.npz"
+    shards.write_shard(path, make_arrays(seed=1), 1, tmp)
+    before = path.read_bytes()
+    monkeypatch.setenv("TRAJGEN_FAULT", "ENOSPC@write:1")
+    _fs._reset_faults()
+    try:
+        with pytest.raises(OSError):
+            shards.write_shard(path, make_arrays(seed=2), 1, tmp)
+    finally:
+        monkeypatch.delenv("TRAJGEN_FAULT")
+        _fs._reset_faults()
+    assert path.read_bytes() == before
+    assert list(tmp.iterdir()) == []
