@@ -44,7 +44,7 @@ def stages(config: GenerationConfig, start: int, count: int) -> dict[str, float]
         t0 = time.perf_counter()
         rng = sample_rng(config.seed, index)
         motion = MOTIONS[config.classes[index % len(config.classes)]]
-        u = rng.random(_UNIFORMS)
+        u = rng.random(_UNIFORMS).tolist()
         aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
         params = augment_params(motion, motion.draw(u), aug)
         points = motion.path(params, t)

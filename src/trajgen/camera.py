@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trajgen._vec import cross, orthonormal_pair, unit
+from trajgen._vec import Vec, combine, cross, orthonormal_pair, unit
 
 MAX_TILT_DEG = 25.0
 UNIFORMS_PER_CAMERA = 4
@@ -25,7 +25,6 @@ CAMERA_COLUMNS = (
     "focal_px", "cx_px", "cy_px", "eye_x", "eye_y", "eye_z",
     "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22",
 )
-_UP = np.array([0.0, 0.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -51,38 +50,38 @@ def is_visible(points_2d: np.ndarray, size: int, radius: float) -> bool:
     return bool(np.all(points_2d >= radius) and np.all(points_2d <= size - 1 - radius))
 
 
-def frame(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, size: int, coverage: float) -> Framing | None:
+def frame(points: np.ndarray, view_normal: Vec, u: list[float], size: int, coverage: float) -> Framing | None:
     """Place a camera for ``points`` from 4 uniforms; None if the draw cannot be framed."""
     lo3, hi3 = points.min(axis=0), points.max(axis=0)
     centre = 0.5 * (lo3 + hi3)
-    radius = float(np.sqrt(((points - centre) ** 2).sum(axis=1).max()))
+    radius = math.sqrt(float(np.square(points - centre).sum(axis=1).max()))
     if not math.isfinite(radius) or radius < 1e-6:
         return None
 
     # tilt the view direction by up to MAX_TILT_DEG towards a random side, from either side
     n = unit(view_normal)
     a, b = orthonormal_pair(n)
-    spin = 2 * math.pi * u[1]
-    tilt = math.tan(math.radians(MAX_TILT_DEG) * u[0])
-    forward = n + tilt * (math.cos(spin) * a + math.sin(spin) * b)
-    forward = unit(forward) * (1.0 if u[2] < 0.5 else -1.0)
-
-    up = _UP if abs(forward[2]) < 0.99 else np.array([1.0, 0.0, 0.0])
+    u0, u1, u2, u3 = u
+    tilt = math.tan(math.radians(MAX_TILT_DEG) * u0)
+    side = 1.0 if u2 < 0.5 else -1.0
+    forward = unit(combine((side, n), (side * tilt * math.cos(2 * math.pi * u1), a), (side * tilt * math.sin(2 * math.pi * u1), b)))
+    up = (0.0, 0.0, 1.0) if abs(forward[2]) < 0.99 else (1.0, 0.0, 0.0)  # world z up on screen
     right = unit(cross(forward, up))
-    down = cross(forward, right)
-    rotation = np.stack([right, down, forward])
-    distance = radius * (2.5 + 1.5 * u[3])
-    eye = centre - distance * forward
+    rotation = np.array([right, cross(forward, right), forward])
+    distance = radius * (2.5 + 1.5 * u3)
+    eye = centre - distance * rotation[2]
 
     rel = (points - eye) @ rotation.T
-    if rel[:, 2].min() < 0.25 * distance:
+    depth = rel[:, 2:3]
+    if float(depth.min()) < 0.25 * distance:
         return None
-    uv = rel[:, :2] / rel[:, 2:3]
-    lo, hi = uv.min(axis=0), uv.max(axis=0)
-    span = float((hi - lo).max())
+    uv = rel[:, :2] / depth
+    lo, hi = uv.min(axis=0).tolist(), uv.max(axis=0).tolist()
+    span = max(hi[0] - lo[0], hi[1] - lo[1])
     if not math.isfinite(span) or span < 1e-6:
         return None
     focal = coverage * size / span
-    principal = 0.5 * (size - 1) - focal * 0.5 * (lo + hi)
-    camera = np.concatenate([[focal], principal, eye, rotation.ravel()])
-    return Framing(points_2d=focal * uv + principal, camera=camera)
+    cx = 0.5 * (size - 1) - 0.5 * focal * (lo[0] + hi[0])
+    cy = 0.5 * (size - 1) - 0.5 * focal * (lo[1] + hi[1])
+    camera = np.array([focal, cx, cy, *eye.tolist(), *right, *rotation[1].tolist(), *forward])
+    return Framing(points_2d=focal * uv + np.array([cx, cy]), camera=camera)

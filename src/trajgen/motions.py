@@ -14,27 +14,30 @@ from typing import Callable
 
 import numpy as np
 
-from trajgen._vec import norm, orthonormal_pair
+from trajgen._vec import Vec, combine, norm, orthonormal_pair
 
+# Parameter values are floats or 3-vectors as float tuples (cheap to make and to turn).
 Params = dict[str, object]
 
 
-def _unit(u: float, v: float) -> np.ndarray:
+def _unit(u: float, v: float) -> Vec:
     """A uniformly distributed unit vector from two uniforms."""
     z = 2.0 * u - 1.0
     r = math.sqrt(max(0.0, 1.0 - z * z))
     phi = 2.0 * math.pi * v
-    return np.array([r * math.cos(phi), r * math.sin(phi), z])
+    return (r * math.cos(phi), r * math.sin(phi), z)
 
 
-def _basis(normal: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Two orthonormal vectors spanning the plane normal to ``normal``, turned by ``angle``."""
-    a, b = orthonormal_pair(normal)
-    c, s = math.cos(angle), math.sin(angle)
-    return c * a + s * b, -s * a + c * b
+def _point(u: list[float]) -> Vec:
+    """A point in the unit cube centred on the origin."""
+    return (u[0] - 0.5, u[1] - 0.5, u[2] - 0.5)
 
 
-def _v(x: np.ndarray) -> str:
+def _scaled(w: float, v: Vec) -> Vec:
+    return (w * v[0], w * v[1], w * v[2])
+
+
+def _v(x: Vec) -> str:
     return f"({x[0]:.2f}, {x[1]:.2f}, {x[2]:.2f})"
 
 
@@ -42,7 +45,7 @@ def _v(x: np.ndarray) -> str:
 class Motion:
     """One motion class.
 
-    ``draw(u)`` turns 12 uniforms into parameters; ``path(p, t)`` gives (T, 3) points;
+    ``draw(u)`` turns a list of 12 uniforms into parameters; ``path(p, t)`` gives (T, 3) points;
     ``view_normal(p)`` is the direction the camera looks along (so the shape shows best);
     ``points``/``vectors`` name the parameters the augmentation moves or turns.
     """
@@ -58,16 +61,18 @@ class Motion:
 
 
 # linear: p(t) = p0 + t·v, constant velocity
-def _linear_draw(u: np.ndarray) -> Params:
+def _linear_draw(u: list[float]) -> Params:
     direction = _unit(u[3], u[4])
-    speed = 0.8 + 0.8 * u[5]
-    return {"p0": u[0:3] - 0.5, "v": speed * direction, "side": _basis(direction, 2 * math.pi * u[6])[0]}
+    a, b = orthonormal_pair(direction)
+    turn = 2 * math.pi * u[6]
+    side = combine((math.cos(turn), a), (math.sin(turn), b))  # any direction across the line
+    return {"p0": _point(u), "v": _scaled(0.8 + 0.8 * u[5], direction), "side": side}
 
 
 LINEAR = Motion(
     name="linear",
     draw=_linear_draw,
-    path=lambda p, t: p["p0"] + t[:, None] * p["v"],
+    path=lambda p, t: np.outer(t, p["v"]) + p["p0"],
     view_normal=lambda p: p["side"],
     equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}",
     description=lambda p: f"Moves in a straight line at a constant {norm(p['v']):.2f} units/s.",
@@ -77,19 +82,20 @@ LINEAR = Motion(
 
 
 # circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), at least 5/8 of a turn
-def _circular_draw(u: np.ndarray) -> Params:
+def _circular_draw(u: list[float]) -> Params:
     normal = _unit(u[3], u[4])
-    a, b = _basis(normal, 0.0)
+    a, b = orthonormal_pair(normal)
     sweep = math.pi * (1.25 + 0.75 * u[6])
     return {
-        "c": u[0:3] - 0.5, "R": 0.5 + u[5], "omega": sweep if u[7] < 0.5 else -sweep,
+        "c": _point(u), "R": 0.5 + u[5], "omega": sweep if u[7] < 0.5 else -sweep,
         "phi": 2 * math.pi * u[8], "a": a, "b": b, "normal": normal,
     }
 
 
 def _circle(p: Params, t: np.ndarray) -> np.ndarray:
     angle = p["omega"] * t + p["phi"]
-    return p["c"] + p["R"] * (np.cos(angle)[:, None] * p["a"] + np.sin(angle)[:, None] * p["b"])
+    ab = np.array([p["a"], p["b"]]) * p["R"]
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1) @ ab + p["c"]
 
 
 CIRCULAR = Motion(
@@ -111,20 +117,20 @@ CIRCULAR = Motion(
 
 
 # helical: a circle in the plane normal to axis k, climbing along k; 1.5 to 2.5 turns
-def _helical_draw(u: np.ndarray) -> Params:
+def _helical_draw(u: list[float]) -> Params:
     axis = _unit(u[3], u[4])
-    a, b = _basis(axis, 0.0)
+    a, b = orthonormal_pair(axis)
     turns = 1.5 + u[6]
     radius = 0.3 + 0.2 * u[5]
     height = 2 * radius * (1.5 + u[7])
     return {
-        "c": u[0:3] - 0.5, "r": radius, "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
+        "c": _point(u), "r": radius, "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
         "phi": 2 * math.pi * u[9], "h": height, "a": a, "b": b, "k": axis,
     }
 
 
 def _helix(p: Params, t: np.ndarray) -> np.ndarray:
-    return _circle({**p, "R": p["r"]}, t) + (p["h"] * t)[:, None] * p["k"]
+    return _circle({**p, "R": p["r"]}, t) + np.outer(p["h"] * t, p["k"])
 
 
 HELICAL = Motion(
@@ -146,19 +152,26 @@ HELICAL = Motion(
 
 
 # parabolic: a throw under gravity along -z; the apex falls in the middle 30% of the clip
-def _parabolic_draw(u: np.ndarray) -> Params:
+def _parabolic_draw(u: list[float]) -> Params:
     heading = 2 * math.pi * u[3]
-    horizontal = np.array([math.cos(heading), math.sin(heading), 0.0])
+    cos_h, sin_h = math.cos(heading), math.sin(heading)
     g = 3.0 + 3.0 * u[4]
     apex_time = 0.35 + 0.3 * u[5]
-    v0 = (0.8 + 0.6 * u[6]) * horizontal + np.array([0.0, 0.0, g * apex_time])
-    return {"p0": u[0:3] - 0.5, "v0": v0, "g": g, "side": np.array([-horizontal[1], horizontal[0], 0.0])}
+    speed = 0.8 + 0.6 * u[6]
+    v0 = (speed * cos_h, speed * sin_h, g * apex_time)
+    return {"p0": _point(u), "v0": v0, "g": g, "side": (-sin_h, cos_h, 0.0)}
+
+
+def _throw(p: Params, t: np.ndarray) -> np.ndarray:
+    points = np.outer(t, p["v0"]) + p["p0"]
+    points[:, 2] -= 0.5 * p["g"] * t * t
+    return points
 
 
 PARABOLIC = Motion(
     name="parabolic",
     draw=_parabolic_draw,
-    path=lambda p, t: p["p0"] + t[:, None] * p["v0"] - (0.5 * p["g"] * t * t)[:, None] * np.array([0.0, 0.0, 1.0]),
+    path=_throw,
     view_normal=lambda p: p["side"],
     equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v0'])} - ½·{p['g']:.2f}·t²·(0, 0, 1)",
     description=lambda p: (
@@ -196,7 +209,7 @@ class Augmentation:
         )
 
 
-def draw_augmentation(u: np.ndarray, augment_prob: float, noise_scale: float) -> Augmentation:
+def draw_augmentation(u: list[float], augment_prob: float, noise_scale: float) -> Augmentation:
     """From 6 uniforms: with probability augment_prob, noise std in [0.01, 0.03]·noise_scale,
     a turn about z within ±15° and a shift within ±0.1 per axis."""
     if u[0] >= augment_prob:
@@ -213,11 +226,10 @@ def augment_params(motion: Motion, params: Params, aug: Augmentation) -> Params:
     if aug.angle == 0 and not any(aug.shift):
         return params
     c, s = math.cos(aug.angle), math.sin(aug.angle)
-    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    shift = np.array(aug.shift)
     out = dict(params)
-    for key in motion.vectors:
-        out[key] = rot @ params[key]
+    for key in motion.vectors + motion.points:
+        x, y, z = params[key]
+        out[key] = (c * x - s * y, s * x + c * y, z)
     for key in motion.points:
-        out[key] = rot @ params[key] + shift
+        out[key] = tuple(a + b for a, b in zip(out[key], aug.shift))
     return out

@@ -59,7 +59,7 @@ def make_sample(config: GenerationConfig, index: int) -> Sample:
     t = _times(config.frames)
     coverage = min(config.coverage, max_coverage(config.size, config.radius))
     for redraws in range(MAX_REDRAWS):
-        u = rng.random(_UNIFORMS)
+        u = rng.random(_UNIFORMS).tolist()
         aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
         params = augment_params(motion, motion.draw(u), aug)
         points = motion.path(params, t)
