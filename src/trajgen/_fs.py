@@ -164,4 +164,52 @@ def clear_dir(path):
             os.unlink(entry.path)
 
 
+
+
+
+def try_lock(path, holder):
+    """Take an exclusive non-blocking flock on ``path``; return the open fd, or None if
+    another process holds it. ``holder`` (e.g. "pid 42 on host") is written into the
+    file for the error a second writer gets. The fd is close-on-exec, so a spawned
+    worker cannot keep the lock alive after the holder dies."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, holder.encode("utf-8"), 0)
+    return fd
+
+
+def is_locked(path):
+    """Whether some process holds the flock on ``path`` (a probe that takes and drops it)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+    return False
+
+
+def read_text(path, default=""):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return default
+
 _reset_faults()

@@ -1,13 +1,51 @@
-"""The command line: parse → config → one library call → echo; errors become exit codes."""
+"""The command line: parse → config → one library call → echo; errors become exit codes.
+
+Exit codes: 0 success; 1 a runtime failure (one line `Error: ...`); 2 a usage error;
+130 / 143 stopped by SIGINT / SIGTERM with the run left resumable.
+"""
 
 from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
 
 import click
 
 import trajgen
+from trajgen.config import DEFAULT_CLASSES, GenerationConfig
+from trajgen.errors import ConfigError, TrajgenError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(e: TrajgenError) -> None:
+    if isinstance(e, ConfigError):
+        raise click.UsageError(str(e))
+    click.echo(f"Error: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+def translate_errors(command):
+    """Turn library errors into `Error: ...` lines and exit codes; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TrajgenError as e:
+            _fail(e)
+        except KeyboardInterrupt:  # Ctrl-C before the run installed its own handler
+            click.echo("Error: stopped by SIGINT before anything was committed", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def _show_bar(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(trajgen.__version__, prog_name="trajgen")
 def main() -> None:
     """trajgen — synthetic trajectory video datasets for video models.
@@ -20,4 +58,139 @@ def main() -> None:
     Example:
       trajgen generate --n 10000 --checkpoint-every 1000
       cat runs/*/PROGRESS.txt
+      trajgen resume runs/20261128_1150_n10000
     """
+
+
+def _classes(ctx, param, value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None,
+    help="Worker processes on this machine [default: number of CPUs].")
+scheduler_option = click.option(
+    "--scheduler", metavar="tcp://HOST:PORT", default=None,
+    help="Run the shards on this Dask cluster (needs trajgen[dask] and a shared filesystem).")
+interval_option = click.option(
+    "--progress-interval", type=float, default=30.0, show_default=True,
+    help="Rewrite PROGRESS.txt at least this often (seconds) while working.")
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+
+
+@main.command()
+@click.option("--n", "n", type=int, default=10_000, show_default=True, help="Number of samples.")
+@click.option("--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--frames", type=int, default=16, show_default=True, help="Frames per video (MAGVIT-v2 likes 17).")
+@click.option("--size", type=int, default=64, show_default=True, help="Frame width and height in pixels.")
+@click.option("--coverage", type=float, default=0.7, show_default=True, help="Share of the frame the path fills.")
+@click.option("--noise-scale", type=float, default=0.2, show_default=True, help="Scales the augmentation noise.")
+@click.option("--augment-prob", type=float, default=0.8, show_default=True, help="Probability of augmenting a sample.")
+@click.option("--classes", default=",".join(DEFAULT_CLASSES), show_default=True, callback=_classes,
+              help="Comma-separated motion classes.")
+@click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True)
+@click.option("--compress-level", type=int, default=1, show_default=True, help="Deflate level 0-9 for shards.")
+@workers_option
+@scheduler_option
+@interval_option
+@click.option("--dry-run", is_flag=True, help="Print the plan and check the target; write nothing.")
+@click.option("--export", "export_when_done", is_flag=True, help="Also export one .npz when the run completes.")
+@quiet_option
+@translate_errors
+def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale, augment_prob, classes, style,
+             compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
+    """Make a new run: shards committed one by one, PROGRESS.txt kept current.
+
+    \b
+    Example:
+      trajgen generate --n 10000 --checkpoint-every 1000 --out runs/demo
+      trajgen generate --n 10000000 --dry-run
+    """
+    config = GenerationConfig(
+        n=n, checkpoint_every=checkpoint_every, seed=seed, frames=frames, size=size, coverage=coverage,
+        noise_scale=noise_scale, augment_prob=augment_prob, classes=classes, style=style,
+        compress_level=compress_level,
+    )
+    if dry_run:
+        from trajgen.preflight import dry_run as plan
+        from trajgen.run import default_out
+
+        ok, lines = plan(config, out or default_out(config), workers or _cpus())
+        click.echo("\n".join(lines))
+        sys.exit(0 if ok else 1)
+    from trajgen.run import generate as generate_run
+
+    summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
+                           show_bar=_show_bar(quiet))
+    if not quiet:
+        click.echo(f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shards → {summary.run_dir} "
+                   f"({summary.seconds:.1f} s, {summary.rate:,.0f} samples/s)")
+    _maybe_export(summary.run_dir, export_when_done, quiet)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@workers_option
+@scheduler_option
+@interval_option
+@quiet_option
+@translate_errors
+def resume(run_dir, workers, scheduler, progress_interval, quiet):
+    """Finish an interrupted run: make only the missing shards.
+
+    The result is byte-identical to a run that was never interrupted.
+
+    \b
+    Example:
+      trajgen resume runs/20261128_1150_n10000
+    """
+    from trajgen.run import resume as resume_run
+
+    summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
+                         show_bar=_show_bar(quiet))
+    if quiet:
+        return
+    if summary.already_complete:
+        click.echo(f"{run_dir} is already complete ({summary.total_samples:,} samples); nothing to do.")
+    else:
+        click.echo(f"Done: made {summary.made_samples:,} missing samples ({summary.made_shards} shards) → {run_dir} "
+                   f"({summary.seconds:.1f} s); {summary.total_samples:,} samples in all.")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@translate_errors
+def status(run_dir, as_json):
+    """Show a run's state: what PROGRESS.txt says, read from the run itself.
+
+    Works while another process writes the run, and after it died (then the state
+    is INTERRUPTED, with the command that finishes it).
+
+    \b
+    Example:
+      trajgen status runs/20261128_1150_n10000 --json
+    """
+    from trajgen.run import run_status
+
+    st = run_status(run_dir)
+    click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False) if as_json else st.text.rstrip("\n"))
+
+
+def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
+    if not wanted:
+        return
+    from trajgen.export import export_run
+
+    path = export_run(run_dir)
+    if not quiet:
+        click.echo(f"Exported {path}")
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 1

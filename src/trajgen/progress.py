@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from . import _fs
 
-STATES = ("RUNNING", "COMPLETE", "STOPPED", "FAILED")
+# INTERRUPTED is what `status` reports for a RUNNING run that no process holds any more.
+STATES = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INTERRUPTED")
 PROGRESS_FORMAT = "trajgen-progress/1"
 
 
@@ -54,7 +55,8 @@ def _utc(dt):
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
-def _clock(seconds):
+def format_duration(seconds):
+    """H:MM:SS."""
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
@@ -76,7 +78,7 @@ def _eta_text(snapshot):
     now = _utc(snapshot.updated_at)
     at = now + timedelta(seconds=eta)
     when = f"{at:%H:%M:%S}" if at.date() == now.date() else f"{at:%Y-%m-%d %H:%M:%S}"
-    return f"{_clock(eta)} (about {when} UTC)"
+    return f"{format_duration(eta)} (about {when} UTC)"
 
 
 def format_progress_text(snapshot):
@@ -91,7 +93,7 @@ def format_progress_text(snapshot):
         first,
         f"Completed: {s.completed_samples:,} / {s.total_samples:,} ({pct}%)",
         f"Shards: {s.completed_shards:,} / {s.total_shards:,} (checkpoint every {s.checkpoint_every:,})",
-        f"Rate: {_rate_text(s.rate)}   Elapsed: {_clock(s.elapsed_seconds)}",
+        f"Rate: {_rate_text(s.rate)}   Elapsed: {format_duration(s.elapsed_seconds)}",
         f"ETA: {_eta_text(s)}",
         f"Classes: {classes}",
         f"Framing redraws: {s.framing_redraws:,}",
@@ -185,3 +187,75 @@ class ProgressBar:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class ProgressReporter:
+    """Keeps PROGRESS.txt, progress.json and the bar up to date for one working process:
+    at every commit, and every ``interval`` seconds from a background thread."""
+
+    def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
+                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar):
+        import socket
+        import threading
+
+        self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
+        self._fixed = dict(run_dir=os.fspath(display_dir), total_samples=total_samples, total_shards=total_shards,
+                           checkpoint_every=checkpoint_every, host=socket.gethostname(), pid=os.getpid())
+        self._class_counts = dict(class_counts)
+        self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
+        self._meter = RateMeter()
+        self._bar = ProgressBar(total_samples, initial=completed_samples, enabled=bar)
+        self._lock = threading.Lock()  # guards the counters
+        self._write_lock = threading.Lock()  # one writer at a time, so an older snapshot never lands last
+        self._stopped = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._heartbeat, name="trajgen-progress", daemon=True)
+
+    def start(self):
+        self.write("RUNNING")
+        self._thread.start()
+
+    def commit(self, count, class_counts, redraws):
+        """Record one committed shard (made by this process) and rewrite the progress files."""
+        with self._lock:
+            self._done_samples += count
+            self._done_shards += 1
+            self._redraws += redraws
+            for name, n in class_counts.items():
+                self._class_counts[name] = self._class_counts.get(name, 0) + n
+            self._meter.add(count)
+        self._bar.update(count)
+        self.write("COMPLETE" if self._done_shards == self._fixed["total_shards"] else "RUNNING")
+
+    def snapshot(self, state, error=None):
+        with self._lock:
+            remaining = self._fixed["total_samples"] - self._done_samples
+            return ProgressSnapshot(
+                state=state, completed_samples=self._done_samples, completed_shards=self._done_shards,
+                rate=self._meter.rate(), elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining),
+                class_counts=dict(self._class_counts), framing_redraws=self._redraws, error=error,
+                updated_at=datetime.now(timezone.utc), **self._fixed,
+            )
+
+    def write(self, state, error=None):
+        with self._write_lock:
+            write_progress(self._run_dir, self.snapshot(state, error), self._tmp_dir)
+
+    def finish(self, state, error=None):
+        """Stop the heartbeat and write the final state; best effort when the disk is failing."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._bar.close()
+        try:
+            self.write(state, error)
+        except OSError:
+            if state in ("RUNNING", "COMPLETE"):
+                raise
+
+    def _heartbeat(self):
+        while not self._stopped.wait(self._interval):
+            try:
+                self.write("RUNNING")
+            except OSError:
+                pass  # the next commit reports a failing disk; the heartbeat just tries again

@@ -1,0 +1,151 @@
+"""The pre-launch checklist: size and time measured from a small trial, free space, and
+in-place checks that the target filesystem supports what a run relies on (flock,
+fsync, atomic rename). Leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trajgen import _fs
+from trajgen.config import GenerationConfig
+from trajgen.progress import format_duration
+
+TRIAL_SAMPLES = 32
+PROCESS_BASELINE_BYTES = 150 * 2**20  # Python + numpy + OpenCV in one process
+FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trial_samples: int
+    bytes_per_sample: float
+    total_bytes: int
+    samples_per_second: float  # all workers together
+    seconds: float
+    peak_memory_bytes: int
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    text: str
+
+
+def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
+    """Make and compress a small trial shard, and scale it to the whole run."""
+    from trajgen.run import build_shard_arrays
+    from trajgen.shards import encode_shard
+
+    m = min(config.n, TRIAL_SAMPLES)
+    trial = config.replace(n=m, checkpoint_every=m)
+    started = time.perf_counter()
+    arrays, _, _ = build_shard_arrays(trial, 0)
+    encoded = len(encode_shard(arrays, config.compress_level))
+    seconds = max(time.perf_counter() - started, 1e-6)
+    per_sample = encoded / m
+    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536  # + zip headers, manifest, logs
+    parallel = max(1, min(workers, config.num_shards))
+    rate = m / seconds * (parallel * 0.9 if parallel > 1 else 1.0)
+    raw_shard = sum(a.nbytes for a in arrays.values()) / m * min(config.checkpoint_every, config.n)
+    peak = parallel * (2 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
+    return Estimate(m, per_sample, total, rate, config.n / rate, int(peak))
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    override = os.environ.get(FREE_BYTES_ENV)
+    if override:
+        return int(override)
+    return shutil.disk_usage(existing_ancestor(path)).free
+
+
+def filesystem_checks(target: Path) -> list[Check]:
+    """Try flock, fsync and atomic rename in a scratch directory beside the target."""
+    where = existing_ancestor(target)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
+    except OSError as e:
+        return [Check(False, f"cannot write in {where}: {e.strerror or e}")]
+    checks = []
+    try:
+        first = _fs.try_lock(scratch / ".lock", "dry run")
+        second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
+        checks.append(Check(first is not None and second is None,
+                            "lock (flock) works: a second writer is refused" if first is not None and second is None
+                            else "lock (flock) does not exclude a second writer on this filesystem"))
+        for fd in (first, second):
+            if fd is not None:
+                os.close(fd)
+        try:
+            _fs.atomic_write_bytes(scratch / "probe", b"trajgen", scratch)
+            fine = (scratch / "probe").read_bytes() == b"trajgen"
+            checks.append(Check(True, "fsync works (file and directory)"))
+            checks.append(Check(fine, "atomic rename works" if fine else "atomic rename lost data"))
+        except OSError as e:
+            checks.append(Check(False, f"fsync or atomic rename failed: {e.strerror or e}"))
+    except OSError as e:
+        checks.append(Check(False, f"cannot use {where}: {e.strerror or e}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return checks
+
+
+def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, list[str]]:
+    """The plan and the checks, as ✓/✗ lines; True when every check passes."""
+    from trajgen.run import RunError, _check_new_run_dir
+
+    est = estimate(config, workers)
+    free = free_bytes(out)
+    lines = [
+        f"Plan: {config.n:,} samples in {config.num_shards:,} shards of up to {config.checkpoint_every:,} → {out}",
+        f"  classes {', '.join(config.classes)}; {config.frames} frames of {config.size}×{config.size}; seed {config.seed}",
+    ]
+    checks = []
+    try:
+        _check_new_run_dir(out)
+        checks.append(Check(True, f"output directory {out} is free to use"))
+    except RunError as e:
+        checks.append(Check(False, str(e)))
+    checks.append(Check(True, f"Estimated size {_size(est.total_bytes)} ({_size(est.bytes_per_sample)}/sample, "
+                              f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})"))
+    checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {_size(free)}"
+                        + ("" if est.total_bytes < free else f" — not enough for {_size(est.total_bytes)}")))
+    checks.extend(filesystem_checks(out))
+    lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
+    lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
+                 f"(about {est.samples_per_second:,.0f} samples/s)")
+    lines.append(f"  Peak memory: about {_size(est.peak_memory_bytes)}")
+    ok = all(c.ok for c in checks)
+    lines.append("Dry run: nothing was written. " + ("All checks passed; run the same command without --dry-run."
+                                                      if ok else "Fix the ✗ items before starting."))
+    return ok, lines
+
+
+def require_free_space(config: GenerationConfig, out: Path) -> None:
+    from trajgen.run import RunError
+
+    est = estimate(config)
+    free = free_bytes(out)
+    if est.total_bytes >= free:
+        raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
+                       f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"

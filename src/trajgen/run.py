@@ -1,0 +1,526 @@
+"""A run directory: lock, manifest, the plan of missing shards, and the one
+generate/resume loop (the executor that makes shards is the only part that varies).
+
+Commit protocol: a shard is written to .tmp/ and renamed into shards/ by whoever
+makes it; only then does this process add it to manifest.json (atomically), append
+to run.log and rewrite PROGRESS.txt. A shard file not listed in the manifest is not
+done, and is made again.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shlex
+import signal
+import socket
+import time
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from trajgen import _fs
+from trajgen.config import GenerationConfig
+from trajgen.errors import ConfigError, StorageError, TrajgenError
+from trajgen.progress import ProgressReporter, format_progress_text, snapshot_from_json
+from trajgen.sample import make_sample
+from trajgen.shards import write_shard
+
+RUN_FORMAT = "trajgen-run/1"
+PROGRESS_INTERVAL = 30.0
+
+
+class RunError(TrajgenError):
+    """The run directory is missing, not a run, damaged, or cannot be created."""
+
+
+class RunLockedError(RunError):
+    """Another process is working on the run."""
+
+
+class Interrupted(TrajgenError):
+    """Stopped by SIGINT or SIGTERM after leaving the run resumable."""
+
+    def __init__(self, signum: int, message: str = ""):
+        super().__init__(message or f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class ShardWriteError(StorageError):
+    """A shard could not be written; picklable so it can cross from a worker."""
+
+    def __init__(self, message: str, errno_code: int | None = None):
+        super().__init__(message)
+        self.errno_code = errno_code
+
+    def __reduce__(self):
+        return (ShardWriteError, (str(self), self.errno_code))
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    config = property(lambda self: self.root / "config.json")
+    manifest = property(lambda self: self.root / "manifest.json")
+    log = property(lambda self: self.root / "run.log")
+    progress_json = property(lambda self: self.root / "progress.json")
+    shards = property(lambda self: self.root / "shards")
+    lock = property(lambda self: self.root / ".lock")
+    tmp = property(lambda self: self.root / ".tmp")
+
+    def shard(self, k: int) -> Path:
+        return self.root / shard_file(k)
+
+
+def shard_file(k: int) -> str:
+    return f"shards/shard-{k:05d}.npz"
+
+
+def resume_command(run_dir: os.PathLike | str) -> str:
+    return f"trajgen resume {shlex.quote(os.fspath(run_dir))}"
+
+
+# ---------------------------------------------------------------- making one shard
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a worker reports about a shard it wrote; becomes one manifest entry."""
+
+    index: int
+    file: str
+    start: int
+    count: int
+    sha256: str
+    bytes: int
+    class_counts: dict[str, int]
+    redraws: int
+
+    def manifest_entry(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "redraws"} | {"framing_redraws": self.redraws}
+
+
+def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
+    """Make the samples of shard k class by class (the user's per-class loop), stored in index order."""
+    indices = config.shard_range(k)
+    n, classes = len(indices), config.classes
+    videos = np.empty((n, config.frames, config.size, config.size, 3), np.uint8)
+    rest: list = [None] * n  # everything but the video, which goes straight into `videos`
+    for label in range(len(classes)):
+        first = indices.start + (label - indices.start) % len(classes)
+        for i in range(first, indices.stop, len(classes)):
+            s = make_sample(config, i)
+            videos[i - indices.start] = s.video
+            rest[i - indices.start] = (s.label, s.trajectory_3d, s.points_2d, s.camera, s.equation, s.description, s.redraws)
+    labels, trajectories, points, cameras, equations, descriptions, redraws = zip(*rest)
+    arrays = {
+        "videos": videos,
+        "labels": np.array(labels, np.int64),
+        "index": np.array(indices, np.int64),
+        "trajectory_3d": np.stack(trajectories),
+        "points_2d": np.stack(points),
+        "camera": np.stack(cameras),
+        "equations": np.array(equations, dtype=str),
+        "descriptions": np.array(descriptions, dtype=str),
+    }
+    counts = np.bincount(arrays["labels"], minlength=len(classes))
+    return arrays, dict(zip(classes, counts.tolist())), sum(redraws)
+
+
+def produce_shard(config: GenerationConfig, run_dir: str, k: int) -> ShardResult:
+    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker."""
+    paths = RunPaths(Path(run_dir))
+    arrays, class_counts, redraws = build_shard_arrays(config, k)
+    try:
+        info = write_shard(paths.shard(k), arrays, config.compress_level, paths.tmp)
+    except OSError as e:
+        raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {_os_reason(e)}", e.errno) from None
+    r = config.shard_range(k)
+    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws)
+
+
+def _os_reason(e: OSError) -> str:
+    name = errno.errorcode.get(e.errno or 0, "")
+    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
+
+
+_ADVICE = {
+    errno.ENOSPC: "free some disk space",
+    errno.EDQUOT: "free some space or raise your disk quota",
+    errno.EFBIG: "the filesystem refused a file that large; move the run to another filesystem",
+    errno.EROFS: "the filesystem is read-only; remount it read-write",
+    errno.EIO: "the disk reported an I/O error; check it",
+}
+
+
+# ---------------------------------------------------------------- manifest
+
+def new_manifest(config: GenerationConfig) -> dict:
+    from trajgen import __version__
+
+    return {
+        "format": RUN_FORMAT,
+        "trajgen_version": __version__,
+        "config": config.to_dict(),
+        "classes": list(config.classes),
+        "total_samples": config.n,
+        "checkpoint_every": config.checkpoint_every,
+        "num_shards": config.num_shards,
+        "status": "running",
+        "shards": [],
+    }
+
+
+def _json_bytes(data: dict) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_manifest(run_dir: os.PathLike | str) -> dict:
+    """The commit record of a run; RunError with a clear line when it is missing or damaged."""
+    paths = _existing_run(run_dir)
+    try:
+        manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
+        if manifest.get("format") != RUN_FORMAT or not isinstance(manifest.get("shards"), list):
+            raise ValueError(f"format is not {RUN_FORMAT}")
+        GenerationConfig.from_dict(manifest["config"])
+    except FileNotFoundError:
+        raise RunError(f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to rebuild it from config.json") from None
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise RunError(f"cannot read {paths.manifest}: {' '.join(str(e).split())}; the run's commit record is damaged "
+                       f"(restore it from a backup, or start a new run)") from None
+    return manifest
+
+
+def read_config(run_dir: os.PathLike | str) -> GenerationConfig:
+    paths = _existing_run(run_dir)
+    try:
+        return GenerationConfig.from_dict(json.loads(paths.config.read_text(encoding="utf-8"))["config"])
+    except KeyError as e:
+        raise RunError(f"cannot read {paths.config}: field {e} is missing; the run's config is damaged") from None
+    except (OSError, ValueError, TypeError) as e:
+        raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}; the run's config is damaged") from None
+
+
+def _existing_run(run_dir: os.PathLike | str) -> RunPaths:
+    root = Path(run_dir)
+    if not root.exists():
+        raise RunError(f"{root} does not exist; check the path (runs are usually under runs/)")
+    if not root.is_dir():
+        raise RunError(f"{root} is not a directory")
+    if not (root / "config.json").exists():
+        raise RunError(f"{root} is not a trajgen run (no config.json); start one with: trajgen generate --out {shlex.quote(str(root))}")
+    return RunPaths(root)
+
+
+# ---------------------------------------------------------------- status
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: str  # RUNNING, COMPLETE, STOPPED, FAILED or INTERRUPTED
+    text: str
+    data: dict = field(default_factory=dict)
+
+    @property
+    def completed_samples(self) -> int:
+        return self.data["completed_samples"]
+
+    def to_json(self) -> dict:
+        return self.data
+
+
+def run_status(run_dir: os.PathLike | str) -> RunStatus:
+    """What PROGRESS.txt says, recomputed from the manifest (the truth) and the lock.
+
+    Reads only; safe while another process writes the run or after it died."""
+    paths = _existing_run(run_dir)
+    manifest = read_manifest(paths.root)
+    try:
+        progress = json.loads(paths.progress_json.read_text(encoding="utf-8"))
+        snapshot = snapshot_from_json(progress)
+    except (OSError, ValueError, KeyError, TypeError):
+        snapshot = None
+    shards = manifest["shards"]
+    done = sum(s["count"] for s in shards)
+    counts = {name: sum(s["class_counts"].get(name, 0) for s in shards) for name in manifest["classes"]}
+    locked = _fs.is_locked(paths.lock)
+    if manifest["status"] == "complete":
+        state = "COMPLETE"
+    elif locked:
+        state = "RUNNING"
+    elif snapshot is not None and snapshot.state in ("STOPPED", "FAILED"):
+        state = snapshot.state
+    else:
+        state = "INTERRUPTED"  # said RUNNING, but nobody holds the lock: killed or crashed
+    from trajgen.progress import ProgressSnapshot
+
+    base = snapshot or ProgressSnapshot(
+        state=state, run_dir=str(paths.root), total_samples=manifest["total_samples"], completed_samples=done,
+        total_shards=manifest["num_shards"], completed_shards=len(shards), checkpoint_every=manifest["checkpoint_every"],
+        rate=None, elapsed_seconds=0.0, eta_seconds=None, class_counts=counts, framing_redraws=0, error=None,
+        host="?", pid=0, updated_at=datetime.fromtimestamp(paths.manifest.stat().st_mtime, timezone.utc),
+    )
+    live = state == "RUNNING"
+    snap = base.__class__(**{
+        **{f: getattr(base, f) for f in base.__dataclass_fields__},
+        "state": state, "run_dir": str(paths.root), "completed_samples": done, "completed_shards": len(shards),
+        "class_counts": counts, "framing_redraws": sum(s.get("framing_redraws", 0) for s in shards),
+        "rate": base.rate if live else None, "eta_seconds": base.eta_seconds if live else None,
+        "error": base.error if state == "FAILED" else None,
+    })
+    text = format_progress_text(snap)
+    if state == "INTERRUPTED":
+        text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
+    data = {**_snapshot_dict(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
+    return RunStatus(state=state, text=text, data=data)
+
+
+def _snapshot_dict(snap) -> dict:
+    from trajgen.progress import snapshot_to_json
+
+    return snapshot_to_json(snap)
+
+
+# ---------------------------------------------------------------- generate / resume
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    total_samples: int
+    made_shards: int
+    made_samples: int
+    seconds: float
+    already_complete: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.made_samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
+    """runs/YYYYMMDD_HHMM_n<N> in local time; -2, -3 ... if that minute is taken."""
+    name = f"{datetime.now():%Y%m%d_%H%M}_n{config.n}"
+    out, k = base / name, 1
+    while out.exists():
+        k += 1
+        out = base / f"{name}-{k}"
+    return out
+
+
+def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
+             scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
+             check_space: bool = True) -> RunSummary:
+    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+    root = Path(out) if out is not None else default_out(config)
+    _check_new_run_dir(root)
+    if check_space:
+        from trajgen.preflight import require_free_space
+
+        require_free_space(config, root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create {root}: {e.strerror or e}; choose another --out") from None
+    paths = RunPaths(root)
+    with _locked(paths):
+        _check_new_run_dir(root)  # again, now that no one else can be creating it
+        _fs.clear_dir(paths.tmp)
+        paths.shards.mkdir(exist_ok=True)
+        try:
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config)), paths.tmp)
+            _fs.atomic_write_bytes(paths.manifest, _json_bytes(new_manifest(config)), paths.tmp)
+        except OSError as e:
+            _fs.clear_dir(paths.tmp)
+            then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
+            raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
+                               f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
+        return _work(paths, config, new_manifest(config), workers=workers, scheduler=scheduler,
+                     progress_interval=progress_interval, show_bar=show_bar)
+
+
+def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
+           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False) -> RunSummary:
+    """Finish a run: make only the shards its manifest does not list."""
+    paths = _existing_run(run_dir)
+    manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
+    config = read_config(paths.root)
+    with _locked(paths):
+        if manifest is not None:
+            manifest = read_manifest(paths.root)  # again, now that it is ours
+            if GenerationConfig.from_dict(manifest["config"]) != config:
+                raise RunError(f"{paths.manifest} and {paths.config} describe different runs; the run is damaged")
+        else:  # crashed between writing config.json and the first manifest: nothing was committed
+            manifest = new_manifest(config)
+        if manifest["status"] == "complete":
+            _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
+            return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
+        return _work(paths, config, manifest, workers=workers, scheduler=scheduler,
+                     progress_interval=progress_interval, show_bar=show_bar)
+
+
+def _config_file(config: GenerationConfig) -> dict:
+    from trajgen import __version__
+
+    return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict()}
+
+
+def _check_new_run_dir(root: Path) -> None:
+    if (root / "config.json").exists() or (root / "manifest.json").exists():
+        raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
+    if root.exists() and not root.is_dir():
+        raise RunError(f"{root} exists and is not a directory; choose another --out")
+    if root.is_dir():
+        # what a crash before config.json was committed leaves behind may be reused
+        leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
+        shards = root / "shards"
+        if leftovers or (shards.is_dir() and any(shards.iterdir())):
+            raise RunError(f"{root} is not empty and not a trajgen run; choose another --out (nothing was changed)")
+
+
+@contextmanager
+def _locked(paths: RunPaths) -> Iterator[None]:
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    try:
+        fd = _fs.try_lock(paths.lock, holder)
+    except OSError as e:
+        raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
+    if fd is None:
+        who = _fs.read_text(paths.lock).strip() or "another process"
+        raise RunLockedError(f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
+                             f"{shlex.quote(str(paths.root))}) or stop that process first")
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _log_line(event: str) -> str:
+    return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
+
+
+def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, *, workers, scheduler, progress_interval,
+          show_bar) -> RunSummary:
+    """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
+    from trajgen.executors import choose_executor
+
+    committed = {s["index"] for s in manifest["shards"]}
+    todo = [k for k in range(config.num_shards) if k not in committed]
+    _fs.clear_dir(paths.tmp)
+    _remove_unlisted_shards(paths, committed)
+    executor = choose_executor(workers=workers, scheduler=scheduler, shards=len(todo))
+    done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
+    reporter = ProgressReporter(
+        paths.root, paths.root, paths.tmp, total_samples=config.n, total_shards=config.num_shards,
+        checkpoint_every=config.checkpoint_every, class_counts=done_counts,
+        completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
+        framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
+        interval=progress_interval, bar=show_bar,
+    )
+    started = time.monotonic()
+    made_samples = 0
+    current = None  # the shard being committed, for error messages
+    signals = _SignalGuard()
+    try:
+        with signals:
+            try:
+                _fs.append_line(paths.log, _log_line(
+                    f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
+                    f"shards_to_make={len(todo)} of {config.num_shards}"))
+                reporter.start()
+                results = executor.run(produce_shard, config, str(paths.root), todo)
+                with closing(results):
+                    for result in results:
+                        with signals.deferred():  # a commit is never cut in half by Ctrl-C
+                            current = result.index
+                            manifest["shards"].append(result.manifest_entry())
+                            manifest["shards"].sort(key=lambda s: s["index"])
+                            if len(manifest["shards"]) == config.num_shards:
+                                manifest["status"] = "complete"
+                            _fs.atomic_write_bytes(paths.manifest, _json_bytes(manifest), paths.tmp)
+                            _fs.append_line(paths.log, _log_line(
+                                f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
+                            made_samples += result.count
+                            reporter.commit(result.count, result.class_counts, result.redraws)
+                            current = None
+                seconds = time.monotonic() - started
+                _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
+                reporter.finish("COMPLETE")
+            except OSError as e:
+                where = f"commit shard {current} ({shard_file(current)})" if current is not None else "write the run's log or progress files"
+                raise ShardWriteError(f"could not {where}: {_os_reason(e)}", e.errno) from None
+    except Interrupted as e:
+        _fs.clear_dir(paths.tmp)
+        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"stop: {e}")))
+        _best_effort(lambda: reporter.finish("STOPPED"))
+        raise Interrupted(e.signum, f"{e}; the run is resumable: {resume_command(paths.root)}") from None
+    except StorageError as e:
+        advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
+        message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
+        _best_effort(lambda: _fs.clear_dir(paths.tmp))
+        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
+        _best_effort(lambda: reporter.finish("FAILED", error=str(e)))
+        raise StorageError(message) from None
+    except BaseException as e:
+        _best_effort(lambda: reporter.finish("FAILED", error=" ".join(str(e).split()) or type(e).__name__))
+        raise
+    return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
+
+
+def _best_effort(action) -> None:
+    try:
+        action()
+    except Exception:
+        pass
+
+
+def _remove_unlisted_shards(paths: RunPaths, committed: set[int]) -> None:
+    """A shard file the manifest does not list is not done (a crash between rename and commit)."""
+    listed = {paths.shard(k).name for k in committed}
+    for p in paths.shards.glob("shard-*.npz"):
+        if p.name not in listed:
+            p.unlink()
+
+
+class _SignalGuard:
+    """SIGINT/SIGTERM raise Interrupted at once, except inside ``deferred()`` (a commit),
+    where they are held until the commit is whole."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self._depth:
+            self._pending = signum
+            return
+        raise Interrupted(signum)
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    @contextmanager
+    def deferred(self):
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if self._pending is not None and not self._depth:
+            signum, self._pending = self._pending, None
+            raise Interrupted(signum)
