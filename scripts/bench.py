@@ -21,9 +21,9 @@ import numpy as np
 
 from trajgen import GenerationConfig, __version__, make_sample
 from trajgen.camera import max_coverage, frame
-from trajgen.motions import MOTIONS, UNIFORMS_PER_DRAW, augment_params, draw_augmentation
+from trajgen.motions import MOTIONS
 from trajgen.render import render_video
-from trajgen.sample import _UNIFORMS, _times, sample_rng
+from trajgen.sample import _times, sample_rng, simulate
 
 
 def draw_only(config: GenerationConfig, count: int, points: np.ndarray) -> None:
@@ -42,15 +42,9 @@ def stages(config: GenerationConfig, start: int, count: int) -> dict[str, float]
     t = _times(config.frames)
     for index in range(start, start + count):
         t0 = time.perf_counter()
-        rng = sample_rng(config.seed, index)
         motion = MOTIONS[config.classes[index % len(config.classes)]]
-        u = rng.random(_UNIFORMS).tolist()
-        aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
-        params = augment_params(motion, motion.draw(u), aug)
-        points = motion.path(params, t)
-        if aug.noise_std > 0:
-            points = points + rng.normal(0.0, aug.noise_std, points.shape)
-        motion.equation(params), motion.description(params)
+        u, aug, params, points = simulate(config, motion, sample_rng(config.seed, index), t)
+        motion.equation(params), motion.description(params) + aug.describe()
         t1 = time.perf_counter()
         framing = frame(points, motion.view_normal(params), u[-4:], config.size, coverage)
         t2 = time.perf_counter()

@@ -172,3 +172,11 @@ def test_any_config_is_in_frame_finite_deterministic_and_covered(config, index):
     again = make_sample(config, index)
     np.testing.assert_array_equal(s.video, again.video)
     np.testing.assert_array_equal(s.points_2d, again.points_2d)
+
+
+def test_rendering_into_a_given_array_gives_the_same_video():
+    buffer = np.zeros((3, 16, 64, 64, 3), np.uint8)
+    s = make_sample(DEFAULT, 9, out=buffer[1])
+    np.testing.assert_array_equal(buffer[1], make_sample(DEFAULT, 9).video)
+    assert s.video is buffer[1] or np.shares_memory(s.video, buffer)
+    assert not buffer[0].any() and not buffer[2].any()

@@ -98,15 +98,19 @@ def _circle(p: Params, t: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(angle), np.sin(angle)], axis=1) @ ab + p["c"]
 
 
+def _circle_equation(p: Params, radius: float) -> str:
+    return (
+        f"p(t) = {_v(p['c'])} + {radius:.2f}·(cos({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['a'])}"
+        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])})"
+    )
+
+
 CIRCULAR = Motion(
     name="circular",
     draw=_circular_draw,
     path=_circle,
     view_normal=lambda p: p["normal"],
-    equation=lambda p: (
-        f"p(t) = {_v(p['c'])} + {p['R']:.2f}·(cos({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['a'])}"
-        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])})"
-    ),
+    equation=lambda p: _circle_equation(p, p["R"]),
     description=lambda p: (
         f"Moves {'anticlockwise' if p['omega'] > 0 else 'clockwise'} round a circle of radius {p['R']:.2f}, "
         f"sweeping {abs(math.degrees(p['omega'])):.0f}° at {abs(p['omega']):.2f} rad/s."
@@ -138,10 +142,7 @@ HELICAL = Motion(
     draw=_helical_draw,
     path=_helix,
     view_normal=lambda p: p["a"],  # side-on: a helix seen along its axis would be a circle
-    equation=lambda p: (
-        f"p(t) = {_v(p['c'])} + {p['r']:.2f}·(cos({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['a'])}"
-        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])}) + {p['h']:.2f}t·{_v(p['k'])}"
-    ),
+    equation=lambda p: f"{_circle_equation(p, p['r'])} + {p['h']:.2f}t·{_v(p['k'])}",
     description=lambda p: (
         f"Spirals along a helix of radius {p['r']:.2f} and pitch {p['h'] * 2 * math.pi / abs(p['omega']):.2f}, "
         f"making {abs(p['omega']) / (2 * math.pi):.1f} turns."

@@ -13,10 +13,12 @@ _SHIFT = 4  # fixed-point bits: cv2 draws at 1/16 px positions
 _ONE = 1 << _SHIFT
 
 
-def render_video(points_2d: np.ndarray, config: GenerationConfig) -> np.ndarray:
-    """(T, 2) pixel positions → (T, H, W, 3) uint8 RGB frames, dots anti-aliased at sub-pixel position."""
+def render_video(points_2d: np.ndarray, config: GenerationConfig, out: np.ndarray | None = None) -> np.ndarray:
+    """(T, 2) pixel positions → (T, H, W, 3) uint8 RGB frames, dots anti-aliased at sub-pixel position.
+
+    ``out``, if given, is the C-contiguous array to draw into (e.g. a row of a shard's videos)."""
     frames = len(points_2d)
-    video = np.empty((frames, config.size, config.size, 3), np.uint8)
+    video = np.empty((frames, config.size, config.size, 3), np.uint8) if out is None else out
     video[...] = _blank_frame(config.size, config.background)  # frame-wise copy: 100× faster than a colour tuple
     centres = [tuple(p) for p in np.rint(points_2d * _ONE).astype(np.int64).tolist()]
     radius = int(round(config.radius * _ONE))

@@ -115,8 +115,7 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
     for label in range(len(classes)):
         first = indices.start + (label - indices.start) % len(classes)
         for i in range(first, indices.stop, len(classes)):
-            s = make_sample(config, i)
-            videos[i - indices.start] = s.video
+            s = make_sample(config, i, out=videos[i - indices.start])
             rest[i - indices.start] = (s.label, s.trajectory_3d, s.points_2d, s.camera, s.equation, s.description, s.redraws)
     labels, trajectories, points, cameras, equations, descriptions, redraws = zip(*rest)
     arrays = {

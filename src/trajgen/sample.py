@@ -49,8 +49,22 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence((seed, index))))
 
 
-def make_sample(config: GenerationConfig, index: int) -> Sample:
-    """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index)."""
+def simulate(config: GenerationConfig, motion, rng: np.random.Generator, t: np.ndarray):
+    """One draw of a path: (uniforms, augmentation, parameters, (T, 3) points with noise)."""
+    u = rng.random(_UNIFORMS).tolist()
+    aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
+    params = augment_params(motion, motion.draw(u), aug)
+    points = motion.path(params, t)
+    if aug.noise_std > 0:
+        points = points + rng.normal(0.0, aug.noise_std, points.shape)
+    return u, aug, params, points
+
+
+def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
+    """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index).
+
+    ``out``: an optional C-contiguous uint8 (T, H, W, 3) array to render into, so a shard
+    can be filled without a copy; the sample's ``video`` is then that array."""
     if index < 0:
         raise TrajgenError(f"sample index must be ≥ 0, got {index}")
     rng = sample_rng(config.seed, index)
@@ -59,12 +73,7 @@ def make_sample(config: GenerationConfig, index: int) -> Sample:
     t = _times(config.frames)
     coverage = min(config.coverage, max_coverage(config.size, config.radius))
     for redraws in range(MAX_REDRAWS):
-        u = rng.random(_UNIFORMS).tolist()
-        aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
-        params = augment_params(motion, motion.draw(u), aug)
-        points = motion.path(params, t)
-        if aug.noise_std > 0:
-            points = points + rng.normal(0.0, aug.noise_std, points.shape)
+        u, aug, params, points = simulate(config, motion, rng, t)
         framing = frame(points, motion.view_normal(params), u[-UNIFORMS_PER_CAMERA:], config.size, coverage)
         if framing is not None:
             break
@@ -74,7 +83,7 @@ def make_sample(config: GenerationConfig, index: int) -> Sample:
         index=index,
         label=label,
         class_name=motion.name,
-        video=render_video(framing.points_2d, config),
+        video=render_video(framing.points_2d, config, out),
         trajectory_3d=points.astype(np.float32),
         points_2d=framing.points_2d.astype(np.float32),
         camera=framing.camera.astype(np.float32),
