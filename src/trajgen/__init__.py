@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from trajgen.config import GenerationConfig
+from trajgen.dataset import Run, open_run
 from trajgen.errors import ConfigError, TrajgenError
 from trajgen.sample import Sample, make_sample
 
@@ -11,4 +12,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["ConfigError", "GenerationConfig", "Sample", "TrajgenError", "__version__", "make_sample"]
+__all__ = ["ConfigError", "GenerationConfig", "Run", "Sample", "TrajgenError", "__version__", "make_sample", "open_run"]

@@ -194,3 +194,78 @@ def _cpus() -> int:
     import os
 
     return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- using a run: verify, export, preview
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--deep", is_flag=True, help="Also regenerate a seeded random subset of samples and compare bytes.")
+@translate_errors
+def verify(run_dir, deep):
+    """Check a run; exit 0 only when every check passes.
+
+    Checks checksums and sizes, counts and class balance, arrays, indices, labels,
+    points in frame, duplicate videos and stray files, and names each bad file.
+
+    \b
+    Example:
+      trajgen verify runs/20261128_1150_n10000 --deep
+    """
+    from trajgen.verify import verify_run
+
+    report = verify_run(run_dir, deep=deep)
+    click.echo(report.text)
+    if not report.ok:
+        click.echo(f"Error: {report.summary}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Output .npz [default: RUN_DIR/YYYYMMDD_HHMM_dataset_<N>_validated.npz].")
+@click.option("--layout", type=click.Choice(["nthwc", "ntchw"]), default="nthwc", show_default=True,
+              help="Video axes: (N, T, H, W, C) or (N, T, C, H, W).")
+@click.option("--dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
+              help="uint8 0-255, or float32 in [0, 1].")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@translate_errors
+def export(run_dir, out, layout, dtype, force):
+    """Write a complete run as one .npz, streamed shard by shard.
+
+    Keys: videos, labels, trajectory_3d, equations, descriptions, points_2d, index,
+    camera. Memory stays about one shard whatever the run size.
+
+    \b
+    Example:
+      trajgen export runs/20261128_1150_n10000
+      trajgen export runs/20261128_1150_n10000 -o old_layout.npz --layout ntchw --dtype float32
+    """
+    from trajgen.export import export_run
+
+    path = export_run(run_dir, out, layout=layout, dtype=dtype, force=force)
+    click.echo(f"Exported {path} ({path.stat().st_size / 1e6:,.1f} MB, layout {layout}, {dtype})")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Contact sheet PNG [default: RUN_DIR/preview.png, replaced].")
+@click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4.")
+@click.option("--per-class", type=click.IntRange(min=1), default=6, show_default=True, help="Samples per class (row).")
+@translate_errors
+def preview(run_dir, out, video, per_class):
+    """Draw a run as a contact sheet PNG (and optionally an MP4).
+
+    One row per class; each cell is a sample's frames blended with a fading trail.
+    Works on a run in progress.
+
+    \b
+    Example:
+      trajgen preview runs/20261128_1150_n10000 --per-class 8 --video grid.mp4
+    """
+    from trajgen.preview import make_preview
+
+    result = make_preview(run_dir, out, video=video, per_class=per_class)
+    click.echo(f"Preview {result.png}" + (f" and {result.video}" if result.video else ""))

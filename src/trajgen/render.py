@@ -45,3 +45,39 @@ def _blank_frame(size: int, background: tuple[int, int, int]) -> np.ndarray:
     frame[...] = background
     frame.flags.writeable = False
     return frame
+
+
+# ---------------------------------------------------------------- pictures for people (preview)
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
+             color: tuple[int, int, int] = (40, 40, 40)) -> None:
+    """Write ``text`` on an RGB image in place; ``org`` is the baseline's left end."""
+    cv2.putText(image, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
+
+
+def text_width(text: str, scale: float = 0.45) -> int:
+    return cv2.getTextSize(text, _FONT, scale, 1)[0][0]
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """RGB uint8 image → PNG file bytes."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]))
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
+        raise ValueError("OpenCV could not encode the PNG")
+    return data.tobytes()
+
+
+def write_mp4(path: str, frames, fps: float, width: int, height: int) -> bool:
+    """Write RGB uint8 frames of width×height to an MP4 (mp4v); False if OpenCV cannot open a writer."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        return False
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    finally:
+        writer.release()
+    return True

@@ -79,21 +79,31 @@ def _canonical(arr):
     return arr
 
 
+def zip_member(name, compress_level):
+    """A zip entry whose bytes depend on nothing but its name and content (fixed date and mode)."""
+    info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+    info.compress_type = zipfile.ZIP_STORED if compress_level == 0 else zipfile.ZIP_DEFLATED
+    info._compresslevel = compress_level or None
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def npy_header(dtype, shape):
+    """The .npy header of an array of this dtype and shape, without the array."""
+    return _npy_header(np.broadcast_to(np.zeros((), dtype), shape))
+
+
 def encode_shard(arrays, compress_level):
     """The .npz bytes for one shard; identical input gives identical bytes."""
     if not isinstance(compress_level, int) or not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level must be an integer 0-9 (got {compress_level!r})")
     validate_shard_arrays(arrays)
-    method = zipfile.ZIP_STORED if compress_level == 0 else zipfile.ZIP_DEFLATED
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for key in SHARD_KEYS:
             arr = _canonical(arrays[key])
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=_FIXED_DATE)
-            info.compress_type = method
-            info._compresslevel = compress_level or None
-            info.create_system = 3
-            info.external_attr = 0o644 << 16
+            info = zip_member(f"{key}.npy", compress_level)
             raw = arr.reshape(-1).view(np.uint8)
             with zf.open(info, "w", force_zip64=True) as out:
                 out.write(_npy_header(arr))

@@ -1,0 +1,178 @@
+"""Reading a run: ``open_run(path)`` → a Run of the samples its manifest lists.
+
+Only committed shards exist for a reader, so a run that is still being written (or
+was interrupted) reads as the samples committed when it was opened. Positions
+``run[0] … run[len(run) - 1]`` follow global index order over those samples; on a
+complete run position i is sample i. Opening reads manifest.json only; a shard is
+decoded when first needed, and at most ``cache_shards`` decoded shards are kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import zipfile
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from trajgen.config import GenerationConfig
+from trajgen.errors import ConfigError, CorruptShardError
+from trajgen.run import RunPaths, read_manifest, shard_file
+from trajgen.sample import Sample
+from trajgen.shards import SHARD_KEYS, read_shard
+
+DEFAULT_CACHE_SHARDS = 2
+
+
+def open_run(path: os.PathLike | str, *, cache_shards: int = DEFAULT_CACHE_SHARDS) -> "Run":
+    """Open a run directory for reading (complete, in progress or interrupted)."""
+    return Run(path, cache_shards=cache_shards)
+
+
+class Run:
+    """The committed samples of a run, as ``trajgen.Sample`` objects or numpy arrays."""
+
+    def __init__(self, path: os.PathLike | str, *, cache_shards: int = DEFAULT_CACHE_SHARDS):
+        if cache_shards < 1:
+            raise ConfigError(f"cache_shards must be ≥ 1, got {cache_shards}")
+        self.root = Path(path)
+        self.manifest = read_manifest(self.root)
+        self.config = GenerationConfig.from_dict(self.manifest["config"])
+        self.shards: list[dict] = sorted(self.manifest["shards"], key=lambda s: s["index"])
+        self._offsets = np.cumsum([0] + [s["count"] for s in self.shards]).tolist()
+        self._cache_shards = cache_shards
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self._labels: np.ndarray | None = None
+
+    # ------------------------------------------------------------ description
+    classes = property(lambda self: tuple(self.manifest["classes"]))
+    total_samples = property(lambda self: self.manifest["total_samples"], doc="Samples the run will hold when complete.")
+    total_shards = property(lambda self: self.manifest["num_shards"])
+    committed_shards = property(lambda self: len(self.shards))
+    complete = property(lambda self: self.manifest["status"] == "complete")
+    cached_shards = property(lambda self: len(self._cache))
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else "in progress"
+        return (f"<Run {str(self.root)!r}: {len(self):,} of {self.total_samples:,} samples, "
+                f"{self.committed_shards}/{self.total_shards} shards committed ({state})>")
+
+    # ------------------------------------------------------------ samples
+    def __getitem__(self, position: int) -> Sample:
+        slot, row = self._locate(position)
+        return self._sample(self._decoded(slot), row)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for arrays in self.iter_shards():
+            for row in range(len(arrays["index"])):
+                yield self._sample(arrays, row)
+
+    def iter_shards(self) -> Iterator[dict[str, np.ndarray]]:
+        """Each committed shard's arrays in index order, one at a time (bypasses the cache)."""
+        for entry in self.shards:
+            yield self._read(entry)
+
+    # ------------------------------------------------------------ arrays
+    @property
+    def labels(self) -> np.ndarray:
+        """All labels (int64), read from each shard's `labels` member alone: no video is decoded."""
+        if self._labels is None:
+            parts = []
+            for entry in self.shards:
+                path = self._path(entry)
+                try:
+                    with np.load(path, allow_pickle=False) as z:  # members load lazily: only labels is read
+                        parts.append(z["labels"])
+                except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({type(e).__name__}: "
+                                            f"{' '.join(str(e).split())}); check the run with: trajgen verify {self.root}") from None
+            self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
+        return self._labels
+
+    def arrays(self, indices: Sequence[int] | None = None, keys: Iterable[str] = SHARD_KEYS) -> dict[str, np.ndarray]:
+        """A batch as numpy arrays, rows in the order of ``indices`` (positions; None = every sample)."""
+        keys = tuple(keys)
+        unknown = [k for k in keys if k not in SHARD_KEYS]
+        if unknown:
+            raise KeyError(f"unknown array(s) {', '.join(unknown)}; shards hold {', '.join(SHARD_KEYS)}")
+        if indices is None:  # every sample: as much memory as the whole run's arrays
+            parts = [{k: a[k] for k in keys} for a in self.iter_shards()]
+            return {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in keys}
+        located = np.array([self._locate(int(i)) for i in indices], np.int64).reshape(-1, 2)
+        slots, rows = located[:, 0], located[:, 1]
+        by_slot = np.argsort(slots, kind="stable")
+        parts = []
+        needed = np.unique(slots).tolist() or [0][: len(self.shards)]  # none asked: shard 0 still gives dtypes, shapes
+        for slot in needed:  # each needed shard decoded once
+            arrays = self._decoded(slot)
+            parts.append({k: arrays[k][rows[slots == slot]] for k in keys})
+        if not parts:
+            return {k: np.empty(0) for k in keys}
+        back = np.argsort(by_slot)  # from shard-grouped rows back to the order asked for
+        return {k: np.concatenate([p[k] for p in parts])[back] for k in keys}
+
+    # ------------------------------------------------------------ torch
+    def torch_dataset(self, frames: int | None = None):
+        """A map-style ``torch.utils.data.Dataset`` of (video float32 (C, T, H, W) in [0, 1], label).
+
+        ``frames`` keeps the first ``frames`` frames of each video (default: all)."""
+        from trajgen._torch import VideoDataset  # torch is imported here only: it is an optional extra
+
+        return VideoDataset(self, frames)
+
+    # ------------------------------------------------------------ internals
+    def _locate(self, position: int) -> tuple[int, int]:
+        n = len(self)
+        if position < 0:
+            position += n
+        if not 0 <= position < n:
+            raise IndexError(f"sample position {position} is out of range: {n:,} samples are committed")
+        slot = bisect.bisect_right(self._offsets, position) - 1
+        return slot, position - self._offsets[slot]
+
+    def _sample(self, arrays: dict[str, np.ndarray], row: int) -> Sample:
+        label = int(arrays["labels"][row])
+        return Sample(
+            index=int(arrays["index"][row]),
+            label=label,
+            class_name=self.classes[label],
+            # copies, so a kept sample neither pins nor can change a whole decoded shard
+            video=arrays["videos"][row].copy(),
+            trajectory_3d=arrays["trajectory_3d"][row].copy(),
+            points_2d=arrays["points_2d"][row].copy(),
+            camera=arrays["camera"][row].copy(),
+            equation=str(arrays["equations"][row]),
+            description=str(arrays["descriptions"][row]),
+            redraws=0,  # the manifest keeps framing redraws per shard only
+        )
+
+    def _decoded(self, slot: int) -> dict[str, np.ndarray]:
+        if slot in self._cache:
+            self._cache.move_to_end(slot)
+            return self._cache[slot]
+        arrays = self._read(self.shards[slot])
+        self._cache[slot] = arrays
+        while len(self._cache) > self._cache_shards:
+            self._cache.popitem(last=False)
+        return arrays
+
+    def _path(self, entry: dict) -> Path:
+        return RunPaths(self.root).shard(entry["index"])
+
+    def _read(self, entry: dict) -> dict[str, np.ndarray]:
+        path = self._path(entry)
+        arrays = read_shard(path)
+        if len(arrays["index"]) != entry["count"]:
+            raise CorruptShardError(f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "
+                                    f"says {entry['count']}; check the run with: trajgen verify {self.root}")
+        return arrays
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": OrderedDict()}  # workers decode their own shards

@@ -1,0 +1,164 @@
+"""preview: what a run looks like — a contact sheet PNG (one labelled row per class, each
+cell all frames blended with a fading trail) and optionally the same grid as an MP4.
+
+Reads the committed shards only, so it works on a run in progress. Drawing and
+encoding are in render.py (the one module that imports cv2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trajgen import _fs, render
+from trajgen.dataset import open_run
+from trajgen.errors import ConfigError, StorageError
+from trajgen.run import RunError
+
+DEFAULT_PER_CLASS = 6
+MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
+PAD, LABEL_W, TITLE_H = 8, 110, 28
+FPS = 8
+_BACKDROP = (255, 255, 255)
+_EMPTY = (235, 235, 235)
+_FRAME = (200, 200, 200)
+_CAPTION = (110, 110, 110)
+
+
+class PreviewError(StorageError):
+    """The preview image or video could not be written."""
+
+
+@dataclass(frozen=True)
+class Preview:
+    png: Path
+    video: Path | None
+    rows: int
+    cols: int
+    cell: int  # px, one upscaled sample
+    samples: list  # per row (class), the global indices shown
+    title: str
+
+    @property
+    def width(self) -> int:
+        return LABEL_W + PAD + self.cols * (self.cell + PAD)
+
+    @property
+    def height(self) -> int:
+        return TITLE_H + PAD + self.rows * (self.cell + PAD)
+
+    video_width = property(lambda self: self.width + self.width % 2)  # codecs want even sizes
+    video_height = property(lambda self: self.height + self.height % 2)
+
+    def cell_box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        x, y = LABEL_W + PAD + col * (self.cell + PAD), TITLE_H + PAD + row * (self.cell + PAD)
+        return x, y, x + self.cell, y + self.cell
+
+    def label_box(self, row: int) -> tuple[int, int, int, int]:
+        _, y, _, y1 = self.cell_box(row, 0)
+        return PAD, y, LABEL_W, y1
+
+
+def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = None, video: os.PathLike | str | None = None,
+                 per_class: int = DEFAULT_PER_CLASS) -> Preview:
+    """Write the contact sheet to ``out`` (default RUN_DIR/preview.png, replaced if present) and,
+    if ``video`` is given, the MP4; the first ``per_class`` committed samples of each class."""
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ConfigError(f"per_class (--per-class) must be an integer ≥ 1, got {per_class!r}")
+    run = open_run(run_dir)
+    if len(run) == 0:
+        raise RunError(f"{run.root} has no shards committed yet; nothing to preview (see: trajgen status {run.root})")
+    out = Path(out) if out is not None else run.root / "preview.png"
+    for target in (out, video):
+        if target is not None and not Path(target).parent.is_dir():
+            raise PreviewError(f"{Path(target).parent} does not exist; create it or choose another path")
+
+    config = run.config
+    labels = run.labels
+    picked = [np.flatnonzero(labels == c)[:per_class].tolist() for c in range(len(run.classes))]
+    batch = run.arrays([p for row in picked for p in row], keys=("videos", "index"))
+    videos, flat_index = iter(batch["videos"]), iter(batch["index"].tolist())
+    cells = [[next(videos) for _ in row] for row in picked]
+    preview = Preview(
+        png=out, video=Path(video) if video is not None else None, rows=len(run.classes), cols=per_class,
+        cell=config.size * max(1, math.ceil(MIN_CELL / config.size)),
+        samples=[[next(flat_index) for _ in row] for row in picked],
+        title=(f"{run.root.name}: {len(run):,} of {run.total_samples:,} samples, {run.committed_shards}/{run.total_shards} "
+               f"shards{'' if run.complete else ' (in progress)'}"),
+    )
+    base = _canvas(preview, run.classes)
+    sheet = base[: preview.height, : preview.width].copy()
+    for r, row in enumerate(cells):
+        for c, v in enumerate(row):
+            _paste(sheet, preview, r, c, blend_trail(v, config.background))
+            x0, y0, x1, y1 = preview.cell_box(r, c)
+            text = f"{len(v)} frames"
+            render.put_text(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4), 0.35, _CAPTION)
+            render.put_text(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12), 0.35, _CAPTION)
+    try:
+        _fs.atomic_write_bytes(out, render.encode_png(sheet), out.parent)
+    except OSError as e:
+        raise PreviewError(f"could not write {out}: {e.strerror or e}") from None
+    if video is not None:
+        _write_video(preview, base, cells)
+    return preview
+
+
+def blend_trail(video: np.ndarray, background) -> np.ndarray:
+    """All frames of a (T, H, W, 3) video in one image: each frame's ink laid over the last,
+    older frames fainter, so the path reads as a trail ending at the newest position."""
+    bg = np.asarray(background, np.float32)
+    out = np.broadcast_to(bg, video.shape[1:]).copy()
+    frames = len(video)
+    for t, frame in enumerate(video.astype(np.float32)):
+        ink = np.abs(frame - bg).max(axis=-1, keepdims=True) / 255.0
+        alpha = ink * (0.15 + 0.85 * (t + 1) / frames)
+        out += alpha * (frame - out)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _canvas(p: Preview, classes) -> np.ndarray:
+    """The static parts: title, class labels, cell frames, empty cells grey."""
+    image = np.empty((p.video_height, p.video_width, 3), np.uint8)
+    image[...] = _BACKDROP
+    scale = min(0.45, 0.45 * (p.width - 2 * PAD) / render.text_width(p.title, 0.45))  # narrow grids: smaller title
+    render.put_text(image, p.title, (PAD, TITLE_H - 9), scale)
+    for r, name in enumerate(classes):
+        x0, y0, x1, y1 = p.label_box(r)
+        render.put_text(image, name, (x0, (y0 + y1) // 2 + 5), 0.5)
+        for c in range(p.cols):
+            cx0, cy0, cx1, cy1 = p.cell_box(r, c)
+            image[cy0 - 1 : cy1 + 1, cx0 - 1 : cx1 + 1] = _FRAME  # a 1 px frame just outside the cell
+            image[cy0:cy1, cx0:cx1] = _EMPTY if c >= len(p.samples[r]) else _BACKDROP
+    return image
+
+
+def _paste(image: np.ndarray, p: Preview, row: int, col: int, picture: np.ndarray) -> None:
+    k = p.cell // picture.shape[0]
+    x0, y0, x1, y1 = p.cell_box(row, col)
+    image[y0:y1, x0:x1] = picture.repeat(k, axis=0).repeat(k, axis=1)  # nearest: pixels stay crisp
+
+
+def _write_video(p: Preview, base: np.ndarray, cells: list) -> None:
+    frames_total = max(len(v) for row in cells for v in row)
+
+    def frames():
+        for t in range(frames_total):
+            image = base.copy()
+            render.put_text(image, f"frame {t + 1}/{frames_total}", (PAD, p.height - PAD - 2), 0.4)
+            for r, row in enumerate(cells):
+                for c, v in enumerate(row):
+                    _paste(image, p, r, c, v[t])
+            yield image
+
+    partial = p.video.parent / f".{p.video.stem}.{os.getpid()}.partial{p.video.suffix or '.mp4'}"
+    try:
+        if not render.write_mp4(str(partial), frames(), FPS, p.video_width, p.video_height):
+            raise PreviewError(f"OpenCV cannot write MP4 video to {p.video}; check the path, or leave out --video")
+        os.replace(partial, p.video)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,281 @@
+"""verify: check a run against its manifest and the shard contract, shard by shard.
+
+Reads only. Memory: one decoded shard at a time plus an 8-byte hash per sample for
+the duplicate check. The report names each bad file and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trajgen import _fs
+from trajgen.camera import CAMERA_COLUMNS, is_visible
+from trajgen.config import GenerationConfig
+from trajgen.errors import CorruptShardError
+from trajgen.run import RunPaths, read_config, read_manifest, resume_command, shard_file
+from trajgen.sample import make_sample
+from trajgen.shards import read_shard, sha256_file
+
+DEEP_SAMPLES = 200
+RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock"}
+RUN_DIRS = {"shards", ".tmp"}
+# what users make from a run and may keep in it: exports and previews
+PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
+_SHOWN = 5  # sample indices listed per problem
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str  # relative to the run directory
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    run_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    total_shards: int = 0
+    listed_shards: int = 0
+    listed_samples: int = 0
+    checked_shards: int = 0
+    checked_samples: int = 0
+    deep_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, file: str, message: str) -> None:
+        self.problems.append(Problem(file, message))
+
+    @property
+    def text(self) -> str:
+        lines = [f"Checked {self.run_dir}: {self.listed_shards:,} of {self.total_shards:,} shards committed "
+                 f"({self.listed_samples:,} samples), {self.checked_shards:,} readable"]
+        lines += [f"  {note}" for note in self.notes]
+        if self.ok:
+            lines.append("OK: every check passed")
+            return "\n".join(lines)
+        by_file: dict[str, list[str]] = {}
+        for p in self.problems:
+            by_file.setdefault(p.file, []).append(p.message)
+        lines.append(f"PROBLEMS: {len(self.problems)} in {len(by_file)} file(s)")
+        lines += [f"  {file}: {message}" for file, messages in by_file.items() for message in messages]
+        return "\n".join(lines)
+
+    @property
+    def summary(self) -> str:
+        """One line for the CLI's Error: what failed and what to do next."""
+        files = list(dict.fromkeys(p.file for p in self.problems))
+        if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
+            return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        damaged = any(p.file.startswith("shards/") and not p.message.startswith(("is not listed", "stray"))
+                      for p in self.problems)
+        advice = ("restore the damaged shards from a backup, or make the run again with the same config "
+                  "(the bytes will be identical)" if damaged else "see the report above for what to do with each")
+        return f"verify found {len(self.problems)} problem(s) in {shown}; {advice}"
+
+
+def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0) -> VerifyReport:
+    """Check every listed shard (size, sha256, keys, dtypes, shapes, indices, labels, class
+    balance, points in frame), duplicates across the run, and stray files. With ``deep``,
+    regenerate ``deep_samples`` randomly chosen samples (seeded) and compare them."""
+    paths = RunPaths(Path(run_dir))
+    manifest = read_manifest(paths.root)  # RunError when missing or not a run
+    config = GenerationConfig.from_dict(manifest["config"])
+    report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]))
+    if read_config(paths.root) != config:
+        report.add("config.json", "describes a different run than manifest.json")
+    in_progress = _fs.is_locked(paths.lock)
+    entries = _check_plan(report, manifest, config, in_progress)
+    report.listed_samples = sum(e["count"] for e in entries)
+
+    starts = np.cumsum([0] + [e["count"] for e in entries])
+    hashes = np.zeros(int(starts[-1]), np.uint64)  # the duplicate check's whole memory
+    hashed = np.zeros(int(starts[-1]), bool)
+    chosen = _deep_choice(starts, deep_samples, seed) if deep else np.empty(0, np.int64)
+    totals = np.zeros(len(config.classes), np.int64)
+    for slot, entry in enumerate(entries):
+        arrays = _check_shard(report, paths, config, entry)
+        if arrays is None:
+            continue
+        report.checked_shards += 1
+        report.checked_samples += len(arrays["index"])
+        labels = arrays["labels"]
+        totals += np.bincount(labels[(labels >= 0) & (labels < len(config.classes))], minlength=len(config.classes))
+        lo = int(starts[slot])
+        for row, video in enumerate(arrays["videos"]):
+            hashes[lo + row] = int.from_bytes(hashlib.blake2b(video.tobytes(), digest_size=8).digest(), "little")
+        hashed[lo : lo + len(arrays["videos"])] = True
+        rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
+        _check_deep(report, config, entry, arrays, rows.tolist())
+    _check_duplicates(report, entries, starts, hashes, hashed)
+    report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
+    if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
+        report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}")
+    if deep:
+        report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample")
+    _check_files(report, paths, entries, in_progress)
+    return report
+
+
+_ENTRY_FIELDS = {"index": int, "file": str, "start": int, "count": int, "sha256": str, "bytes": int, "class_counts": dict}
+
+
+def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, in_progress: bool) -> list[dict]:
+    """The manifest against the config: which shards exist, their ranges, the run's status.
+    Returns the entries the shard checks can use, in index order."""
+    usable: dict[int, dict] = {}
+    for e in manifest["shards"]:
+        if not isinstance(e, dict) or any(type(e.get(f)) is not t for f, t in _ENTRY_FIELDS.items()):
+            report.add("manifest.json", f"has a malformed shard entry: {str(e)[:120]}")
+            continue
+        k = e["index"]
+        if not 0 <= k < config.num_shards or k in usable:
+            report.add("manifest.json", f"lists shard {k} {'twice' if k in usable else 'which the run does not have'}")
+            continue
+        r, name = config.shard_range(k), shard_file(k)
+        if (e["file"], e["start"], e["count"]) != (name, r.start, len(r)):
+            report.add(name, f"manifest entry says file {e['file']}, start {e['start']}, count {e['count']}; "
+                             f"expected {name}, start {r.start}, count {len(r)}")
+            continue
+        usable[k] = e
+    entries = [usable[k] for k in sorted(usable)]
+    done = len(manifest["shards"])
+    if done < config.num_shards:
+        state = "still being written" if in_progress else f"finish it with: {resume_command(report.run_dir)}"
+        report.add("manifest.json", f"run is incomplete: {done} of {config.num_shards} shards committed "
+                                    f"({sum(e['count'] for e in entries):,} of {config.n:,} samples); {state}")
+        if manifest["status"] == "complete":
+            report.add("manifest.json", "status is 'complete' but shards are missing")
+    elif manifest["status"] != "complete":
+        report.add("manifest.json", "every shard is committed but the status is not 'complete'")
+    return entries
+
+
+def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig, entry: dict) -> dict | None:
+    """Size, sha256 and contents of one listed shard; its arrays, or None when unreadable."""
+    name = shard_file(entry["index"])
+    path = paths.root / name
+    if not path.is_file():
+        report.add(name, "is missing (listed in the manifest, not on disk)")
+        return None
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)")
+    elif sha256_file(path) != entry["sha256"]:
+        report.add(name, "sha256 does not match the manifest (the file changed after it was committed)")
+    try:
+        arrays = read_shard(path)
+    except CorruptShardError as e:
+        report.add(name, str(e).replace(f"shard file {path} ", "", 1))
+        return None
+    n, count, size_px = len(arrays["index"]), entry["count"], config.size
+    expected = {"videos": (count, config.frames, size_px, size_px, 3), "camera": (count, len(CAMERA_COLUMNS))}
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            report.add(name, f"{key} has shape {arrays[key].shape}, expected {shape}")
+    if n != count:
+        return None  # nothing below can line up
+    index = arrays["index"]
+    want = np.arange(entry["start"], entry["start"] + count)
+    if not np.array_equal(index, want):
+        if np.array_equal(np.sort(index), want):
+            report.add(name, "index is not in order (it must run from start to end)")
+        else:
+            row = int(np.flatnonzero(np.sort(index) != want)[0])
+            report.add(name, f"index is incomplete: expected {want[0]}..{want[-1]}, first gap near {want[row]}")
+    labels, classes = arrays["labels"], config.classes
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if len(bad):
+        report.add(name, f"{len(bad)} label(s) outside 0..{len(classes) - 1}: {_indices(index[bad])}")
+    counts = np.bincount(labels[(labels >= 0) & (labels < len(classes))], minlength=len(classes)).tolist()
+    if dict(zip(classes, counts)) != entry["class_counts"]:
+        report.add(name, f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}")
+    if max(counts) - min(counts) > 1:
+        report.add(name, f"classes are unbalanced: {dict(zip(classes, counts))}")
+    if arrays["points_2d"].shape[1:] == (config.frames, 2):
+        outside = [row for row in range(n) if not is_visible(arrays["points_2d"][row], size_px, config.radius)]
+        if outside:
+            report.add(name, f"{len(outside)} sample(s) out of frame (points_2d within {config.radius:g} px of the edge "
+                             f"or outside): {_indices(index[outside])}")
+    return arrays
+
+
+def _deep_choice(starts: np.ndarray, k: int, seed: int) -> np.ndarray:
+    total = int(starts[-1])
+    return np.sort(np.random.default_rng(seed).choice(total, size=min(k, total), replace=False))
+
+
+def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int]) -> None:
+    name = shard_file(entry["index"])
+    for row in rows:
+        i = entry["start"] + row
+        s = make_sample(config, i)
+        report.deep_checked += 1
+        mine = {"videos": s.video, "labels": s.label, "trajectory_3d": s.trajectory_3d, "points_2d": s.points_2d,
+                "camera": s.camera, "equations": s.equation, "descriptions": s.description}
+        differ = [key for key, value in mine.items() if not _same_bytes(arrays[key][row], value)]
+        if differ:
+            report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}")
+
+
+def _same_bytes(stored, made) -> bool:
+    stored, made = np.asarray(stored), np.asarray(made)
+    if stored.dtype.kind == "U":
+        return str(stored) == str(made)
+    return stored.shape == made.shape and stored.tobytes() == made.astype(stored.dtype).tobytes()
+
+
+def _check_duplicates(report: VerifyReport, entries: list[dict], starts: np.ndarray, hashes: np.ndarray, hashed: np.ndarray) -> None:
+    order = np.flatnonzero(hashed)
+    order = order[np.argsort(hashes[order], kind="stable")]
+    same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
+    for j in same:
+        first, dup = int(order[j]), int(order[j + 1])  # stable sort: first < dup
+        first_slot, dup_slot = (int(np.searchsorted(starts, p, side="right")) - 1 for p in (first, dup))
+        first_index = entries[first_slot]["start"] + first - int(starts[first_slot])
+        dup_index = entries[dup_slot]["start"] + dup - int(starts[dup_slot])
+        report.add(shard_file(entries[dup_slot]["index"]),
+                   f"duplicate video: index {dup_index} is the same video as index {first_index} "
+                   f"({shard_file(entries[first_slot]['index'])})")
+
+
+def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool) -> None:
+    """Nothing in the run directory but the run's own files, its listed shards, and exports or previews."""
+    listed = {Path(shard_file(e["index"])).name for e in entries if isinstance(e["index"], int)}
+    products = []
+    for p in sorted(paths.root.iterdir()):
+        if p.name in RUN_FILES | RUN_DIRS:
+            continue
+        if p.is_file() and p.name.endswith(PRODUCT_SUFFIXES):
+            products.append(p.name)
+        else:
+            report.add(p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere")
+    if products:
+        report.notes.append(f"exports and previews kept in the run: {', '.join(products)}")
+    if in_progress:
+        report.notes.append("in progress: another process holds the run's lock; .tmp/ and uncommitted shards not checked")
+        return
+    for p in sorted(paths.shards.iterdir()) if paths.shards.is_dir() else []:
+        if p.name in listed:
+            continue
+        if p.name.startswith("shard-") and p.name.endswith(".npz"):
+            report.add(f"shards/{p.name}", "is not listed in the manifest (never committed; readers ignore it); delete it")
+        else:
+            report.add(f"shards/{p.name}", "stray file: not a shard of this run; move it elsewhere")
+    for p in sorted(paths.tmp.iterdir()) if paths.tmp.is_dir() else []:
+        report.add(f".tmp/{p.name}", "in-flight file left by a stopped process (never read as a result); delete it")
+
+
+def _indices(values) -> str:
+    values = [int(v) for v in values]
+    shown = ", ".join(f"index {v}" for v in values[:_SHOWN])
+    return shown + (f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else "")

@@ -1,0 +1,221 @@
+"""verify: a good run passes; each kind of damage is found and named."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from runtools import run_cli, snapshot_tree
+from trajgen import GenerationConfig
+from trajgen.run import RunError, generate
+from trajgen.shards import read_shard, write_shard
+from trajgen.verify import verify_run
+
+SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=6, size=16)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verify") / "good"
+    generate(SMALL, out, workers=1)
+    return out
+
+
+@pytest.fixture
+def run(good, tmp_path):
+    """A fresh copy of the good run to damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(good, copy)
+    return copy
+
+
+def shard(run, k):
+    return run / "shards" / f"shard-{k:05d}.npz"
+
+
+def rewrite_shard(run, k, mutate):
+    """Change a shard's arrays and re-commit it with a correct checksum, so only content checks can notice."""
+    arrays = read_shard(shard(run, k))
+    mutate(arrays)
+    info = write_shard(shard(run, k), arrays, SMALL.compress_level, run / ".tmp")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"][k].update(sha256=info.sha256, bytes=info.bytes)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def problems_for(report, name):
+    return [p.message for p in report.problems if p.file == name]
+
+
+def test_good_run_passes(good):
+    report = verify_run(good)
+    assert report.ok, report.text
+    assert report.problems == []
+    assert report.checked_samples == 40 and report.checked_shards == 4
+    assert "OK" in report.text
+
+
+def test_good_run_passes_deep(good):
+    report = verify_run(good, deep=True, deep_samples=12)
+    assert report.ok, report.text
+    assert report.deep_checked == 12
+
+
+def test_flipped_byte(run):
+    data = bytearray(shard(run, 2).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard(run, 2).write_bytes(bytes(data))
+    report = verify_run(run)
+    assert not report.ok
+    messages = problems_for(report, "shards/shard-00002.npz")
+    assert any("sha256" in m for m in messages), report.text
+    assert "shards/shard-00002.npz" in report.text
+    assert all(p.file == "shards/shard-00002.npz" for p in report.problems)
+
+
+def test_truncated_shard(run):
+    data = shard(run, 1).read_bytes()
+    shard(run, 1).write_bytes(data[: len(data) // 3])
+    report = verify_run(run)
+    messages = problems_for(report, "shards/shard-00001.npz")
+    assert not report.ok and any("size" in m and "bytes" in m for m in messages), report.text
+    assert any("unreadable" in m for m in messages), report.text
+
+
+def test_missing_shard(run):
+    shard(run, 3).unlink()
+    report = verify_run(run)
+    assert not report.ok
+    assert any("missing" in m for m in problems_for(report, "shards/shard-00003.npz")), report.text
+
+
+def test_unlisted_shard_and_stray_files(run):
+    shutil.copy(shard(run, 0), run / "shards" / "shard-00009.npz")
+    (run / "notes.txt").write_text("hello")
+    (run / ".tmp" / "leftover.tmp").write_bytes(b"x")
+    report = verify_run(run)
+    assert not report.ok
+    assert any("not listed" in m for m in problems_for(report, "shards/shard-00009.npz")), report.text
+    assert any("stray" in m for m in problems_for(report, "notes.txt")), report.text
+    assert any("in-flight" in m or "stray" in m for m in problems_for(report, ".tmp/leftover.tmp")), report.text
+
+
+def test_duplicated_sample_across_shards(run):
+    first_video = read_shard(shard(run, 0))["videos"][1].copy()
+
+    def copy_over(arrays):
+        arrays["videos"][2] = first_video
+
+    rewrite_shard(run, 3, copy_over)
+    report = verify_run(run)
+    assert not report.ok
+    dup = [p for p in report.problems if "duplicate" in p.message]
+    assert len(dup) == 1, report.text
+    assert dup[0].file == "shards/shard-00003.npz"
+    assert "index 32" in dup[0].message and "index 1" in dup[0].message and "shard-00000.npz" in dup[0].message
+
+
+def test_points_out_of_frame(run):
+    def push_out(arrays):
+        arrays["points_2d"][4, 2] = (-3.0, 5.0)
+
+    rewrite_shard(run, 0, push_out)
+    report = verify_run(run)
+    assert not report.ok
+    assert any("out of frame" in m and "4" in m for m in problems_for(report, "shards/shard-00000.npz")), report.text
+
+
+def test_bad_labels_and_index_order(run):
+    def damage(arrays):
+        arrays["labels"][0] = 9
+        arrays["index"][[1, 2]] = arrays["index"][[2, 1]]
+
+    rewrite_shard(run, 1, damage)
+    messages = problems_for(verify_run(run), "shards/shard-00001.npz")
+    assert any("label" in m for m in messages), messages
+    assert any("index" in m and "order" in m for m in messages), messages
+
+
+def test_class_counts_disagree_with_manifest(run):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"][2]["class_counts"] = {"linear": 10, "circular": 0, "helical": 0, "parabolic": 0}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_run(run)
+    assert any("class" in m for m in problems_for(report, "shards/shard-00002.npz")), report.text
+
+
+def test_deep_finds_content_that_differs_from_make_sample(run):
+    def nudge(arrays):
+        arrays["trajectory_3d"][5, 0, 0] += 1.0
+
+    rewrite_shard(run, 2, nudge)
+    assert verify_run(run).ok  # nothing else can notice
+    report = verify_run(run, deep=True, deep_samples=40)
+    assert not report.ok
+    assert any("index 25" in m and "trajectory_3d" in m for m in problems_for(report, "shards/shard-00002.npz")), report.text
+
+
+def test_incomplete_run_is_reported(run):
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"] = manifest["shards"][:2]
+    manifest["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    for k in (2, 3):
+        shard(run, k).unlink()
+    report = verify_run(run)
+    assert not report.ok
+    assert "2 of 4 shards" in report.text and "trajgen resume" in report.text
+
+
+def test_missing_run_raises(tmp_path):
+    with pytest.raises(RunError, match="does not exist"):
+        verify_run(tmp_path / "nope")
+
+
+def test_cli_verify_good_and_damaged(good, run):
+    ok = run_cli("verify", good)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK" in ok.stdout and ok.stderr == ""
+    shard(run, 0).write_bytes(b"")
+    before = snapshot_tree(run)
+    bad = run_cli("verify", run)
+    assert bad.returncode == 1
+    assert "shards/shard-00000.npz" in bad.stdout
+    assert bad.stderr.startswith("Error: ") and len(bad.stderr.strip().splitlines()) == 1
+    assert snapshot_tree(run) == before  # verify only reads
+
+
+def test_cli_verify_missing_dir(tmp_path):
+    result = run_cli("verify", tmp_path / "nope")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_in_progress_skips_in_flight_files(run):
+    from trajgen import _fs
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"], manifest["status"] = manifest["shards"][:3], "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / ".tmp" / "shard-00003.npz.123.tmp").write_bytes(b"half")
+    fd = _fs.try_lock(run / ".lock", "pid 1 on test")
+    try:
+        report = verify_run(run)
+    finally:
+        import os
+
+        os.close(fd)
+    assert [p.file for p in report.problems] == ["manifest.json"]
+    assert "still being written" in report.problems[0].message
+    assert report.checked_shards == 3 and "in progress" in report.text
+
+
+def test_malformed_manifest_entry_is_reported(run):
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["shards"][1]["sha256"]
+    manifest["shards"].append(dict(manifest["shards"][0]))
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    messages = problems_for(verify_run(run), "manifest.json")
+    assert any("malformed" in m for m in messages) and any("twice" in m for m in messages), messages
