@@ -93,6 +93,19 @@ def test_export_is_a_plain_npz_with_stored_members(run, tmp_path):
         assert z.testzip() is None
 
 
+def test_export_is_deflated_at_the_runs_level_unless_told(run, tmp_path):
+    deflated = export_run(run, tmp_path / "d.npz")
+    stored = export_run(run, tmp_path / "s.npz", compress_level=0)
+    with zipfile.ZipFile(deflated) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    with zipfile.ZipFile(stored) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+    assert deflated.stat().st_size * 5 < stored.stat().st_size
+    a, b = load(deflated), load(stored)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_refuses_to_overwrite_without_force(run, tmp_path):
     target = tmp_path / "taken.npz"
     target.write_bytes(b"precious")

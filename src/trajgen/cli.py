@@ -229,9 +229,11 @@ def verify(run_dir, deep):
               help="Video axes: (N, T, H, W, C) or (N, T, C, H, W).")
 @click.option("--dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
               help="uint8 0-255, or float32 in [0, 1].")
+@click.option("--compress-level", type=click.IntRange(0, 9), default=None,
+              help="Deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @translate_errors
-def export(run_dir, out, layout, dtype, force):
+def export(run_dir, out, layout, dtype, compress_level, force):
     """Write a complete run as one .npz, streamed shard by shard.
 
     Keys: videos, labels, trajectory_3d, equations, descriptions, points_2d, index,
@@ -244,7 +246,7 @@ def export(run_dir, out, layout, dtype, force):
     """
     from trajgen.export import export_run
 
-    path = export_run(run_dir, out, layout=layout, dtype=dtype, force=force)
+    path = export_run(run_dir, out, layout=layout, dtype=dtype, force=force, compress_level=compress_level)
     click.echo(f"Exported {path} ({path.stat().st_size / 1e6:,.1f} MB, layout {layout}, {dtype})")
 
 

@@ -3,8 +3,9 @@
 Streamed: each array becomes a zip member whose .npy header states the full shape,
 followed by every shard's block in index order, converted a few rows at a time. So
 memory is about one decoded shard whatever the run size, and the file is the same
-bytes whatever the run's --checkpoint-every. Members are stored (not compressed),
-as ``numpy.savez`` writes them, so the file loads at disk speed.
+bytes whatever the run's --checkpoint-every. Members are deflated at the run's
+--compress-level by default (the shards' own ratio, ~50× at defaults); level 0 stores
+them as ``numpy.savez`` does, for loading at disk speed.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def default_export_name(n: int, now: datetime | None = None) -> str:
 
 
 def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None, layout: str = "nthwc",
-               dtype: str = "uint8", force: bool = False) -> Path:
+               dtype: str = "uint8", force: bool = False, compress_level: int | None = None) -> Path:
     """Write the complete run as one .npz and return its path.
 
     ``out`` defaults to RUN_DIR/<default_export_name>; a directory gets that name inside it.
     ``layout`` "ntchw" with ``dtype`` "float32" gives the old (N, T, 3, H, W) floats in [0, 1].
+    ``compress_level`` 0-9 (default: the run's --compress-level; 0 stores the arrays uncompressed).
     Every shard's size and sha256 are checked against the manifest before anything is written.
     """
     if layout not in LAYOUTS:
@@ -53,6 +55,9 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
     paths = RunPaths(Path(run_dir))
     manifest = read_manifest(paths.root)
     config = GenerationConfig.from_dict(manifest["config"])
+    level = config.compress_level if compress_level is None else compress_level
+    if not (isinstance(level, int) and 0 <= level <= 9):
+        raise ConfigError(f"compress level must be an integer in [0, 9], got {level!r}")
     entries = sorted(manifest["shards"], key=lambda s: s["index"])
     if manifest["status"] != "complete" or len(entries) != config.num_shards:
         raise RunError(f"{paths.root} is incomplete: {len(entries)} of {config.num_shards} shards committed; "
@@ -69,6 +74,8 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
     members = _members(shapes, config.n, layout, dtype)
     need = sum(len(npy_header(dt, shape)) + int(np.prod(shape)) * np.dtype(dt).itemsize + 512
                for dt, shape in members.values())
+    if level:  # deflated: about the shards' size (×4 for float32 videos), with room to spare
+        need = min(need, int(1.5 * sum(e["bytes"] for e in entries) * (4 if dtype == "float32" else 1)) + 65536)
     free = free_bytes(out.parent)
     if need > free:
         raise ExportError(f"not enough free space at {existing_ancestor(out.parent)}: the export needs about "
@@ -78,7 +85,7 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
         with open(partial, "wb") as f:
             with zipfile.ZipFile(f, "w") as zf:
                 for key, (dt, shape) in members.items():
-                    _write_member(zf, key, dt, shape, paths, entries, layout)
+                    _write_member(zf, key, dt, shape, paths, entries, layout, level)
             f.flush()
             os.fsync(f.fileno())
         os.replace(partial, out)
@@ -138,9 +145,9 @@ def _members(shapes: dict, n: int, layout: str, dtype: str) -> dict[str, tuple[n
 
 
 def _write_member(zf: zipfile.ZipFile, key: str, dt: np.dtype, shape: tuple, paths: RunPaths, entries: list[dict],
-                  layout: str) -> None:
+                  layout: str, level: int) -> None:
     rows = _ROWS if key == "videos" else None
-    with zf.open(zip_member(f"{key}.npy", 0), "w", force_zip64=True) as member:
+    with zf.open(zip_member(f"{key}.npy", level), "w", force_zip64=True) as member:
         member.write(npy_header(dt, shape))
         for entry in entries:
             with np.load(paths.root / shard_file(entry["index"]), allow_pickle=False) as z:
