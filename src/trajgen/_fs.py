@@ -167,6 +167,23 @@ def clear_dir(path):
 
 
 
+def discard_temp_files(tmp_dir, pids):
+    """Remove the temp files that processes ``pids`` (now dead) left in ``tmp_dir``;
+    temp names carry the writer's pid (see _open_unique), so live writers are untouched."""
+    pids = {str(pid) for pid in pids}
+    try:
+        entries = list(os.scandir(tmp_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        parts = entry.name.rsplit(".", 3)  # base, pid, random, "tmp"
+        if len(parts) == 4 and parts[3] == "tmp" and parts[1] in pids:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+
 def try_lock(path, holder):
     """Take an exclusive non-blocking flock on ``path``; return the open fd, or None if
     another process holds it. ``holder`` (e.g. "pid 42 on host") is written into the

@@ -3,6 +3,10 @@ an executor only turns a list of shard numbers into ShardResults, in any order.
 
 - SerialExecutor: this process, one shard at a time.
 - ProcessExecutor: N spawned worker processes on this machine, at most one shard each.
+- DaskExecutor (dask_executor.py): the workers of a Dask distributed cluster.
+
+Every executor has ``describe()``, ``run(task, config, run_dir, shards)`` (a generator;
+closing it stops the work promptly) and ``close()``.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
+from trajgen import _fs
 from trajgen.config import GenerationConfig
 from trajgen.errors import TrajgenError
 
@@ -33,10 +40,15 @@ class SerialExecutor:
         for k in shards:
             yield task(config, run_dir, k)
 
+    def close(self) -> None:
+        pass
+
 
 def _worker_init(parent_pid: int) -> None:
     """In each worker: leave Ctrl-C to the parent, and never outlive it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked since spawn (see _ctrl_c_blocked); now ignored instead
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:  # Linux: the kernel kills this worker when its parent dies, even by kill -9
         import ctypes
 
@@ -55,6 +67,22 @@ def _worker_init(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+@contextmanager
+def _ctrl_c_blocked():
+    """Spawn workers with SIGINT blocked: a Ctrl-C that reaches the whole process group
+    while a worker is still importing would otherwise kill it with a traceback. The
+    worker ignores SIGINT and unblocks it in _worker_init; this process handles it
+    as soon as the block is lifted."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class ProcessExecutor:
     """Shards made by ``workers`` spawned processes; a pool broken by a dead worker is
     restarted and the lost shards are made again (up to MAX_POOL_RESTARTS times)."""
@@ -65,26 +93,46 @@ class ProcessExecutor:
     def describe(self) -> str:
         return f"processes x{self.workers}"
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def close(self) -> None:
+        pass
+
+    def _pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
 
-        # spawn, not fork: a forked worker would inherit the run's lock descriptor
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+        # spawn, not fork: a forked worker would inherit the run's lock descriptor and this process's threads
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init, initargs=(os.getpid(),))
 
     def run(self, task: Callable, config: GenerationConfig, run_dir: str, shards: list[int]) -> Iterator:
         waiting = deque(shards)
+        workers = max(1, min(self.workers, len(shards)))
+        # one shard queued beyond the busy workers, so none waits while this process commits;
+        # a queued shard is only its number: each worker still holds one shard's arrays at most
+        in_flight = workers + 1
         restarts = 0
-        pool = self._pool()
+        pool = None
         running: dict = {}
         try:
             while waiting or running:
-                while waiting and len(running) < self.workers:
-                    k = waiting.popleft()
-                    running[pool.submit(task, config, run_dir, k)] = k
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if pool is None:
+                    pool = self._pool(workers)
                 broken = False
-                for future in done:
+                try:
+                    with _ctrl_c_blocked():
+                        while waiting and len(running) < in_flight:
+                            running[pool.submit(task, config, run_dir, waiting[0])] = waiting[0]
+                            waiting.popleft()
+                except BrokenProcessPool:  # a worker died since the last wait
+                    broken = True
+                except OSError as e:
+                    if not pool._broken:
+                        from trajgen.run import resume_command
+
+                        raise WorkerLostError(f"could not start worker processes ({e}); try fewer --workers: "
+                                              f"{resume_command(run_dir)} --workers 1") from None
+                    broken = True  # the pool broke while starting a replacement worker
+                done, _ = wait(running, return_when=FIRST_COMPLETED) if not broken else (set(), set())
+                for future in sorted(done, key=running.__getitem__):
                     k = running.pop(future)
                     try:
                         result = future.result()
@@ -94,36 +142,53 @@ class ProcessExecutor:
                         continue
                     yield result
                 if broken:
+                    # the pool is unusable once a worker died: every shard in it is made again
                     restarts += 1
                     waiting.extendleft(sorted(running.values(), reverse=True))
                     running.clear()
-                    _stop(pool)
+                    _stop(pool, run_dir)
+                    pool = None
                     if restarts > MAX_POOL_RESTARTS:
+                        from trajgen.run import resume_command
+
                         raise WorkerLostError(f"worker processes died {restarts} times (out of memory? killed?); "
-                                              f"the run is resumable")
-                    pool = self._pool()
+                                              f"the run is resumable: {resume_command(run_dir)}")
         finally:
-            _stop(pool)
+            if pool is not None:
+                _stop(pool, run_dir)
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is safe."""
+def _stop(pool: ProcessPoolExecutor, run_dir: str) -> None:
+    """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is
+    safe; the half-written files of the killed workers are removed."""
     processes = list((pool._processes or {}).values())
     for p in processes:
         if p.is_alive():
             p.kill()
     pool.shutdown(wait=True, cancel_futures=True)
+    _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
 
 
-def choose_executor(workers: int | None, scheduler: str | None, shards: int):
-    """The executor for a run: Dask when a scheduler is given, else processes or this one."""
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity and container cpusets count, not the host's total)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def choose_executor(workers: int | None, scheduler: str | None, shards: int | None = None):
+    """The executor for a run: Dask when a scheduler is given, else processes or this one.
+
+    With a scheduler this connects to it, so a wrong address fails here, before any write."""
     if scheduler:
         from trajgen.dask_executor import DaskExecutor
 
         return DaskExecutor(scheduler)
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = usable_cpus()
     if workers < 1:
         raise TrajgenError(f"--workers must be ≥ 1, got {workers}")
-    workers = min(workers, shards)
+    if shards is not None:
+        workers = min(workers, shards)
     return ProcessExecutor(workers) if workers > 1 else SerialExecutor()

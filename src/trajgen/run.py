@@ -321,6 +321,14 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
         from trajgen.preflight import require_free_space
 
         require_free_space(config, root)
+    from trajgen.executors import choose_executor
+
+    # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command
+    with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards)) as executor:
+        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
+
+
+def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -338,8 +346,8 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
-        return _work(paths, config, new_manifest(config), workers=workers, scheduler=scheduler,
-                     progress_interval=progress_interval, show_bar=show_bar)
+        return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
+                     show_bar=show_bar)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
@@ -358,8 +366,11 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         if manifest["status"] == "complete":
             _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
-        return _work(paths, config, manifest, workers=workers, scheduler=scheduler,
-                     progress_interval=progress_interval, show_bar=show_bar)
+        from trajgen.executors import choose_executor
+
+        left = config.num_shards - len(manifest["shards"])
+        with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left)) as executor:
+            return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar)
 
 
 def _config_file(config: GenerationConfig) -> dict:
@@ -402,16 +413,13 @@ def _log_line(event: str) -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
 
 
-def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, *, workers, scheduler, progress_interval,
+def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
           show_bar) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
-    from trajgen.executors import choose_executor
-
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
     _fs.clear_dir(paths.tmp)
     _remove_unlisted_shards(paths, committed)
-    executor = choose_executor(workers=workers, scheduler=scheduler, shards=len(todo))
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
     reporter = ProgressReporter(
         paths.root, paths.root, paths.tmp, total_samples=config.n, total_shards=config.num_shards,

@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""End-to-end wall time of the real CLI with --workers 1 and --workers 2 (or any list).
+
+Runs `trajgen generate` as a subprocess, in ABBA order per repetition (1 2 2 1, 2 1 1 2,
+...) so the drift of this machine's speed hits every setting alike, checks that every
+run's result files are byte-identical to the first --workers 1 run, and reports each
+setting's median time and the speedup over --workers 1 (ratio of medians, and the
+median of the per-repetition ratios).
+
+Usage: python scripts/bench_workers.py [--n 24000] [--checkpoint-every 1000] [--repeats 3] [--workers 1,2]
+       → artifacts/bench_workers.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def result_bytes(run_dir: Path) -> dict[str, bytes]:
+    files = {name: (run_dir / name).read_bytes() for name in ("config.json", "manifest.json")}
+    for shard in sorted((run_dir / "shards").glob("*.npz")):
+        files[shard.name] = shard.read_bytes()
+    return files
+
+
+def timed_run(args: list[str], out: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    subprocess.run([*args, "--out", str(out)], check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=24_000)
+    parser.add_argument("--checkpoint-every", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", default="1,2", help="comma-separated settings; the first is the baseline")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench_workers.json")
+    opts = parser.parse_args()
+    settings = [int(w) for w in opts.workers.split(",")]
+    base = [sys.executable, "-m", "trajgen", "generate", "--n", str(opts.n),
+            "--checkpoint-every", str(opts.checkpoint_every), "--quiet"]
+
+    times: dict[int, list[float]] = {w: [] for w in settings}
+    with tempfile.TemporaryDirectory(prefix="bench_workers_") as scratch:
+        scratch = Path(scratch)
+        reference = None
+        for rep in range(opts.repeats):
+            order = settings + settings[::-1] if rep % 2 == 0 else settings[::-1] + settings
+            for w in order:
+                out = scratch / f"w{w}"
+                seconds = timed_run([*base, "--workers", str(w)], out)
+                times[w].append(seconds)
+                print(f"rep {rep + 1}  --workers {w}: {seconds:6.2f} s", flush=True)
+                if reference is None:
+                    reference = result_bytes(out)
+                elif result_bytes(out) != reference:
+                    sys.exit(f"--workers {w} made different bytes than --workers {settings[0]}")
+
+    baseline = settings[0]
+    medians = {w: statistics.median(t) for w, t in times.items()}
+    report = {
+        "command": " ".join(["trajgen", *base[3:], "--workers", "W", "--out", "DIR"]),
+        "order": "ABBA per repetition (each setting runs twice per repetition)",
+        "n": opts.n,
+        "checkpoint_every": opts.checkpoint_every,
+        "repeats": opts.repeats,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "seconds": {str(w): [round(t, 3) for t in ts] for w, ts in times.items()},
+        "median_seconds": {str(w): round(m, 3) for w, m in medians.items()},
+        "samples_per_s_median": {str(w): round(opts.n / m, 1) for w, m in medians.items()},
+        "speedup_vs_workers_%d" % baseline: {str(w): round(medians[baseline] / m, 3) for w, m in medians.items()},
+        "speedup_per_repetition": {
+            str(w): [round(b / t, 3) for b, t in zip(times[baseline], ts)] for w, ts in times.items() if w != baseline
+        },
+        "identical_output": True,
+    }
+    opts.out.parent.mkdir(parents=True, exist_ok=True)
+    opts.out.write_text(json.dumps(report, indent=2) + "\n")
+    for w in settings:
+        print(f"--workers {w}: median {medians[w]:.2f} s  speedup {medians[baseline] / medians[w]:.2f}x")
+    print(f"wrote {opts.out}")
+
+
+if __name__ == "__main__":
+    main()
