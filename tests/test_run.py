@@ -178,3 +178,34 @@ def test_resume_and_status_on_bad_directories(tmp_path, setup, message):
         with pytest.raises(RunError, match=message):
             call()
     assert (sorted(os.listdir(path)) if path.exists() else None) == before
+
+
+def test_manifest_is_json_with_one_shard_per_line(reference):
+    text = (reference / "manifest.json").read_text()
+    assert json.loads(text)["num_shards"] == 5
+    shard_lines = [line for line in text.splitlines() if line.strip().startswith('{"index"')]
+    assert len(shard_lines) == 5
+    from trajgen.run import manifest_bytes
+
+    assert manifest_bytes(json.loads(text)) == text.encode()  # a pure function of the content
+
+
+@pytest.mark.parametrize("damage", [
+    lambda e: e.pop("sha256"),
+    lambda e: e.update(count="ten"),
+    lambda e: e.update(file="shards/elsewhere.npz"),
+    lambda e: e.update(start=3),
+])
+def test_a_damaged_shard_entry_is_a_clear_error(reference, tmp_path, damage):
+    import shutil
+
+    from trajgen import open_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(reference, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    damage(m["shards"][2])
+    (copy / "manifest.json").write_text(json.dumps(m))
+    for call in (lambda: open_run(copy), lambda: run_status(copy), lambda: resume(copy, workers=1)):
+        with pytest.raises(RunError, match="manifest.json.*commit record is damaged"):
+            call()
