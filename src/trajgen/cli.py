@@ -35,7 +35,8 @@ def translate_errors(command):
         except TrajgenError as e:
             _fail(e)
         except KeyboardInterrupt:  # Ctrl-C before the run installed its own handler
-            click.echo("Error: stopped by SIGINT before anything was committed", err=True)
+            click.echo("Error: stopped by SIGINT before any shard was made; run the command again "
+                       "(or trajgen resume RUN_DIR if the run directory holds a config.json)", err=True)
             sys.exit(130)
 
     return wrapper

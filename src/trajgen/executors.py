@@ -57,6 +57,9 @@ def _worker_init(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+    from trajgen import run
+
+    run._keep_videos_buffer = True  # this process makes one shard at a time, for one run
 
     def watch() -> None:  # portable fallback for systems without PR_SET_PDEATHSIG
         while True:
@@ -89,12 +92,23 @@ class ProcessExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
+        self._ready: ProcessPoolExecutor | None = None
 
     def describe(self) -> str:
         return f"processes x{self.workers}"
 
+    def start(self, config: GenerationConfig | None = None) -> None:
+        """Spawn the workers now, so their start-up (imports, and the first touch of a shard's
+        memory) overlaps this process's set-up."""
+        self._ready = self._pool(self.workers)
+        with _ctrl_c_blocked():
+            for _ in range(self.workers):
+                self._ready.submit(_warm_up, config)
+
     def close(self) -> None:
-        pass
+        pool, self._ready = self._ready, None
+        if pool is not None:  # started but never used (e.g. the run was refused)
+            _stop(pool, None)
 
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
@@ -115,7 +129,7 @@ class ProcessExecutor:
         try:
             while waiting or running:
                 if pool is None:
-                    pool = self._pool(workers)
+                    pool, self._ready = (self._ready or self._pool(workers)), None
                 broken = False
                 try:
                     with _ctrl_c_blocked():
@@ -158,7 +172,14 @@ class ProcessExecutor:
                 _stop(pool, run_dir)
 
 
-def _stop(pool: ProcessPoolExecutor, run_dir: str) -> None:
+def _warm_up(config: GenerationConfig | None) -> None:
+    from trajgen import run  # numpy, OpenCV and the pipeline, imported before the first shard
+
+    if config is not None:
+        run.videos_buffer(config, min(config.checkpoint_every, config.n))
+
+
+def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> None:
     """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is
     safe; the half-written files of the killed workers are removed."""
     processes = list((pool._processes or {}).values())
@@ -166,7 +187,8 @@ def _stop(pool: ProcessPoolExecutor, run_dir: str) -> None:
         if p.is_alive():
             p.kill()
     pool.shutdown(wait=True, cancel_futures=True)
-    _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
+    if run_dir is not None:
+        _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
 
 
 def usable_cpus() -> int:
@@ -177,7 +199,8 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def choose_executor(workers: int | None, scheduler: str | None, shards: int | None = None):
+def choose_executor(workers: int | None, scheduler: str | None, shards: int | None = None,
+                    config: GenerationConfig | None = None):
     """The executor for a run: Dask when a scheduler is given, else processes or this one.
 
     With a scheduler this connects to it, so a wrong address fails here, before any write."""
@@ -191,4 +214,8 @@ def choose_executor(workers: int | None, scheduler: str | None, shards: int | No
         raise TrajgenError(f"--workers must be ≥ 1, got {workers}")
     if shards is not None:
         workers = min(workers, shards)
-    return ProcessExecutor(workers) if workers > 1 else SerialExecutor()
+    if workers == 1:
+        return SerialExecutor()
+    executor = ProcessExecutor(workers)
+    executor.start(config)
+    return executor

@@ -106,11 +106,30 @@ class ShardResult:
         return {k: v for k, v in asdict(self).items() if k != "redraws"} | {"framing_redraws": self.redraws}
 
 
+# A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
+# first touch of fresh memory costs up to 0.3 s per 200 MB shard. Elsewhere (this process,
+# Dask workers) nothing is kept, so no memory outlives the run.
+_keep_videos_buffer = False
+_videos_buffer: np.ndarray | None = None
+
+
+def videos_buffer(config: GenerationConfig, n: int) -> np.ndarray:
+    """An uint8 (n, T, H, W, 3) array for a shard's videos (reused in pool workers)."""
+    global _videos_buffer
+    frame = (config.frames, config.size, config.size, 3)
+    if not _keep_videos_buffer:
+        return np.empty((n, *frame), np.uint8)
+    if _videos_buffer is None or _videos_buffer.shape[1:] != frame or len(_videos_buffer) < n:
+        _videos_buffer = None  # free the old one first
+        _videos_buffer = np.ones((max(n, min(config.checkpoint_every, config.n)), *frame), np.uint8)  # touched now
+    return _videos_buffer[:n]
+
+
 def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
     """Make the samples of shard k class by class (the user's per-class loop), stored in index order."""
     indices = config.shard_range(k)
     n, classes = len(indices), config.classes
-    videos = np.empty((n, config.frames, config.size, config.size, 3), np.uint8)
+    videos = videos_buffer(config, n)
     rest: list = [None] * n  # everything but the video, which goes straight into `videos`
     for label in range(len(classes)):
         first = indices.start + (label - indices.start) % len(classes)
@@ -195,16 +214,21 @@ def _json_bytes(data: dict) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def read_manifest(run_dir: os.PathLike | str) -> dict:
-    """The commit record of a run; RunError with a clear line when it is missing or damaged."""
+def read_manifest(run_dir: os.PathLike | str, *, check_entries: bool = True) -> dict:
+    """The commit record of a run; RunError with a clear line when it is missing or damaged.
+
+    ``check_entries=False`` leaves the shard entries unchecked (verify reports each itself)."""
     paths = _existing_run(run_dir)
     try:
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
         if manifest.get("format") != RUN_FORMAT or not isinstance(manifest.get("shards"), list):
             raise ValueError(f"format is not {RUN_FORMAT}")
         config = GenerationConfig.from_dict(manifest["config"])
-        for entry in manifest["shards"]:
+        for entry in manifest["shards"] if check_entries else ():
             _check_entry(entry, config)
+        indices = [entry["index"] for entry in manifest["shards"]] if check_entries else []
+        if len(set(indices)) != len(indices):
+            raise ValueError("a shard is listed twice")
     except FileNotFoundError:
         raise RunError(f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to rebuild it from config.json") from None
     except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
@@ -345,14 +369,15 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
-    if check_space:
-        from trajgen.preflight import require_free_space
-
-        require_free_space(config, root)
     from trajgen.executors import choose_executor
 
-    # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command
-    with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards)) as executor:
+    # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
+    # local workers start now, so their imports overlap the space check below
+    with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)) as executor:
+        if check_space:
+            from trajgen.preflight import require_free_space
+
+            require_free_space(config, root)
         return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
 
 
@@ -397,7 +422,7 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         from trajgen.executors import choose_executor
 
         left = config.num_shards - len(manifest["shards"])
-        with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left)) as executor:
+        with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar)
 
 
