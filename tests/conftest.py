@@ -1,4 +1,7 @@
+import shutil
+
 import numpy as np
+import pytest
 
 
 def coverage(points_2d: np.ndarray, size: int) -> float:
@@ -13,3 +16,11 @@ def straightness(points_2d: np.ndarray) -> float:
     _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
     normal = vt[-1]
     return float(np.abs(centred @ normal).max())
+
+
+@pytest.fixture
+def run(good, tmp_path):
+    """A fresh copy of the module's ``good`` run, free to change or damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(good, copy)
+    return copy

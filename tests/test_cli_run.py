@@ -1,9 +1,7 @@
 """generate / resume / status / dry-run through the real command line."""
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 

@@ -2,7 +2,6 @@
 
 import json
 import re
-import shutil
 import zipfile
 
 import numpy as np
@@ -25,13 +24,6 @@ def good(tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "run"
     generate(SMALL, out, workers=1)
     return out
-
-
-@pytest.fixture
-def run(good, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(good, copy)
-    return copy
 
 
 def shard_contents(run_dir):

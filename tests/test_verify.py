@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import numpy as np
 import pytest
 
 from runtools import run_cli, snapshot_tree
@@ -20,14 +19,6 @@ def good(tmp_path_factory):
     out = tmp_path_factory.mktemp("verify") / "good"
     generate(SMALL, out, workers=1)
     return out
-
-
-@pytest.fixture
-def run(good, tmp_path):
-    """A fresh copy of the good run to damage."""
-    copy = tmp_path / "run"
-    shutil.copytree(good, copy)
-    return copy
 
 
 def shard(run, k):

@@ -515,8 +515,9 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                 where = f"commit shard {current} ({shard_file(current)})" if current is not None else "write the run's log or progress files"
                 raise ShardWriteError(f"could not {where}: {_os_reason(e)}", e.errno) from None
     except Interrupted as e:
+        stop = _log_line(f"stop: {e}")
         _fs.clear_dir(paths.tmp)
-        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"stop: {e}")))
+        _best_effort(lambda: _fs.append_line(paths.log, stop))
         _best_effort(lambda: reporter.finish("STOPPED"))
         raise Interrupted(e.signum, f"{e}; the run is resumable: {resume_command(paths.root)}") from None
     except StorageError as e:
@@ -524,10 +525,13 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
         _best_effort(lambda: _fs.clear_dir(paths.tmp))
         _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
-        _best_effort(lambda: reporter.finish("FAILED", error=str(e)))
+        error = str(e)
+        _best_effort(lambda: reporter.finish("FAILED", error=error))
         raise StorageError(message) from None
     except BaseException as e:
-        _best_effort(lambda: reporter.finish("FAILED", error=" ".join(str(e).split()) or type(e).__name__))
+        reason = " ".join(str(e).split()) or type(e).__name__
+        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {reason}")))
+        _best_effort(lambda: reporter.finish("FAILED", error=reason))
         raise
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
 
