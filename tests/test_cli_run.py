@@ -141,3 +141,10 @@ def test_help_of_every_command_has_an_example():
     for command in ("generate", "resume", "status"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "Example" in result.stdout, command
+
+
+def test_a_run_that_finishes_fast_still_reports_its_rate(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", out, "--quiet").returncode == 0
+    rate_line = next(line for line in (out / "PROGRESS.txt").read_text().splitlines() if line.startswith("Rate:"))
+    assert "estimating" not in rate_line and "samples/s" in rate_line

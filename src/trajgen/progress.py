@@ -230,9 +230,12 @@ class ProgressReporter:
     def snapshot(self, state, error=None):
         with self._lock:
             remaining = self._fixed["total_samples"] - self._done_samples
+            rate = self._meter.rate()
+            if rate is None and state == "COMPLETE" and self._meter.samples:  # finished inside the estimating window
+                rate = self._meter.samples / max(self._meter.elapsed(), 1e-9)
             return ProgressSnapshot(
                 state=state, completed_samples=self._done_samples, completed_shards=self._done_shards,
-                rate=self._meter.rate(), elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining),
+                rate=rate, elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining),
                 class_counts=dict(self._class_counts), framing_redraws=self._redraws, error=error,
                 updated_at=datetime.now(timezone.utc), **self._fixed,
             )
