@@ -17,7 +17,7 @@ import signal
 import socket
 import time
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +27,9 @@ import numpy as np
 from trajgen import _fs
 from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, StorageError, TrajgenError
-from trajgen.progress import ProgressReporter, format_progress_text, snapshot_from_json
+from trajgen.progress import (
+    ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
+)
 from trajgen.sample import make_sample
 from trajgen.shards import write_shard
 
@@ -308,33 +310,24 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         state = snapshot.state
     else:
         state = "INTERRUPTED"  # said RUNNING, but nobody holds the lock: killed or crashed
-    from trajgen.progress import ProgressSnapshot
-
     base = snapshot or ProgressSnapshot(
-        state=state, run_dir=str(paths.root), total_samples=manifest["total_samples"], completed_samples=done,
-        total_shards=manifest["num_shards"], completed_shards=len(shards), checkpoint_every=manifest["checkpoint_every"],
-        rate=None, elapsed_seconds=0.0, eta_seconds=None, class_counts=counts, framing_redraws=0, error=None,
+        state=state, run_dir="", total_samples=manifest["total_samples"], completed_samples=0,
+        total_shards=manifest["num_shards"], completed_shards=0, checkpoint_every=manifest["checkpoint_every"],
+        rate=None, elapsed_seconds=0.0, eta_seconds=None, class_counts={}, framing_redraws=0, error=None,
         host="?", pid=0, updated_at=datetime.fromtimestamp(paths.manifest.stat().st_mtime, timezone.utc),
     )
-    live = state == "RUNNING"
-    snap = base.__class__(**{
-        **{f: getattr(base, f) for f in base.__dataclass_fields__},
-        "state": state, "run_dir": str(paths.root), "completed_samples": done, "completed_shards": len(shards),
-        "class_counts": counts, "framing_redraws": sum(s.get("framing_redraws", 0) for s in shards),
-        "rate": base.rate if live else None, "eta_seconds": base.eta_seconds if live else None,
-        "error": base.error if state == "FAILED" else None,
-    })
+    # the manifest is the truth for what is done; progress.json adds rate, host, pid, last update
+    snap = replace(
+        base, state=state, run_dir=str(paths.root), completed_samples=done, completed_shards=len(shards),
+        class_counts=counts, framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
+        eta_seconds=base.eta_seconds if state == "RUNNING" else None,
+        error=base.error if state == "FAILED" else None,
+    )
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
-    data = {**_snapshot_dict(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
+    data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
     return RunStatus(state=state, text=text, data=data)
-
-
-def _snapshot_dict(snap) -> dict:
-    from trajgen.progress import snapshot_to_json
-
-    return snapshot_to_json(snap)
 
 
 # ---------------------------------------------------------------- generate / resume
