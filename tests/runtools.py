@@ -35,6 +35,14 @@ def run_cli(*args, env=None, timeout=120):
     return subprocess.run(trajgen_cmd(*args), capture_output=True, text=True, env=full_env, timeout=timeout)
 
 
+def cli_run_dir(tmp_path_factory, name, *args) -> Path:
+    """A run made by the real `trajgen generate` (a reference to compare others with)."""
+    out = tmp_path_factory.mktemp(name) / "run"
+    result = run_cli("generate", *args, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 def start_cli(*args, env=None):
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(trajgen_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)

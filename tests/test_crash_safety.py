@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run, kill, run_cli, start_cli, wait_for_shards
+from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig, _fs
 from trajgen.errors import StorageError
 from trajgen.run import generate, resume
@@ -109,10 +109,7 @@ MEDIUM = ("--n", 3000, "--checkpoint-every", 100, "--seed", 5, "--workers", 1, "
 
 @pytest.fixture(scope="module")
 def medium_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("medium") / "run"
-    result = run_cli("generate", *MEDIUM, "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+    return cli_run_dir(tmp_path_factory, "medium", *MEDIUM)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run, kill, run_cli, start_cli, wait_for_shards
+from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.run import generate, resume
@@ -47,10 +47,7 @@ def small_reference(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def long_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dask") / "long"
-    result = run_cli("generate", *LONG_ARGS, "--workers", 1, "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+    return cli_run_dir(tmp_path_factory, "dask", *LONG_ARGS, "--workers", 1)
 
 
 def _scheduler_tasks(client):

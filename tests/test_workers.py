@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtools import assert_same_run, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
+from runtools import assert_same_run, cli_run_dir, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
 from trajgen import _fs
 
 # long enough (about 1 s with two workers) that a signal lands mid-run
@@ -18,10 +18,7 @@ ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 17, "--quiet")
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("workers") / "ref"
-    result = run_cli("generate", *ARGS, "--workers", 1, "--out", out)
-    assert result.returncode == 0, result.stderr
-    return out
+    return cli_run_dir(tmp_path_factory, "workers", *ARGS, "--workers", 1)
 
 
 # ---------------------------------------------------------------- process helpers
@@ -99,6 +96,14 @@ def assert_resumes_identically(out, reference, *extra):
     assert time.monotonic() - started < 30
     assert_same_run(out, reference)
     assert list((out / ".tmp").iterdir()) == []
+
+
+def assert_stopped_promptly(proc, sent, kids):
+    """Exit 130 within 2 s of the signal, with every worker gone; returns stderr."""
+    assert proc.wait(timeout=30) == 130
+    assert time.monotonic() - sent < 2.0
+    assert wait_dead(list(kids), timeout=2.0) == []
+    return proc.stderr.read()
 
 
 # ---------------------------------------------------------------- tests
@@ -187,10 +192,7 @@ def test_sigint_to_the_main_process_stops_workers_promptly(reference, tmp_path):
     wait_for_shards(out, 1, proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
-    assert time.monotonic() - sent < 2.0
-    assert wait_dead(list(kids), timeout=2.0) == []
-    stderr = proc.stderr.read()
+    stderr = assert_stopped_promptly(proc, sent, kids)
     assert f"trajgen resume {out}" in stderr and "Traceback" not in stderr
     assert (out / "PROGRESS.txt").read_text().startswith("trajgen STOPPED")
     assert list((out / ".tmp").iterdir()) == []
@@ -204,10 +206,7 @@ def test_ctrl_c_to_the_whole_process_group_stops_everything_cleanly(reference, t
     wait_for_shards(out, 1, proc)
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
-    assert time.monotonic() - sent < 2.0
-    assert wait_dead(list(kids), timeout=2.0) == []
-    stderr = proc.stderr.read()
+    stderr = assert_stopped_promptly(proc, sent, kids)
     assert stderr.count("\n") == 1 and f"trajgen resume {out}" in stderr, stderr
     assert_resumes_identically(out, reference)
 
