@@ -293,8 +293,8 @@ def _shard_results(client, address: str, task: Callable, config: GenerationConfi
             except KilledWorker:
                 raise DaskError(f"Dask workers died again and again while making shard {k} (out of memory? killed?); "
                                 f"the run is resumable: {_resume_hint(run_dir, address)}") from None
-            except CancelledError:  # the scheduler forgot the task: it was restarted or the connection lost
-                raise DaskError(lost) from None
+            except (CancelledError, OSError, TimeoutError):  # the scheduler forgot the task, or the connection
+                raise DaskError(lost) from None                 # that fetches its result broke
             future.release()
             try:
                 top_up()

@@ -138,8 +138,8 @@ class ProcessExecutor:
                             waiting.popleft()
                 except BrokenProcessPool:  # a worker died since the last wait
                     broken = True
-                except OSError as e:
-                    if not pool._broken:
+                except (OSError, ValueError) as e:  # ValueError: spawning raced a dying worker's pipes
+                    if not (pool._broken or any(not p.is_alive() for p in (pool._processes or {}).values())):
                         from trajgen.run import resume_command
 
                         raise WorkerLostError(f"could not start worker processes ({e}); try fewer --workers: "

@@ -477,36 +477,31 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     started = time.monotonic()
     made_samples = 0
     lines: dict[int, str] = {}  # serialized manifest entries, see manifest_bytes
-    current = None  # the shard being committed, for error messages
     signals = _SignalGuard()
     try:
         with signals:
-            try:
+            with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
                     f"shards_to_make={len(todo)} of {config.num_shards}"))
                 reporter.start()
-                results = executor.run(produce_shard, config, str(paths.root), todo)
-                with closing(results):
-                    for result in results:
-                        with signals.deferred():  # a commit is never cut in half by Ctrl-C
-                            current = result.index
-                            manifest["shards"].append(result.manifest_entry())
-                            manifest["shards"].sort(key=lambda s: s["index"])
-                            if len(manifest["shards"]) == config.num_shards:
-                                manifest["status"] = "complete"
-                            _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
-                            _fs.append_line(paths.log, _log_line(
-                                f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
-                            made_samples += result.count
-                            reporter.commit(result.count, result.class_counts, result.redraws)
-                            current = None
-                seconds = time.monotonic() - started
+            results = executor.run(produce_shard, config, str(paths.root), todo)
+            with closing(results):
+                for result in results:  # an executor's own failures pass through as they are
+                    with signals.deferred(), _writing(f"commit shard {result.index} ({result.file})"):
+                        manifest["shards"].append(result.manifest_entry())  # a commit is never cut in half by Ctrl-C
+                        manifest["shards"].sort(key=lambda s: s["index"])
+                        if len(manifest["shards"]) == config.num_shards:
+                            manifest["status"] = "complete"
+                        _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
+                        _fs.append_line(paths.log, _log_line(
+                            f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
+                        made_samples += result.count
+                        reporter.commit(result.count, result.class_counts, result.redraws)
+            seconds = time.monotonic() - started
+            with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
-            except OSError as e:
-                where = f"commit shard {current} ({shard_file(current)})" if current is not None else "write the run's log or progress files"
-                raise ShardWriteError(f"could not {where}: {_os_reason(e)}", e.errno) from None
     except Interrupted as e:
         stop = _log_line(f"stop: {e}")
         _fs.clear_dir(paths.tmp)
@@ -527,6 +522,15 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         _best_effort(lambda: reporter.finish("FAILED", error=reason))
         raise
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """Turn an OSError from this process's own run files into a ShardWriteError saying what failed."""
+    try:
+        yield
+    except OSError as e:
+        raise ShardWriteError(f"could not {what}: {_os_reason(e)}", e.errno) from None
 
 
 def _best_effort(action) -> None:
