@@ -3,7 +3,9 @@
 import json
 import os
 import shlex
+import socket
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
@@ -195,9 +197,6 @@ class ProgressReporter:
 
     def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
                  class_counts, completed_samples, completed_shards, framing_redraws, interval, bar):
-        import socket
-        import threading
-
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
         self._fixed = dict(run_dir=os.fspath(display_dir), total_samples=total_samples, total_shards=total_shards,
                            checkpoint_every=checkpoint_every, host=socket.gethostname(), pid=os.getpid())
