@@ -15,12 +15,16 @@ read at import (and again by ``_reset_faults()``). Each primitive operation
 
 Errors: ENOSPC, EIO, EDQUOT, EFBIG, EROFS. With TRAJGEN_FAULT_LOG=path every
 operation is also logged to that file as "K kind path" (not itself counted).
+
+Tests force an interleaving of two processes (or threads) with TRAJGEN_PAUSE=name,...
+and TRAJGEN_PAUSE_DIR=dir: see ``pause_point``.
 """
 
 import errno
 import os
 import shutil
 import threading
+import time
 
 KINDS = ("open", "write", "fsync", "rename", "fsyncdir", "append")
 ERRORS = ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS")
@@ -200,6 +204,7 @@ def try_lock(path, holder):
     except BaseException:
         os.close(fd)
         raise
+    pause_point("lock-taken")
     os.ftruncate(fd, 0)
     os.pwrite(fd, holder.encode("utf-8"), 0)
     return fd
@@ -215,11 +220,36 @@ def is_locked(path):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        pause_point("lock-probe")
     except BlockingIOError:
         return True
     finally:
         os.close(fd)  # closing drops the probe's lock
     return False
+
+
+_paused = set()
+
+
+def pause_point(name):
+    """A named point where a test can hold this process: when TRAJGEN_PAUSE lists ``name``,
+    the first arrival creates TRAJGEN_PAUSE_DIR/<name>.reached and waits (signals still
+    arrive) until TRAJGEN_PAUSE_DIR/<name>.go exists. Does nothing otherwise."""
+    names = os.environ.get("TRAJGEN_PAUSE")
+    if not names or name not in names.split(","):
+        return
+    with _lock:
+        if name in _paused:
+            return
+        _paused.add(name)
+    where = os.environ["TRAJGEN_PAUSE_DIR"]
+    reached = os.path.join(where, f"{name}.reached")
+    with open(reached + ".part", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(reached + ".part", reached)
+    go = os.path.join(where, f"{name}.go")
+    while not os.path.exists(go):
+        time.sleep(0.002)
 
 
 def read_text(path, default=""):

@@ -104,6 +104,7 @@ class ProcessExecutor:
         with _ctrl_c_blocked():
             for _ in range(self.workers):
                 self._ready.submit(_warm_up, config)
+        _fs.pause_point("workers-started")
 
     def close(self) -> None:
         pool, self._ready = self._ready, None
@@ -173,6 +174,7 @@ class ProcessExecutor:
 
 
 def _warm_up(config: GenerationConfig | None) -> None:
+    _fs.pause_point("warm-up")
     from trajgen import run  # numpy, OpenCV and the pipeline, imported before the first shard
 
     if config is not None:

@@ -293,6 +293,7 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     Reads only; safe while another process writes the run or after it died."""
     paths = _existing_run(run_dir)
     manifest = read_manifest(paths.root)
+    _fs.pause_point("status-read")
     try:
         progress = json.loads(paths.progress_json.read_text(encoding="utf-8"))
         snapshot = snapshot_from_json(progress)
@@ -441,6 +442,7 @@ def _check_new_run_dir(root: Path) -> None:
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    _fs.pause_point("lock")
     try:
         fd = _fs.try_lock(paths.lock, holder)
     except OSError as e:
@@ -498,11 +500,13 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
                         reporter.commit(result.count, result.class_counts, result.redraws)
+                    _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
     except Interrupted as e:
+        _fs.pause_point("interrupt-cleanup")
         stop = _log_line(f"stop: {e}")
         _fs.clear_dir(paths.tmp)
         _best_effort(lambda: _fs.append_line(paths.log, stop))
