@@ -341,26 +341,39 @@ def test_states_resume_repairs_a_stale_state_of_a_complete_run(reference, tmp_pa
 
 # ---------------------------------------------------------------- worker deaths
 
-DEATHS = (2, 6, 10, 14)  # more isolated deaths than MAX_POOL_RESTARTS, with commits between them
+DEATHS = (2, 5, 8, 11)  # more isolated deaths than MAX_POOL_RESTARTS, with commits between them
 
 
 def make_or_die(config, run_dir, k):
-    """A task that kills its own worker (kill -9) the first time it is given a shard in DEATHS."""
+    """A task that kills its own worker (kill -9) the first time it is given a shard in DEATHS,
+    and every time it is given a shard named in ALWAYS_DIES."""
     marker = Path(run_dir) / f"died-{k}"
-    if k in DEATHS and not marker.exists():
+    if (k in DEATHS and not marker.exists()) or (Path(run_dir) / "ALWAYS_DIES").read_text() == str(k):
         marker.touch()
         os.kill(os.getpid(), signal.SIGKILL)
     return k
 
 
-def test_restarts_isolated_worker_deaths_do_not_stop_a_run(tmp_path):
-    executor = ProcessExecutor(2)
+def make_all(tmp_path, shards, always_dies=None):
+    (tmp_path / "ALWAYS_DIES").write_text(str(always_dies))
+    # one worker: a death breaks its pool at once, so every death is one restart
+    executor = ProcessExecutor(1)
     try:
-        made = list(executor.run(make_or_die, SMALL, str(tmp_path), list(range(18))))
+        return list(executor.run(make_or_die, SMALL, str(tmp_path), shards))
     finally:
         executor.close()
-    assert sorted(made) == list(range(18))
+
+
+def test_restarts_isolated_worker_deaths_do_not_stop_a_run(tmp_path):
+    assert make_all(tmp_path, list(range(14))) == list(range(14))
     assert sorted(p.name for p in tmp_path.glob("died-*")) == sorted(f"died-{k}" for k in DEATHS)
+
+
+def test_restarts_deaths_without_progress_stop_the_run(tmp_path):
+    from trajgen.executors import MAX_POOL_RESTARTS, WorkerLostError
+
+    with pytest.raises(WorkerLostError, match=f"died {MAX_POOL_RESTARTS + 1} times"):
+        make_all(tmp_path, [0, 1], always_dies=0)
 
 
 # ---------------------------------------------------------------- CPUs
