@@ -295,7 +295,9 @@ def test_oserrors_too_many_open_files_while_starting_workers(tmp_path):
     def few_files():
         resource.setrlimit(resource.RLIMIT_NOFILE, (24, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    proc = subprocess.Popen(trajgen_cmd("generate", *ARGS, "--workers", 16, "--out", run), stdout=subprocess.PIPE,
+    # 40 shards, so all 16 workers are wanted
+    proc = subprocess.Popen(trajgen_cmd("generate", "--n", 400, "--checkpoint-every", 10, "--workers", 16, "--out", run),
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=few_files)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and one_line_error(err), err
@@ -365,7 +367,7 @@ def make_all(tmp_path, shards, always_dies=None):
 
 
 def test_restarts_isolated_worker_deaths_do_not_stop_a_run(tmp_path):
-    assert make_all(tmp_path, list(range(14))) == list(range(14))
+    assert sorted(make_all(tmp_path, list(range(14)))) == list(range(14))
     assert sorted(p.name for p in tmp_path.glob("died-*")) == sorted(f"died-{k}" for k in DEATHS)
 
 
