@@ -23,6 +23,8 @@ and TRAJGEN_PAUSE_DIR=dir: see ``pause_point``.
 import errno
 import os
 import shutil
+import struct
+import sys
 import threading
 import time
 
@@ -162,10 +164,13 @@ def clear_dir(path):
     """Empty directory ``path`` (the run's .tmp/), creating it if missing."""
     os.makedirs(path, exist_ok=True)
     for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            pass  # gone already: what matters is that it is gone
 
 
 
@@ -188,19 +193,48 @@ def discard_temp_files(tmp_dir, pids):
                 pass
 
 
+# The run lock. On Linux it is an open-file-description (OFD) record lock on the whole
+# file: like flock it belongs to the open file, not to the process (closing some other
+# descriptor of .lock in the same process keeps it; a spawned worker never inherits it),
+# and unlike flock it can be *tested without being taken* (F_OFD_GETLK). So `status` and
+# `verify` only look, and a generate/resume starting at that moment is never refused
+# because a reader was looking. A shared flock as the probe would be such a lock, and
+# making writers retry would only shrink the window. Elsewhere: flock, probed by taking a
+# shared lock for an instant.
+_OFD = sys.platform.startswith("linux") and struct.calcsize("P") == 8
+
+
+def _flock_struct(kind):
+    # struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding); l_len 0 = to EOF
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+
+
+def _take(fd):
+    """Take the run lock on ``fd`` without waiting; False when another open file holds it."""
+    import fcntl
+
+    try:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK))
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
+
+
 def try_lock(path, holder):
-    """Take an exclusive non-blocking flock on ``path``; return the open fd, or None if
+    """Take the run lock on ``path`` without waiting; return the open fd, or None if
     another process holds it. ``holder`` (e.g. "pid 42 on host") is written into the
     file for the error a second writer gets. The fd is close-on-exec, so a spawned
     worker cannot keep the lock alive after the holder dies."""
-    import fcntl
-
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+        if not _take(fd):
+            os.close(fd)
+            return None
     except BaseException:
         os.close(fd)
         raise
@@ -211,7 +245,8 @@ def try_lock(path, holder):
 
 
 def is_locked(path):
-    """Whether some process holds the flock on ``path`` (a probe that takes and drops it)."""
+    """Whether some process holds the run lock on ``path``. Takes no lock on Linux (see
+    above); OSError when ``path`` exists but cannot be opened."""
     import fcntl
 
     try:
@@ -219,13 +254,19 @@ def is_locked(path):
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        if _OFD:
+            found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
+            locked = struct.unpack("hhqqi4x", found)[0] != fcntl.F_UNLCK
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                locked = False
+            except BlockingIOError:
+                locked = True
         pause_point("lock-probe")
-    except BlockingIOError:
-        return True
+        return locked
     finally:
-        os.close(fd)  # closing drops the probe's lock
-    return False
+        os.close(fd)  # (with flock, this drops the probe's own lock)
 
 
 _paused = set()

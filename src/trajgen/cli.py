@@ -192,9 +192,9 @@ def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
 
 
 def _cpus() -> int:
-    import os
+    from trajgen.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
 
-    return os.cpu_count() or 1
+    return usable_cpus()
 
 
 # ---------------------------------------------------------------- using a run: verify, export, preview

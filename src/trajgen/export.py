@@ -110,7 +110,11 @@ def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[
         path = paths.root / name
         if not path.is_file():
             raise CorruptShardError(f"{name} is missing; check the run with: trajgen verify {paths.root}")
-        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        try:
+            same = path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+        except OSError as e:  # e.g. no permission to read it
+            raise ExportError(f"cannot read {name}: {e.strerror or e}; make it readable, then export again") from None
+        if not same:
             raise CorruptShardError(f"{name} does not match the sha256 and size in the manifest; "
                                     f"check the run with: trajgen verify {paths.root}")
         try:

@@ -243,11 +243,15 @@ class ProgressReporter:
         with self._write_lock:
             write_progress(self._run_dir, self.snapshot(state, error), self._tmp_dir)
 
+    def stop(self):
+        """Stop the heartbeat and wait until it has (a write in flight ends first); idempotent."""
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
     def finish(self, state, error=None):
         """Stop the heartbeat and write the final state; best effort when the disk is failing."""
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self.stop()
         self._bar.close()
         try:
             self.write(state, error)

@@ -28,7 +28,7 @@ from trajgen import _fs
 from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, StorageError, TrajgenError
 from trajgen.progress import (
-    ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
+    ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
 )
 from trajgen.sample import make_sample
 from trajgen.shards import write_shard
@@ -292,8 +292,11 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
 
     Reads only; safe while another process writes the run or after it died."""
     paths = _existing_run(run_dir)
+    locked = _probe_lock(paths)  # before reading: a writer that lets go meanwhile has committed its last shard
     manifest = read_manifest(paths.root)
     _fs.pause_point("status-read")
+    if locked and not _probe_lock(paths):
+        locked, manifest = False, read_manifest(paths.root)
     try:
         progress = json.loads(paths.progress_json.read_text(encoding="utf-8"))
         snapshot = snapshot_from_json(progress)
@@ -302,7 +305,6 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     shards = manifest["shards"]
     done = sum(s["count"] for s in shards)
     counts = {name: sum(s["class_counts"].get(name, 0) for s in shards) for name in manifest["classes"]}
-    locked = _fs.is_locked(paths.lock)
     if manifest["status"] == "complete":
         state = "COMPLETE"
     elif locked:
@@ -329,6 +331,14 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
     data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
     return RunStatus(state=state, text=text, data=data)
+
+
+def _probe_lock(paths: RunPaths) -> bool:
+    try:
+        return _fs.is_locked(paths.lock)
+    except OSError as e:
+        raise RunError(f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
+                       f"{e.strerror or e}; make it readable for this user") from None
 
 
 # ---------------------------------------------------------------- generate / resume
@@ -401,23 +411,49 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
            progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list."""
     paths = _existing_run(run_dir)
-    manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
-    config = read_config(paths.root)
+    if paths.manifest.exists():  # a damaged run fails before anything is written, even .lock
+        read_manifest(paths.root)
+    read_config(paths.root)
     with _locked(paths):
+        # every decision is taken from what is on disk now that the run is ours: another
+        # process may have committed (or finished) it since the look above
+        config = read_config(paths.root)
+        manifest = read_manifest(paths.root) if paths.manifest.exists() else None
         if manifest is not None:
-            manifest = read_manifest(paths.root)  # again, now that it is ours
             if GenerationConfig.from_dict(manifest["config"]) != config:
                 raise RunError(f"{paths.manifest} and {paths.config} describe different runs; the run is damaged")
         else:  # crashed between writing config.json and the first manifest: nothing was committed
             manifest = new_manifest(config)
         if manifest["status"] == "complete":
-            _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
+            try:
+                _repair_progress(paths, manifest)
+                _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
+            except OSError as e:
+                raise StorageError(f"{paths.root} is complete, but its log or progress files could not be written: "
+                                   f"{_os_reason(e)}; {_ADVICE.get(e.errno, 'check the disk')}") from None
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
         from trajgen.executors import choose_executor
 
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar)
+
+
+def _repair_progress(paths: RunPaths, manifest: dict) -> None:
+    """Make a complete run's PROGRESS.txt and progress.json say COMPLETE: a failed last write,
+    or a stop right after the last commit, can leave FAILED, STOPPED or RUNNING behind."""
+    try:
+        said = snapshot_from_json(json.loads(paths.progress_json.read_text(encoding="utf-8")))
+        if said.state == "COMPLETE" and said.completed_shards == manifest["num_shards"] and \
+                (paths.root / "PROGRESS.txt").read_text(encoding="utf-8").startswith("trajgen COMPLETE"):
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # run_status recomputes the snapshot from the manifest (the truth), keeping the recorded rate
+    snapshot = snapshot_from_json(run_status(paths.root).data)
+    os.makedirs(paths.tmp, exist_ok=True)
+    write_progress(paths.root, replace(snapshot, host=socket.gethostname(), pid=os.getpid(),
+                                       updated_at=datetime.now(timezone.utc)), paths.tmp)
 
 
 def _config_file(config: GenerationConfig) -> dict:
@@ -448,13 +484,38 @@ def _locked(paths: RunPaths) -> Iterator[None]:
     except OSError as e:
         raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
     if fd is None:
-        who = _fs.read_text(paths.lock).strip() or "another process"
+        who = _live_holder(paths)
         raise RunLockedError(f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
                              f"{shlex.quote(str(paths.root))}) or stop that process first")
     try:
         yield
     finally:
         os.close(fd)
+
+
+def _live_holder(paths: RunPaths) -> str:
+    """Who holds the lock, as its holder wrote into .lock. A holder writes its name just after
+    taking the lock, so for a moment the file still names the previous one, maybe long dead:
+    such a name is never shown."""
+    for _ in range(25):
+        text = " ".join(_fs.read_text(paths.lock).split())
+        if text and _names_a_live_process(text):
+            return text
+        time.sleep(0.02)
+    return "another process"
+
+
+def _names_a_live_process(holder: str) -> bool:
+    pid, _, host = holder.removeprefix("pid ").partition(" on ")
+    if not pid.isdigit() or host != socket.gethostname():
+        return True  # another machine's process (or another format): nothing to check it against
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # exists, but is not ours to signal
+    return True
 
 
 def _log_line(event: str) -> str:
@@ -480,8 +541,10 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     made_samples = 0
     lines: dict[int, str] = {}  # serialized manifest entries, see manifest_bytes
     signals = _SignalGuard()
-    try:
-        with signals:
+    # the handlers stay ours until the cleanup after a stop or failure is done, and what arrives
+    # during that cleanup is dropped (the command is stopping already): a second Ctrl-C cannot cut it short
+    with signals:
+        try:
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
@@ -505,27 +568,45 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
-    except Interrupted as e:
-        _fs.pause_point("interrupt-cleanup")
-        stop = _log_line(f"stop: {e}")
-        _fs.clear_dir(paths.tmp)
-        _best_effort(lambda: _fs.append_line(paths.log, stop))
-        _best_effort(lambda: reporter.finish("STOPPED"))
-        raise Interrupted(e.signum, f"{e}; the run is resumable: {resume_command(paths.root)}") from None
-    except StorageError as e:
-        advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
-        message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
-        _best_effort(lambda: _fs.clear_dir(paths.tmp))
-        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
-        error = str(e)
-        _best_effort(lambda: reporter.finish("FAILED", error=error))
-        raise StorageError(message) from None
-    except BaseException as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
-        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {reason}")))
-        _best_effort(lambda: reporter.finish("FAILED", error=reason))
-        raise
+        except Interrupted as e:
+            with signals.held():
+                _fs.pause_point("interrupt-cleanup")
+                reporter.stop()  # before .tmp/ is cleared: the heartbeat writes its temp files there
+                _best_effort(lambda: _fs.clear_dir(paths.tmp))
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"stop: {e}")))
+                _best_effort(lambda: reporter.finish(_final_state(manifest, "STOPPED")))
+            then = "the run is complete" if manifest["status"] == "complete" else \
+                f"the run is resumable: {resume_command(paths.root)}"
+            raise Interrupted(e.signum, f"{e}; {then}") from None
+        except StorageError as e:
+            with signals.held():
+                reporter.stop()
+                advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
+                message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
+                _best_effort(lambda: _fs.clear_dir(paths.tmp))
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
+                _best_effort(lambda: _finish_failed(reporter, manifest, str(e)))
+            raise StorageError(message) from None
+        except BaseException as e:
+            with signals.held():
+                reporter.stop()
+                reason = " ".join(str(e).split()) or type(e).__name__
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {reason}")))
+                _best_effort(lambda: _finish_failed(reporter, manifest, reason))
+            raise
+        finally:
+            reporter.stop()  # whatever happened, no heartbeat outlives this call (or the lock)
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
+
+
+def _final_state(manifest: dict, state: str) -> str:
+    """The state PROGRESS.txt is left in: a run whose manifest is complete is COMPLETE, whatever stopped the command."""
+    return "COMPLETE" if manifest["status"] == "complete" else state
+
+
+def _finish_failed(reporter: ProgressReporter, manifest: dict, error: str) -> None:
+    state = _final_state(manifest, "FAILED")
+    reporter.finish(state, error=error if state == "FAILED" else None)
 
 
 @contextmanager
@@ -579,6 +660,17 @@ class _SignalGuard:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+    @contextmanager
+    def held(self):
+        """For a cleanup: signals that arrive inside are dropped (the command is stopping already)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                self._pending = None
 
     @contextmanager
     def deferred(self):

@@ -93,7 +93,11 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]))
     if read_config(paths.root) != config:
         report.add("config.json", "describes a different run than manifest.json")
-    in_progress = _fs.is_locked(paths.lock)
+    try:
+        in_progress = _fs.is_locked(paths.lock)
+    except OSError as e:
+        report.add(".lock", f"cannot be read ({e.strerror or e}), so whether a process works on the run is unknown")
+        in_progress = False
     entries = _check_plan(report, manifest, config, in_progress)
     report.listed_samples = sum(e["count"] for e in entries)
 
@@ -167,15 +171,18 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
     if not path.is_file():
         report.add(name, "is missing (listed in the manifest, not on disk)")
         return None
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)")
-    elif sha256_file(path) != entry["sha256"]:
-        report.add(name, "sha256 does not match the manifest (the file changed after it was committed)")
     try:
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)")
+        elif sha256_file(path) != entry["sha256"]:
+            report.add(name, "sha256 does not match the manifest (the file changed after it was committed)")
         arrays = read_shard(path)
     except CorruptShardError as e:
         report.add(name, str(e).replace(f"shard file {path} ", "", 1))
+        return None
+    except OSError as e:  # e.g. no permission to read it
+        report.add(name, f"cannot be read: {e.strerror or e}")
         return None
     n, count, size_px = len(arrays["index"]), entry["count"], config.size
     expected = {"videos": (count, config.frames, size_px, size_px, 3), "camera": (count, len(CAMERA_COLUMNS))}
