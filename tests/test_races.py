@@ -305,6 +305,21 @@ def test_oserrors_too_many_open_files_while_starting_workers(tmp_path):
     assert not run.exists()  # nothing was created: the same command works once the limit is raised
 
 
+def test_oserrors_an_unlisted_shard_that_cannot_be_removed(reference, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"], manifest["status"] = manifest["shards"][:2], "running"  # shards 2 and 3 are not committed
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "shards").chmod(0o555)  # so they cannot be removed before being made again
+    try:
+        result = run_unprivileged("resume", run, "--workers", 1)
+    finally:
+        (run / "shards").chmod(0o755)
+    assert result.returncode == 1 and one_line_error(result.stderr), result.stderr
+    assert "Permission denied" in result.stderr and f"trajgen resume {run}" in result.stderr
+
+
 # ---------------------------------------------------------------- terminal states match the manifest
 
 def test_states_a_failed_last_progress_write_leaves_complete(reference, tmp_path):
