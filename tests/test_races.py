@@ -244,7 +244,8 @@ def test_cleanup_ctrl_c_while_workers_start_stops_them_before_reporting(tmp_path
     proc = start_cli("generate", *ARGS, "--workers", 2, "--out", run, env=pauses.env("workers-started", "warm-up"))
     pauses.wait("workers-started", proc)
     pauses.wait("warm-up")  # a worker is still starting, and stays so
-    kids = list(children(proc.pid))
+    kids = [pid for pid, cmd in children(proc.pid).items() if "spawn_main" in cmd]  # the pool's workers
+    assert len(kids) == 2
     proc.send_signal(signal.SIGINT)
     try:
         code = proc.wait(timeout=20)  # without waiting for the worker to finish starting

@@ -393,13 +393,13 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
     paths = RunPaths(root)
     with _locked(paths):
         _check_new_run_dir(root)  # again, now that no one else can be creating it
-        _fs.clear_dir(paths.tmp)
-        paths.shards.mkdir(exist_ok=True)
         try:
+            _fs.clear_dir(paths.tmp)
+            paths.shards.mkdir(exist_ok=True)
             _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config)), paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
-            _fs.clear_dir(paths.tmp)
+            _best_effort(lambda: _fs.clear_dir(paths.tmp))
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
@@ -527,8 +527,14 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
-    _fs.clear_dir(paths.tmp)
-    _remove_unlisted_shards(paths, committed)
+    try:
+        _fs.clear_dir(paths.tmp)
+        paths.shards.mkdir(exist_ok=True)
+        _remove_unlisted_shards(paths, committed)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise StorageError(f"could not clear the run's unfinished files{where}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}") from None
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
     reporter = ProgressReporter(
         paths.root, paths.root, paths.tmp, total_samples=config.n, total_shards=config.num_shards,
