@@ -22,6 +22,7 @@ and TRAJGEN_PAUSE_DIR=dir: see ``pause_point``.
 
 import errno
 import os
+import platform
 import shutil
 import struct
 import sys
@@ -201,7 +202,17 @@ def discard_temp_files(tmp_dir, pids):
 # because a reader was looking. A shared flock as the probe would be such a lock, and
 # making writers retry would only shrink the window. Elsewhere: flock, probed by taking a
 # shared lock for an instant.
-_OFD = sys.platform.startswith("linux") and struct.calcsize("P") == 8
+def _has_ofd_locks():
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    # struct flock as packed below is the layout of these 64-bit Linux ABIs
+    return sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK") and \
+        platform.machine() in ("x86_64", "aarch64", "ppc64le", "riscv64", "s390x")
+
+
+_OFD = _has_ofd_locks()
 
 
 def _flock_struct(kind):

@@ -1,5 +1,5 @@
 """The pre-launch checklist: size and time measured from a small trial, free space, and
-in-place checks that the target filesystem supports what a run relies on (flock,
+in-place checks that the target filesystem supports what a run relies on (the run lock,
 fsync, atomic rename). Leaves nothing behind.
 """
 
@@ -74,7 +74,7 @@ def free_bytes(path: Path) -> int:
 
 
 def filesystem_checks(target: Path) -> list[Check]:
-    """Try flock, fsync and atomic rename in a scratch directory beside the target."""
+    """Try the run lock, fsync and atomic rename in a scratch directory beside the target."""
     where = existing_ancestor(target)
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
@@ -85,8 +85,8 @@ def filesystem_checks(target: Path) -> list[Check]:
         first = _fs.try_lock(scratch / ".lock", "dry run")
         second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
         checks.append(Check(first is not None and second is None,
-                            "lock (flock) works: a second writer is refused" if first is not None and second is None
-                            else "lock (flock) does not exclude a second writer on this filesystem"))
+                            "the run lock works: a second writer is refused" if first is not None and second is None
+                            else "the run lock does not exclude a second writer on this filesystem"))
         for fd in (first, second):
             if fd is not None:
                 os.close(fd)
