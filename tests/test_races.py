@@ -9,6 +9,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -84,11 +85,14 @@ def without_file_access_override():
 
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; where not permitted, the test is skipped below
 
 
-def run_unprivileged(*args):
+def run_unprivileged(*args, denied):
+    """The CLI in a process that obeys file modes; ``denied`` is Python code that must fail there."""
+    probe = subprocess.run([sys.executable, "-c", denied], capture_output=True, preexec_fn=without_file_access_override)
+    if probe.returncode == 0:
+        pytest.skip("cannot deny a child process access to a file here")
     return subprocess.run(trajgen_cmd(*args), capture_output=True, text=True, timeout=120,
                           preexec_fn=without_file_access_override)
 
@@ -272,8 +276,8 @@ def test_oserrors_unreadable_shard_in_verify_and_export(reference, tmp_path):
     shutil.copytree(reference, run)
     shard = run / "shards" / "shard-00002.npz"
     shard.chmod(0)
-    verify = run_unprivileged("verify", run)
-    export = run_unprivileged("export", run, "-o", tmp_path / "out.npz")
+    verify = run_unprivileged("verify", run, denied=f"open({str(shard)!r})")
+    export = run_unprivileged("export", run, "-o", tmp_path / "out.npz", denied=f"open({str(shard)!r})")
     assert verify.returncode == 1 and one_line_error(verify.stderr), verify.stderr
     assert "shards/shard-00002.npz" in verify.stdout and "Permission denied" in verify.stdout, verify.stdout
     assert export.returncode == 1 and one_line_error(export.stderr), export.stderr
@@ -285,7 +289,7 @@ def test_oserrors_unreadable_lock_in_status(reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     (run / ".lock").chmod(0)
-    result = run_unprivileged("status", run)
+    result = run_unprivileged("status", run, denied=f"open({str(run / '.lock')!r})")
     assert result.returncode == 1 and one_line_error(result.stderr), result.stderr
     assert ".lock" in result.stderr and "Permission denied" in result.stderr
 
@@ -314,7 +318,8 @@ def test_oserrors_an_unlisted_shard_that_cannot_be_removed(reference, tmp_path):
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "shards").chmod(0o555)  # so they cannot be removed before being made again
     try:
-        result = run_unprivileged("resume", run, "--workers", 1)
+        result = run_unprivileged("resume", run, "--workers", 1, 
+                                  denied=f"open({str(run / 'shards' / 'probe')!r}, 'w')")
     finally:
         (run / "shards").chmod(0o755)
     assert result.returncode == 1 and one_line_error(result.stderr), result.stderr
