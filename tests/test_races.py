@@ -179,10 +179,10 @@ def interrupt_at_shard(monkeypatch, k):
 
     make = run_module.produce_shard
 
-    def produce(config, run_dir, index):
+    def produce(config, run_dir, index, **options):
         if index == k:
             signal.raise_signal(signal.SIGINT)
-        return make(config, run_dir, index)
+        return make(config, run_dir, index, **options)
 
     monkeypatch.setattr(run_module, "produce_shard", produce)
 
