@@ -287,14 +287,13 @@ def pause_point(name):
     """A named point where a test can hold this process: when TRAJGEN_PAUSE lists ``name``,
     the first arrival creates TRAJGEN_PAUSE_DIR/<name>.reached and waits (signals still
     arrive) until TRAJGEN_PAUSE_DIR/<name>.go exists. Does nothing otherwise."""
-    names = os.environ.get("TRAJGEN_PAUSE")
-    if not names or name not in names.split(","):
+    names, where = os.environ.get("TRAJGEN_PAUSE"), os.environ.get("TRAJGEN_PAUSE_DIR")
+    if not names or not where or name not in names.split(","):
         return
     with _lock:
         if name in _paused:
             return
         _paused.add(name)
-    where = os.environ["TRAJGEN_PAUSE_DIR"]
     reached = os.path.join(where, f"{name}.reached")
     with open(reached + ".part", "w") as f:
         f.write(str(os.getpid()))
