@@ -295,9 +295,10 @@ def pause_point(name):
             return
         _paused.add(name)
     reached = os.path.join(where, f"{name}.reached")
-    with open(reached + ".part", "w") as f:
+    part = f"{reached}.{os.getpid()}.part"  # several processes may arrive at once
+    with open(part, "w") as f:
         f.write(str(os.getpid()))
-    os.replace(reached + ".part", reached)
+    os.replace(part, reached)
     go = os.path.join(where, f"{name}.go")
     while not os.path.exists(go):
         time.sleep(0.002)
