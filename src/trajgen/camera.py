@@ -77,7 +77,7 @@ def frame(points: np.ndarray, view_normal: Vec, u: list[float], config: Generati
     right = combine((math.cos(roll), level_right), (math.sin(roll), level_down))
     down = cross(forward, right)
     rotation = np.array([right, down, forward])
-    distance = radius * (2.5 + 1.5 * u3)
+    distance = radius * (2.5 + 1.5 * u3) * math.sqrt(1 + tilt * tilt)  # further away when oblique: no stronger perspective
     eye = centre - distance * rotation[2]
 
     rel = (points - eye) @ rotation.T

@@ -55,7 +55,7 @@ class GenerationConfig:
     roll: float = 180.0
     coverage_jitter: float = 0.1
     placement: float = 1.0
-    speed_variation: float = 0.8
+    speed_variation: float = 1.0
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -63,15 +63,15 @@ class Motion:
 
 
 def warped(p: Params, t: np.ndarray) -> np.ndarray:
-    """The path's own time s(t) = t + k·t·(1 - t): speed 1 + k at the start, 1 - k at the end
-    (k = p["warp"] in [-1, 1]), the same path, so where the dot is at frame t varies."""
+    """The path's own time s(t) = t + k·sin(πt)/π: speed 1 + k at the start, 1 - k at the end
+    (k = p["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
     k = p.get("warp", 0.0)
-    return t + k * t * (1.0 - t) if k else t
+    return t + (k / math.pi) * np.sin(math.pi * t) if k else t
 
 
 def _time(p: Params) -> str:
     k = p.get("warp", 0.0)
-    return f", with t ↦ t {'+' if k >= 0 else '-'} {abs(k):.2f}·t·(1 - t)" if k else ""
+    return f", with t ↦ t {'+' if k >= 0 else '-'} {abs(k):.2f}·sin(πt)/π" if abs(k) >= 0.005 else ""
 
 
 def _pace(p: Params) -> str:
@@ -148,16 +148,16 @@ CIRCULAR = Motion(
     ),
     points=("c",),
     vectors=("a", "b", "normal"),
-    max_tilt=50.0,  # seen obliquely a circle is an ellipse, so it need not stay on a ring round the centre
+    max_tilt=65.0,  # seen obliquely a circle is an ellipse, so it need not stay on a ring round the centre
 )
 
 
-# helical: a circle in the plane normal to axis k, climbing along k; 1 to 1.75 turns in 16 frames,
+# helical: a circle in the plane normal to axis k, climbing along k; 1 to 1.5 turns in 16 frames,
 # 2 to 3.3 diameters long (more turns or a fatter coil would jump further than the dot is wide)
 def _helical_draw(u: list[float], frames: int) -> Params:
     axis = _unit(u[3], u[4])
     a, b = orthonormal_pair(axis)
-    turns = (1.0 + 0.75 * u[6]) * _budget(frames)
+    turns = (1.0 + 0.5 * u[6]) * _budget(frames)
     radius = 0.3 + 0.2 * u[5]
     height = 2 * radius * (2.0 + 1.3 * u[7])
     return {
