@@ -1,8 +1,10 @@
 """Pinhole camera: aimed at the path, rolled, focused to a drawn coverage and placed
 anywhere the margin allows; projection and the visibility check.
 
-The camera looks along the motion's preferred view direction, tilted by up to
-``MAX_TILT_DEG`` in a random direction, from a random distance of 2.5–4 path radii, and
+The camera looks along the motion's preferred view direction, tilted by up to the
+motion's ``max_tilt`` (default ``MAX_TILT_DEG``) in a random direction, from a random
+distance of 2.5–4 path radii (over the cosine of the tilt, so an oblique view shows no
+stronger perspective than a face-on one), and
 rolled about its viewing axis by up to ``roll`` degrees (0: world z up on screen). The
 focal length is then solved so that max(bbox width / W, bbox height / H) equals a
 coverage drawn within ±``coverage_jitter`` of the target, and the principal point is
@@ -93,7 +95,7 @@ def frame(points: np.ndarray, view_normal: Vec, u: list[float], config: Generati
     target = min(config.coverage, max_coverage(size, margin))
     coverage = min(max(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target), max_coverage(size, margin))
     focal = coverage * size / span
-    # the box's top-left corner: centred, then moved within the free margin in a random direction
+    # the box's top-left corner: centred, then moved to a random place within the free margin
     box = (focal * (hi[0] - lo[0]), focal * (hi[1] - lo[1]))
     free = [max(0.0, size - 1 - 2 * margin - side_px - 2 * _EDGE) for side_px in box]
     corner = [0.5 * (size - 1 - box[k]) + config.placement * free[k] * (w - 0.5) for k, w in enumerate((u_x, u_y))]
