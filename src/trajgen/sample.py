@@ -103,6 +103,8 @@ def place(config: GenerationConfig, motion: Motion, rng: np.random.Generator, t:
             return draw, framing, redraws
         # vary the pace as far as the speed limit allows, then frame the retimed path afresh
         reach = warp_limit(framing.points_2d, 2 * config.radius, config.speed_variation)
+        if reach == 0:  # already as fast as the limit allows: the natural pace it is
+            return draw, framing, redraws
         draw = retime(draw, motion, t, reach * (2 * draw.u[UNIFORMS_PER_DRAW - 1] - 1))
         framing = frame(draw.points, motion.view_normal(draw.params), camera_u, config, motion.max_tilt)
         if framing is not None:
