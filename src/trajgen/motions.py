@@ -45,8 +45,10 @@ def _v(x: Vec) -> str:
 class Motion:
     """One motion class.
 
-    ``draw(u, frames)`` turns a list of 12 uniforms into parameters (for a clip of ``frames`` frames); ``path(p, t)`` gives (T, 3) points;
-    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best);
+    ``draw(u, frames)`` turns a list of 12 uniforms into parameters for a clip of ``frames``
+    frames; ``path(p, t)`` gives (T, 3) points, on the pace ``warped`` sets if ``varies_speed``;
+    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best),
+    give or take ``max_tilt`` degrees;
     ``points``/``vectors`` name the parameters the augmentation moves or turns.
     """
 
@@ -111,7 +113,7 @@ def _budget(frames: int) -> float:
     return min(1.0, max(0.6, (frames - 1) / 15))
 
 
-# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), 0.55 to 0.9 of a turn in 16 frames
+# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), sweeping 180° to 297° in 16 frames
 def _circular_draw(u: list[float], frames: int) -> Params:
     normal = _unit(u[3], u[4])
     a, b = orthonormal_pair(normal)
