@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from conftest import coverage, straightness
 from trajgen import GenerationConfig, make_sample
+from trajgen.camera import max_coverage
 from trajgen.motions import MOTIONS
 
 DEFAULT = GenerationConfig()
@@ -172,7 +173,7 @@ def test_any_config_is_in_frame_finite_deterministic_and_covered(config, index):
     assert s.video.shape == (config.frames, config.size, config.size, 3)
     assert np.isfinite(s.trajectory_3d).all() and np.isfinite(s.points_2d).all() and np.isfinite(s.camera).all()
     assert in_frame_with_margin(s.points_2d, config.size, config.radius)
-    target = min(config.coverage, (config.size - 1 - 2 * config.radius) / config.size)
+    target = min(config.coverage, max_coverage(config.size, config.radius))
     assert abs(coverage(s.points_2d, config.size) - target) <= config.coverage_jitter + 1e-5
     again = make_sample(config, index)
     np.testing.assert_array_equal(s.video, again.video)
