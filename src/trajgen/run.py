@@ -376,14 +376,14 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
 
 def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        _fs.make_dirs(root)
     except OSError as e:
         raise RunError(f"cannot create {root}: {e.strerror or e}; choose another --out") from None
     paths = RunPaths(root)
     with _locked(paths):
         _check_new_run_dir(root)  # again, now that no one else can be creating it
         _fs.clear_dir(paths.tmp)
-        paths.shards.mkdir(exist_ok=True)
+        _fs.make_dirs(paths.shards)
         try:
             _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config)), paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
@@ -545,7 +545,7 @@ def _remove_unlisted_shards(paths: RunPaths, committed: set[int]) -> None:
     listed = {paths.shard(k).name for k in committed}
     for p in paths.shards.glob("shard-*.npz"):
         if p.name not in listed:
-            p.unlink()
+            _fs.remove_file(p)
 
 
 class _SignalGuard:
