@@ -18,9 +18,10 @@ operation is also logged to that file as "K kind path" (not itself counted).
 
 ``recording(callback)`` reports every change this module makes to the disk, right after
 the system call returned, as one dict: {"op": create|write|fsync|rename|fsyncdir|append|
-mkdir|unlink|rmtree, "path": absolute path, ...} with "data" (bytes) for write and append
-and "to" for rename. That is enough to replay a run's I/O and rebuild what a power cut
-may leave on disk (tests/test_power_loss.py).
+mkdir|unlink|rmtree|done, "path": absolute path, ...} with "data" (bytes) for write and
+append and "to" for rename; "done" marks the return of a durable write (atomic_write_bytes,
+append_line): from then on the caller may tell the user. That is enough to replay a run's
+I/O and rebuild what a power cut may leave on disk (tests/test_power_loss.py).
 """
 
 import errno
@@ -158,6 +159,7 @@ def atomic_write_bytes(path, data, tmp_dir):
             pass
         raise
     fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
 
 
 def fsync_dir(path):
@@ -174,11 +176,17 @@ def fsync_dir(path):
 
 
 def append_line(path, line):
-    """Append one line (newline added if missing) to a log file and fsync it."""
+    """Append one line (newline added if missing) to a log file and fsync it (and, when
+    this creates the file, its directory: a power cut must not take back a logged line)."""
     if not line.endswith("\n"):
         line += "\n"
     _op("append", path)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    try:
+        fd, created = os.open(path, flags), False
+    except FileNotFoundError:
+        fd, created = os.open(path, flags | os.O_CREAT, 0o666), True
+        _record("create", path)
     try:
         _write_all(fd, line.encode("utf-8"))
         _record("append", path, data=line.encode("utf-8"))
@@ -186,6 +194,9 @@ def append_line(path, line):
         _record("fsync", path)
     finally:
         os.close(fd)
+    if created:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
 
 
 def clear_dir(path):
