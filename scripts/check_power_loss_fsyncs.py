@@ -30,12 +30,15 @@ def main() -> int:
             lines = list(source)
             lines[i] = CALL.match(lines[i]).group(1) + "pass  # fsync removed\n"
             (src / "trajgen/_fs.py").write_text("".join(lines))
-            result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+            result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                      "tests/test_power_loss.py"], cwd=ROOT, capture_output=True, text=True,
                                     env={**__import__("os").environ, "PYTHONPATH": str(src)})
         failed = result.returncode != 0
         unnoticed += not failed
+        failing = sorted({l.split("::")[1].split(" ")[0] for l in result.stdout.splitlines()
+                          if l.startswith(("FAILED", "ERROR")) and "::" in l})
         reason = next((l.strip() for l in result.stdout.splitlines() if l.startswith("E ")), "")[:160]
+        reason = f"failed: {', '.join(failing)}\n           {reason}"
         rows.append(f"_fs.py:{i + 1:<4} {source[i].strip():<58} {'test FAILED (caught)' if failed else 'test PASSED (NOT caught)'}"
                     f"\n           {reason}")
         print(rows[-1], flush=True)
