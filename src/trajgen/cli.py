@@ -148,7 +148,9 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 def resume(run_dir, workers, scheduler, progress_interval, allow_version_change, quiet):
     """Finish an interrupted run: make only the missing shards.
 
-    The result is byte-identical to a run that was never interrupted.
+    The result is byte-identical to a run that was never interrupted. Refuses, changing
+    nothing, when the installed trajgen/numpy/OpenCV/deflate versions differ from those
+    in the run's config.json, unless --allow-version-change.
 
     \b
     Example:
