@@ -47,6 +47,8 @@ from trajgen import GenerationConfig, _fs
 from trajgen.cli import main
 from trajgen.run import generate
 
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads fd paths from /proc")
+
 CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=5, size=16, frames=4)
 EXHAUSTIVE = 16  # combinations enumerated in full up to this many
 SAMPLED = 6      # random combinations per crash point beyond that (plus the two extremes)

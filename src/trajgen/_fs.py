@@ -250,7 +250,7 @@ def discard_temp_files(tmp_dir, pids):
         parts = entry.name.rsplit(".", 3)  # base, pid, random, "tmp"
         if len(parts) == 4 and parts[3] == "tmp" and parts[1] in pids:
             try:
-                os.unlink(entry.path)
+                remove_file(entry.path)
             except FileNotFoundError:
                 pass
 

@@ -262,7 +262,7 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
         raise DaskError(_lost(address, run_dir)) from None
     finally:
         try:
-            probe.unlink()
+            _fs.remove_file(probe)
         except OSError:
             pass
     failed = {w: a for w, a in answers.items() if isinstance(a, BaseException)}
