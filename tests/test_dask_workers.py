@@ -46,17 +46,10 @@ def _stop(proc):
     proc.wait()
 
 
-@pytest.fixture
-def cluster():
-    """A scheduler with one worker of this environment; yields (address, client, start_worker)."""
+@pytest.fixture(scope="module")
+def scheduler():
     port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")]
-
-    def start_worker(name, nthreads=1, env=None):
-        procs.append(_dask("worker", address, "--name", name, "--nthreads", nthreads, "--no-nanny",
-                           "--no-dashboard", env=env))
-
+    proc = _dask("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -66,13 +59,33 @@ def cluster():
             except OSError:
                 assert time.monotonic() < deadline, "dask scheduler did not start"
                 time.sleep(0.1)
-        start_worker("good")
+        address = f"tcp://127.0.0.1:{port}"
         with distributed.Client(address, set_as_default=False, timeout=30) as client:
-            client.wait_for_workers(1, timeout=60)
-            yield address, client, start_worker
+            yield address, client
     finally:
-        for p in reversed(procs):
+        _stop(proc)
+
+
+@pytest.fixture
+def cluster(scheduler):
+    """The scheduler with one worker of this environment; yields (address, client, start_worker)."""
+    address, client = scheduler
+    workers = []
+
+    def start_worker(name, nthreads=1, env=None):
+        workers.append(_dask("worker", address, "--name", name, "--nthreads", nthreads, "--no-nanny",
+                             "--no-dashboard", env=env))
+
+    try:
+        start_worker("good")
+        client.wait_for_workers(1, timeout=60)
+        yield address, client, start_worker
+    finally:
+        for p in workers:
             _stop(p)
+        deadline = time.monotonic() + 30
+        while client.nthreads() and time.monotonic() < deadline:  # the next test starts from no workers
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="read
 
 CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=5, size=16, frames=4)
 EXHAUSTIVE = 16  # combinations enumerated in full up to this many
-SAMPLED = 6      # random combinations per crash point beyond that (plus the two extremes)
+SAMPLED = 4      # random combinations per crash point beyond that (plus the two extremes)
 SEED = 20261128
 SUBPROCESS_STATES = 4  # states also checked with the real CLI in subprocesses
 # what a user (or a program) reads to learn what is committed

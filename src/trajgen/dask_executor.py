@@ -349,7 +349,7 @@ def _shard_results(client, address: str, task: Callable, config: GenerationConfi
             # a lost worker is not an error, the scheduler reruns its task by itself
             fit = None
             if refused:  # only workers that have not refused; a new worker is checked by its first task
-                fit = [w for w in client.scheduler_info()["workers"] if w not in refused]
+                fit = [w for w in client.nthreads() if w not in refused]
                 if not fit:
                     raise DaskError(f"{next(reversed(refused.values()))}; no other Dask worker is left to make the "
                                     f"run's shards: install the run's versions on every worker (with the run "

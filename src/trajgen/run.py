@@ -172,10 +172,11 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
     from trajgen.versions import byte_versions, differences
 
     mine = byte_versions()
-    if versions is not None and mine != versions:
+    changed = differences(versions, mine) if versions is not None else []
+    if changed:
         raise WorkerVersionError(
             f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
-            f"({', '.join(differences(versions, mine))}) and made no shard; install the run's versions on every "
+            f"({', '.join(changed)}) and made no shard; install the run's versions on every "
             f"worker, then run: {resume_command(run_dir)}")
     paths = RunPaths(Path(run_dir))
     arrays, class_counts, redraws = build_shard_arrays(config, k)
