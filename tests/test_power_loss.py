@@ -53,7 +53,7 @@ CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=5, size=16, frames=4)
 EXHAUSTIVE = 16  # combinations enumerated in full up to this many
 SAMPLED = 4      # random combinations per crash point beyond that (plus the two extremes)
 SEED = 20261128
-SUBPROCESS_STATES = 4  # states also checked with the real CLI in subprocesses
+SUBPROCESS_STATES = 2  # states also checked with the real CLI in subprocesses
 # what a user (or a program) reads to learn what is committed
 TOLD_FILES = ("run/config.json", "run/manifest.json", "run/PROGRESS.txt", "run/progress.json", "run/run.log")
 
