@@ -37,7 +37,8 @@ def main() -> int:
         unnoticed += not failed
         failing = sorted({l.split("::")[1].split(" ")[0] for l in result.stdout.splitlines()
                           if l.startswith(("FAILED", "ERROR")) and "::" in l})
-        reason = next((l.strip() for l in result.stdout.splitlines() if l.startswith("E ")), "")[:160]
+        errors = [l.strip() for l in result.stdout.splitlines() if l.startswith("E ")]
+        reason = next((l for l in errors if "crash after" in l), errors[0] if errors else "")[:160]
         reason = f"failed: {', '.join(failing)}\n           {reason}"
         rows.append(f"_fs.py:{i + 1:<4} {source[i].strip():<58} {'test FAILED (caught)' if failed else 'test PASSED (NOT caught)'}"
                     f"\n           {reason}")

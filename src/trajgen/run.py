@@ -274,20 +274,23 @@ def _check_entry(entry: object, config: GenerationConfig) -> None:
 
 
 def read_config(run_dir: os.PathLike | str) -> GenerationConfig:
-    return GenerationConfig.from_dict(read_config_file(run_dir)["config"])
-
-
-def read_config_file(run_dir: os.PathLike | str) -> dict:
-    """config.json as recorded (config, versions, ...); RunError when damaged."""
     paths = _existing_run(run_dir)
     try:
-        data = json.loads(paths.config.read_text(encoding="utf-8"))
-        GenerationConfig.from_dict(data["config"])
-        return data
+        return GenerationConfig.from_dict(json.loads(paths.config.read_text(encoding="utf-8"))["config"])
     except KeyError as e:
         raise RunError(f"cannot read {paths.config}: field {e} is missing; the run's config is damaged") from None
     except (OSError, ValueError, TypeError) as e:
         raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}; the run's config is damaged") from None
+
+
+def read_config_file(run_dir: os.PathLike | str) -> dict:
+    """config.json as recorded (config, versions, ...); RunError when damaged."""
+    read_config(run_dir)  # checks it
+    try:
+        data = json.loads(RunPaths(Path(run_dir)).config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {run_dir}/config.json: {' '.join(str(e).split())}") from None
+    return data
 
 
 def _existing_run(run_dir: os.PathLike | str) -> RunPaths:
@@ -439,8 +442,8 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
     then the shards made now record their versions in the manifest (a mixed run)."""
     paths = _existing_run(run_dir)
     manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
+    config = read_config(paths.root)
     config_file = read_config_file(paths.root)
-    config = GenerationConfig.from_dict(config_file["config"])
     run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
     with _locked(paths):
         if manifest is not None:
