@@ -3,7 +3,8 @@ run, and check that each one is reported clearly and resumes to the same bytes.
 
 How: a real run (40 samples, 4 shards) is made once with ``_fs.recording`` on, which
 reports every disk change the run makes (create, write with its bytes, fsync, rename,
-fsyncdir, append, mkdir, unlink). The trace is replayed into a model of the disk that
+fsyncdir, append, mkdir, unlink); so is a real resume of a run killed between a shard's
+rename and its commit, with a torn temp file left in .tmp/ (it unlinks both). The trace is replayed into a model of the disk that
 keeps, per file, what was fsynced (durable) and what was only written (volatile), and per
 directory the entries fsynced with it and the changes since. The model of a power cut:
 
@@ -45,7 +46,7 @@ from click.testing import CliRunner
 from runtools import result_bytes, run_cli
 from trajgen import GenerationConfig, _fs
 from trajgen.cli import main
-from trajgen.run import generate
+from trajgen.run import generate, resume
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads fd paths from /proc")
 
@@ -69,6 +70,25 @@ class Disk:
         self.dirs = {base: self._new_dir()}
         self.next_inode = 0
         self.told: dict[str, bytes] = {}  # file -> what it held when its last durable write returned
+
+    def preload(self, source: str):
+        """A copy of the base directory as it was when the trace began, all of it durable
+        (what an earlier crash left)."""
+        for srcdir, _, filenames in os.walk(source):
+            dirpath = os.path.normpath(os.path.join(self.base, os.path.relpath(srcdir, source)))
+            if dirpath not in self.dirs:
+                self.dirs[dirpath] = self._new_dir()
+                parent, name = self.dirs[os.path.dirname(dirpath)], os.path.basename(dirpath)
+                parent["durable"][name] = parent["current"][name] = ("d", dirpath)
+            for name in filenames:
+                self.next_inode += 1
+                data = Path(srcdir, name).read_bytes()
+                self.content[self.next_inode] = {"durable": data, "current": data}
+                d = self.dirs[dirpath]
+                d["durable"][name] = d["current"][name] = ("f", self.next_inode)
+                rel = os.path.relpath(os.path.join(dirpath, name), self.base)
+                if rel in TOLD_FILES:
+                    self.told[rel] = data
 
     @staticmethod
     def _new_dir():
@@ -166,9 +186,12 @@ class Disk:
         return new[: rng.randrange(same, len(new))] if len(new) > same else old
 
 
-def crash_states(trace, base):
-    """Every (crash point, tree) of the model, identical trees once; and how many were built."""
+def crash_states(trace, base, start=None):
+    """Every (crash point, tree) of the model, identical trees once; and how many were built.
+    ``start``: the directory tree that was on disk (durable) when the trace began."""
     disk = Disk(base)
+    if start is not None:
+        disk.preload(start)
     seen: dict[str, tuple] = {}
     built = 0
     for point in range(len(trace) + 1):
@@ -207,14 +230,10 @@ def write_tree(tree, root: Path):
 
 # ---------------------------------------------------------------- the recorded run
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """A real run and every disk change it made. The fsyncs in the trace are the real
-    os.fsync calls (seen by a wrapper), not _fs's records of them: a removed os.fsync
+def _record(action):
+    """Run ``action`` and return every disk change it made. The fsyncs in the trace are the
+    real os.fsync calls (seen by a wrapper), not _fs's records of them: a removed os.fsync
     leaves the data volatile in the model, whatever _fs records."""
-    scratch = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    base = scratch / "world"
-    base.mkdir()
     events = []
     real_fsync = os.fsync
 
@@ -227,21 +246,74 @@ def recorded(tmp_path_factory):
     os.fsync = fsync
     try:
         with _fs.recording(events.append):
-            generate(CONFIG, base / "run", workers=1, progress_interval=3600, check_space=False)
+            action()
     finally:
         os.fsync = real_fsync
     trace = [e for e in events if e.get("real") or e["op"] not in ("fsync", "fsyncdir")]
-    yield trace, events, str(base), result_bytes(base / "run"), scratch
-    shutil.rmtree(scratch, ignore_errors=True)
+    return trace, events
 
 
-def test_the_trace_covers_the_whole_commit_protocol(recorded):
+@pytest.fixture(scope="module")
+def scratch():
+    path = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def recorded(scratch):
+    """A real run from nothing: (trace, events, base directory, result bytes, start tree)."""
+    base = scratch / "world"
+    base.mkdir()
+    trace, events = _record(lambda: generate(CONFIG, base / "run", workers=1, progress_interval=3600,
+                                             check_space=False))
+    return trace, events, str(base), result_bytes(base / "run"), None
+
+
+def _killed_after_rename_of(target: Path):
+    """Run generate in a forked child that dies (os._exit) right after renaming ``target`` into place."""
+    pid = os.fork()
+    if pid == 0:
+        def die(op):
+            if op["op"] == "rename" and op["to"] == str(target):
+                os._exit(77)
+
+        try:
+            with _fs.recording(die):
+                generate(CONFIG, target.parent.parent, workers=1, progress_interval=3600, check_space=False)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 77
+
+
+@pytest.fixture(scope="module")
+def recorded_resume(scratch, recorded):
+    """A real resume of a run killed after committing 2 shards and renaming the 3rd into
+    shards/ (not committed), with a torn temp file in .tmp/: it removes both and finishes."""
+    base = scratch / "world-resume"
+    run = base / "run"
+    _killed_after_rename_of(run / "shards" / "shard-00002.npz")
+    assert len(json.loads((run / "manifest.json").read_bytes())["shards"]) == 2
+    (run / ".tmp" / "shard-00003.npz.4242.0a1b2c3d4e5f.tmp").write_bytes(b"PK\x03\x04 torn")
+    start = scratch / "resume-start"
+    shutil.copytree(base, start)
+    trace, events = _record(lambda: resume(run, workers=1, progress_interval=3600))
+    return trace, events, str(base), recorded[3], str(start)
+
+
+def test_the_traces_cover_the_whole_commit_protocol(recorded, recorded_resume):
     trace, _, base, _, _ = recorded
     kinds = {op["op"] for op in trace}
-    assert {"mkdir", "create", "write", "fsync", "rename", "fsyncdir", "append"} <= kinds
+    assert {"mkdir", "create", "write", "fsync", "rename", "fsyncdir", "append", "done"} <= kinds
     renamed = [os.path.relpath(op["to"], base) for op in trace if op["op"] == "rename"]
     assert [f"run/shards/shard-{k:05d}.npz" for k in range(4)] == [r for r in renamed if "shards/" in r]
     assert renamed.count("run/manifest.json") == 5  # the empty one, then one per shard
+    trace, _, base, _, _ = recorded_resume
+    unlinked = [os.path.relpath(op["path"], base) for op in trace if op["op"] == "unlink"]
+    assert unlinked == ["run/.tmp/shard-00003.npz.4242.0a1b2c3d4e5f.tmp", "run/shards/shard-00002.npz"]
+    renamed = [os.path.relpath(op["to"], base) for op in trace if op["op"] == "rename"]
+    assert [r for r in renamed if "shards/" in r] == ["run/shards/shard-00002.npz", "run/shards/shard-00003.npz"]
 
 
 def _clear_answer(result, what):
@@ -283,19 +355,21 @@ def _check_told(run: Path, told: dict, where: str):
         assert (run / "run.log").read_bytes().startswith(told["run/run.log"]), f"{where}: run.log lost lines"
 
 
-def test_every_power_cut_state_resumes_to_the_same_bytes(recorded):
-    trace, _, base, reference, scratch = recorded
-    states, built = crash_states(trace, base)
+@pytest.mark.parametrize("which", ["generate", "resume"])
+def test_every_power_cut_state_resumes_to_the_same_bytes(which, request, scratch):
+    trace, _, base, reference, start = request.getfixturevalue("recorded" if which == "generate" else "recorded_resume")
+    states, built = crash_states(trace, base, start)
     operations = sum(op["op"] != "done" for op in trace)
-    print(f"\npower loss: {operations} operations, {operations + 1} crash points (and {len(trace) - operations} "
-          f"points where a durable write returned), {built} states built, {len(states)} distinct states checked")
-    assert len(trace) > 100 and len(states) > len(trace)
+    print(f"\npower loss during {which}: {operations} operations, {operations + 1} crash points (and "
+          f"{len(trace) - operations} points where a durable write returned), {built} states built, "
+          f"{len(states)} distinct states checked")
+    assert len(states) > operations > (100 if which == "generate" else 40)
     runner = CliRunner()
     picked = set(random.Random(SEED).sample(range(len(states)), SUBPROCESS_STATES))
     for n, (point, told, tree) in enumerate(states):
         where = f"crash after operation {point} ({trace[point - 1]['op']} {trace[point - 1]['path']})" if point \
             else "crash before the first operation"
-        world = scratch / f"state{n}"
+        world = scratch / f"{which}-state{n}"
         write_tree(tree, world)
         run = world / "run"
         _check_told(run, told, where)
@@ -317,8 +391,8 @@ def test_every_power_cut_state_resumes_to_the_same_bytes(recorded):
         shutil.rmtree(world)
 
 
-def test_the_recorded_fsyncs_are_the_real_ones(recorded):
-    _, events, _, _, _ = recorded
-    real = [(e["op"], e["path"]) for e in events if e.get("real")]
-    said = [(e["op"], e["path"]) for e in events if e["op"] in ("fsync", "fsyncdir") and not e.get("real")]
-    assert said == real
+def test_the_recorded_fsyncs_are_the_real_ones(recorded, recorded_resume):
+    for _, events, _, _, _ in (recorded, recorded_resume):
+        real = [(e["op"], e["path"]) for e in events if e.get("real")]
+        said = [(e["op"], e["path"]) for e in events if e["op"] in ("fsync", "fsyncdir") and not e.get("real")]
+        assert said == real
