@@ -54,7 +54,7 @@ CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=5, size=16, frames=4)
 EXHAUSTIVE = 16  # combinations enumerated in full up to this many
 SAMPLED = 4      # random combinations per crash point beyond that (plus the two extremes)
 SEED = 20261128
-SUBPROCESS_STATES = 2  # states also checked with the real CLI in subprocesses
+SUBPROCESS_STATES = 2  # states per trace checked with the real CLI in subprocesses (status, verify, resume)
 # what a user (or a program) reads to learn what is committed
 TOLD_FILES = ("run/config.json", "run/manifest.json", "run/PROGRESS.txt", "run/progress.json", "run/run.log")
 
@@ -379,7 +379,10 @@ def test_every_power_cut_state_resumes_to_the_same_bytes(which, request, scratch
             if n in picked:
                 real = run_cli(*command)
                 assert real.returncode == result.exit_code and "Traceback" not in real.stderr, f"{where}: {real.stderr}"
-        if (run / "config.json").exists():
+        if (run / "config.json").exists() and n in picked:
+            real = run_cli("resume", run, "--workers", 1, "--quiet")
+            assert real.returncode == 0 and real.stderr == "", f"{where}: resume failed: {real.stderr}"
+        elif (run / "config.json").exists():
             result = runner.invoke(main, ["resume", str(run), "--workers", "1", "--quiet"])
             _clear_answer(result, f"{where}: resume")
             assert result.exit_code == 0, f"{where}: resume failed: {result.stderr}"
