@@ -101,7 +101,11 @@ def run_unprivileged(*args, denied):
 
 def test_lock_decisions_resume_rereads_the_run_after_locking(reference, tmp_path):
     run = tmp_path / "run"
-    crash = run_cli("generate", *ARGS, "--workers", 1, "--out", run, env={"TRAJGEN_FAULT": "exit@6"})
+    log = tmp_path / "ops.log"  # which operation writes the first manifest
+    counted = run_cli("generate", *ARGS, "--workers", 1, "--out", tmp_path / "counted", env={"TRAJGEN_FAULT_LOG": str(log)})
+    assert counted.returncode == 0, counted.stderr
+    first = min(int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith("manifest.json"))
+    crash = run_cli("generate", *ARGS, "--workers", 1, "--out", run, env={"TRAJGEN_FAULT": f"exit@{first}"})
     assert crash.returncode == _fs.EXIT_CODE  # killed right after config.json, before the first manifest
     assert (run / "config.json").exists() and not (run / "manifest.json").exists()
     pauses = Pauses(tmp_path / "pauses")
