@@ -210,3 +210,97 @@ def test_malformed_manifest_entry_is_reported(run):
     (run / "manifest.json").write_text(json.dumps(manifest))
     messages = problems_for(verify_run(run), "manifest.json")
     assert any("malformed" in m for m in messages) and any("twice" in m for m in messages), messages
+
+
+# ---------------------------------------------------------------- damage or generation
+
+TINY = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=2, size=8)  # too small for 40 distinct videos
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A run whose config itself makes duplicate videos (issue row: --frames 2 --size 8)."""
+    out = tmp_path_factory.mktemp("verify_tiny") / "run"
+    generate(TINY, out, workers=1)
+    return out
+
+
+def test_duplicates_made_by_the_config_are_not_damage(tiny):
+    report = verify_run(tiny, deep=True, deep_samples=40)
+    assert not report.ok  # still a failed check
+    dups = [p for p in report.problems if "duplicate video" in p.message]
+    assert dups and all(p.kind == "generation" for p in dups), report.text
+    assert not any(p.kind == "damage" for p in report.problems), report.text
+    assert "backup" not in report.summary and "repair" not in report.summary
+    assert "--frames 2 --size 8" in report.summary and "config" in report.summary, report.summary
+    assert "not damage" in report.text
+
+
+def test_cli_generation_advice_for_tiny_config(tmp_path):
+    for extra in ([], ["--coverage", "1e-300"]):
+        out = tmp_path / f"run{len(extra)}"
+        made = run_cli("generate", "--n", 40, "--checkpoint-every", 10, "--frames", 2, "--size", 8, *extra,
+                       "--out", out, "--quiet")
+        assert made.returncode == 0, made.stderr
+        result = run_cli("verify", "--deep", out)
+        assert result.returncode == 1
+        error = result.stderr.strip()
+        assert error.startswith("Error: ") and len(error.splitlines()) == 1, error
+        assert "backup" not in error and "generate" in error and "--frames 2 --size 8" in error, error
+        if extra:
+            assert "--coverage 1e-300" in error, error
+
+
+def test_damaged_bytes_get_damage_advice(run):
+    data = bytearray(shard(run, 2).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard(run, 2).write_bytes(bytes(data))
+    report = verify_run(run)
+    assert [p.kind for p in report.problems] == ["damage"] * len(report.problems), report.text
+    assert f"trajgen repair {run}" in report.summary and "backup" in report.summary, report.summary
+
+
+def test_duplicate_in_a_rewritten_shard_is_damage(run):
+    """The bytes match the manifest, but make_sample makes another video for that index: not the config's doing."""
+    first_video = read_shard(shard(run, 0))["videos"][1].copy()
+
+    def copy_over(arrays):
+        arrays["videos"][2] = first_video
+
+    rewrite_shard(run, 3, copy_over)
+    report = verify_run(run)
+    dup = [p for p in report.problems if "duplicate" in p.message]
+    assert len(dup) == 1 and dup[0].kind == "damage", report.text
+    assert "make_sample" in dup[0].message
+    assert "backup" in report.summary, report.summary
+
+
+def test_imbalance_in_matching_shards_is_from_generation(run):
+    def relabel(arrays):
+        arrays["labels"][:] = 0
+
+    rewrite_shard(run, 1, relabel)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"][1]["class_counts"] = {"linear": 10, "circular": 0, "helical": 0, "parabolic": 0}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_run(run)
+    unbalanced = [p for p in report.problems if "unbalanced" in p.message]
+    assert unbalanced and all(p.kind == "generation" for p in unbalanced), report.text
+    assert not any(p.kind == "damage" for p in report.problems), report.text
+    assert "backup" not in report.summary and "made" in report.summary, report.summary
+
+
+def test_missing_indices_are_damage(run):
+    def gap(arrays):
+        arrays["index"][3] = 999
+
+    rewrite_shard(run, 0, gap)
+    report = verify_run(run)
+    assert any("index is incomplete" in p.message and p.kind == "damage" for p in report.problems), report.text
+
+
+def test_report_files_are_allowed_in_the_run(run):
+    (run / "report.html").write_text("<html></html>")
+    (run / "report.json").write_text("{}")
+    report = verify_run(run)
+    assert report.ok, report.text
