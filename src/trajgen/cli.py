@@ -208,6 +208,8 @@ def verify(run_dir, deep):
 
     Checks checksums and sizes, counts and class balance, arrays, indices, labels,
     points in frame, duplicate videos and stray files, and names each bad file.
+    Tells damage (repair or restore the shards) from what the config itself made
+    (duplicates or imbalance in shards that match the manifest: change the config).
 
     \b
     Example:
