@@ -215,3 +215,20 @@ def test_points_out_of_margin_fail_the_in_frame_check(made, tmp_path):
     assert data["classes"]["circular"]["in_frame"] < 1 and data["classes"]["circular"]["passed"]["in_frame"] is False
     assert data["classes"]["linear"]["passed"]["in_frame"] is True
     assert data["all_passed"] is False
+
+
+def test_in_progress_run_without_every_class_yet(tmp_path):
+    """Shards smaller than the class count: the classes not yet committed are said to be so, not drawn."""
+    run = tmp_path / "run"
+    generate(GenerationConfig(n=6, checkpoint_every=2, seed=1, frames=4, size=16), run, workers=1)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"], manifest["status"] = manifest["shards"][:1], "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    result = make_report(run)
+    assert result.data["classes"]["helical"]["samples"] == 0
+    assert result.data["classes"]["helical"]["passed"]["near_duplicate_rate"] is None
+    assert "not measured" in result.summary
+    page = Page()
+    page.feed(result.html_path.read_text())
+    assert page.images.get("helical") is None and len(page.images["linear"]) == FIGURES_PER_CLASS
+    assert "no committed samples yet" in " ".join(page.text)

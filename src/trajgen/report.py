@@ -112,10 +112,13 @@ class ReportResult:
     @property
     def summary(self) -> str:
         checks = self.checks
-        failed = [name for name, ok in checks.items() if ok is not True]
-        line = f"{len(checks) - len(failed)} of {len(checks)} targets met"
+        failed = [name for name, ok in checks.items() if ok is False]
+        unmeasured = sum(ok is None for ok in checks.values())
+        line = f"{sum(ok is True for ok in checks.values())} of {len(checks)} targets met"
         if failed:
             line += " (not met: " + ", ".join(failed[:4]) + (f" and {len(failed) - 4} more" if len(failed) > 4 else "") + ")"
+        if unmeasured:
+            line += f"; {unmeasured} not measured (too few samples)"
         return line
 
 
@@ -519,9 +522,11 @@ def _page(run, data: dict, m: _Measured) -> str:
         head.append(f'<p class="note">--coverage {config.coverage:g} is more than the {max_coverage(config.size, config.radius):.2f} '
                     f"that leaves the dot radius of margin, so paths are framed at most at that coverage.</p>")
     missed = [f"{_LABELS[key]} ({name})" for name, c in data["classes"].items() for key, ok in c["passed"].items()
-              if ok is not True] + [_LABELS[key] for key, ok in data["passed"].items() if ok is not True]
-    head.append(f'<p class="verdict {"poor" if missed else "good"}">{_mark(not missed)} {met} of {len(checks)} '
-                f"targets met{'' if not missed else ' — not met: ' + e(', '.join(missed))}</p>")
+              if ok is False] + [_LABELS[key] for key, ok in data["passed"].items() if ok is False]
+    unmeasured = sum(ok is None for ok in checks)
+    head.append(f'<p class="verdict {"poor" if missed or unmeasured else "good"}">{_mark(not missed)} {met} of '
+                f"{len(checks)} targets met{'' if not missed else ' — not met: ' + e(', '.join(missed))}"
+                f"{f'; {unmeasured} not measured (too few samples)' if unmeasured else ''}</p>")
 
     # summary table: per-class rows, then run-wide rows spanning the class columns
     rows = ["<tr><th>measure</th><th>target</th>" + "".join(f'<th><a href="#class-{e(n)}">{e(n)}</a></th>' for n in classes)
@@ -574,6 +579,10 @@ def _page(run, data: dict, m: _Measured) -> str:
         mine = m.labels == k
         c = data["classes"][name]
         ok = sum(v is True for v in c["passed"].values())
+        if not mine.any():  # a run in progress whose first shards are smaller than the class count
+            sections.append(f'<section data-class="{e(name)}" id="class-{e(name)}"><h2>{e(name)} <span class="count">'
+                            f'no committed samples yet {_mark(None)}</span></h2></section>')
+            continue
         params = {label: values[mine] for label, values in m.params.items()}
         described = ", ".join(label for label, _ in DESCRIBED if np.isfinite(m.params[label][mine]).any()) or "none"
         cards = [
