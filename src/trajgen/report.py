@@ -42,7 +42,7 @@ from trajgen.verify import video_hashes
 REPORT_FORMAT = "trajgen-report/1"
 HTML_NAME, JSON_NAME = "report.html", "report.json"
 MONTAGE_PER_CLASS = 8
-PROBE_SAMPLES = 200_000  # the motion probe trains on at most this many samples (a seeded random subset)
+PROBE_SAMPLES = 20_000  # the motion probe is fitted on at most this many samples (a seeded random subset)
 FIGURES_PER_CLASS = 5  # montage, coverage, heat map, steps, parameters
 COVERAGE_TOL = 0.1
 
@@ -191,6 +191,7 @@ def _measure(run) -> _Measured:
                 room = MONTAGE_PER_CLASS - len(montage[c])
                 if room > 0:
                     montage[c] += [v.copy() for v in arrays["videos"][arrays["labels"] == c][:room]]
+            del arrays  # before the next shard is decoded: one shard in memory, not two
     except CorruptShardError as e:
         raise CorruptShardError(f"{e}; check the run with: trajgen verify {shlex.quote(str(run.root))}") from None
     return _Measured(points=np.concatenate(points), labels=np.concatenate(labels), hashes=np.concatenate(hashes),
