@@ -75,6 +75,7 @@ DESCRIBED = (
     ("pitch (units)", rf"pitch {_NUM}"),
     ("gravity (units/s²)", rf"gravity {_NUM}"),
     ("rise (units)", rf"rising {_NUM}"),
+    ("pace: start speed ÷ mean speed", rf"\({_NUM}× to {_NUM}× its mean speed\)"),
     ("augmentation: turn about z (°)", rf"turned {_NUM}° about z"),
     ("augmentation: noise σ (units)", rf"noise σ={_NUM}"),
 )
@@ -367,13 +368,12 @@ def _montage(videos: list[np.ndarray], background) -> str:
     cols = 4
     rows = max(1, math.ceil(len(videos) / cols))
     size = videos[0].shape[1] if videos else 64
-    k = max(1, math.ceil(96 / size))
-    cell, pad = size * k, 6
-    sheet = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3), 255, np.uint8)
+    k = max(1, math.ceil(64 / size))  # whole-pixel upscaling to at least 64 px; the page scales it crisply
+    cell, pad = size * k, 4
+    sheet = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3), 225, np.uint8)  # grey gaps
     for i, video in enumerate(videos):
         r, c = divmod(i, cols)
         y, x = pad + r * (cell + pad), pad + c * (cell + pad)
-        sheet[y - 1 : y + cell + 1, x - 1 : x + cell + 1] = 200  # a thin frame
         sheet[y : y + cell, x : x + cell] = blend_trail(video, background).repeat(k, axis=0).repeat(k, axis=1)
     return base64.b64encode(render.encode_png(sheet)).decode("ascii")
 
@@ -381,7 +381,8 @@ def _montage(videos: list[np.ndarray], background) -> str:
 def _coverage_figure(values: np.ndarray, target: float) -> str:
     fig = _figure(3.6, 2.5)
     ax = fig.add_subplot()
-    lo, hi = min(0.0, float(values.min(initial=0))), max(1.0, float(values.max(initial=1)))
+    lo = max(0.0, min(target - 2 * COVERAGE_TOL, float(values.min(initial=target))))
+    hi = max(target + 2 * COVERAGE_TOL, float(values.max(initial=target)))
     ax.axvspan(target - COVERAGE_TOL, target + COVERAGE_TOL, color=_GREEN, alpha=0.15, lw=0, label="target ±0.1")
     _hist(ax, values, np.linspace(lo, hi, 51), _BLUE)
     ax.axvline(target, color=_GREEN, lw=1)
@@ -587,8 +588,9 @@ def _page(run, data: dict, m: _Measured) -> str:
         params = {label: values[mine] for label, values in m.params.items()}
         described = ", ".join(label for label, _ in DESCRIBED if np.isfinite(m.params[label][mine]).any()) or "none"
         cards = [
-            card(f"{len(m.montage[k])} samples", _montage(m.montage[k], config.background), None, None, None,
-                 "The first committed samples of the class, each with all its frames blended into one picture, "
+            card("Samples", _montage(m.montage[k], config.background), None, None, None,
+                 f"The first {len(m.montage[k])} committed samples of the class, each with all its frames blended "
+                 "into one picture, "
                  "older frames fainter (as in <code>trajgen preview</code>).", pixelated=True),
             card("Coverage", _coverage_figure(covered[mine], config.coverage), "coverage_within_tol",
                  c["coverage_within_tol"], c["passed"]["coverage_within_tol"],
@@ -649,7 +651,7 @@ table.summary td.run { text-align: center; }
   .card.span2 { grid-column: span 2; } .card.span3 { grid-column: span 3; }
 }
 .card img { display: block; max-width: 100%; height: auto; margin: 0 auto 6px; }
-.card img.pixelated { image-rendering: pixelated; }
+.card img.pixelated { image-rendering: pixelated; width: 100%; }
 .card .target { margin: 4px 0; }
 .card .what { color: #57606a; font-size: 12.5px; margin: 4px 0 0; }
 .ok { color: #1a7f37; font-weight: 700; } .bad { color: #cf222e; font-weight: 700; } .na { color: #8c959f; }
