@@ -194,6 +194,8 @@ def _measure(run) -> _Measured:
                     montage[c] += [v.copy() for v in arrays["videos"][arrays["labels"] == c][:room]]
             del arrays  # before the next shard is decoded: one shard in memory, not two
     except CorruptShardError as e:
+        if "trajgen verify" in str(e):
+            raise
         raise CorruptShardError(f"{e}; check the run with: trajgen verify {shlex.quote(str(run.root))}") from None
     return _Measured(points=np.concatenate(points), labels=np.concatenate(labels), hashes=np.concatenate(hashes),
                      params={label: np.concatenate(v) for label, v in params.items()}, montage=montage)
@@ -325,8 +327,12 @@ def _passed(value, target: dict) -> bool | None:
 
 def _figure(width: float, height: float, **margins):
     """A figure with fixed margins (inches → fractions): automatic layout costs more than the drawing."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ReportError("the report draws its figures with matplotlib, which is not installed; "
+                          "install it with: pip install matplotlib") from None
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
