@@ -277,7 +277,10 @@ def _numbers(run, m: _Measured) -> dict:
     targets["coverage_within_tol"]["coverage"] = config.coverage
     targets["step_within_diameter"]["diameter_px"] = diameter
     targets["in_frame"]["margin_px"] = r
-    lock = RunPaths(run.root).lock
+    try:
+        in_progress = not run.complete and _fs.is_locked(RunPaths(run.root).lock)
+    except OSError:  # an unreadable .lock: say incomplete rather than guess
+        in_progress = False
     return {
         "format": REPORT_FORMAT,
         "run_dir": str(run.root),
@@ -288,7 +291,7 @@ def _numbers(run, m: _Measured) -> dict:
         "committed_shards": run.committed_shards,
         "total_shards": run.total_shards,
         "complete": run.complete,
-        "in_progress": (not run.complete) and _fs.is_locked(lock),
+        "in_progress": in_progress,
         "config": run.manifest["config"],
         "classes": out_classes,
         "single_frame_probe_accuracy": run_values["single_frame_probe_accuracy"],
