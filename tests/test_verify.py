@@ -214,39 +214,57 @@ def test_malformed_manifest_entry_is_reported(run):
 
 # ---------------------------------------------------------------- damage or generation
 
-TINY = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=2, size=8)  # too small for 40 distinct videos
+BLANK = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=4, size=16, color=(255, 255, 255))
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A run whose config itself makes duplicate videos (issue row: --frames 2 --size 8)."""
-    out = tmp_path_factory.mktemp("verify_tiny") / "run"
-    generate(TINY, out, workers=1)
+def blank(tmp_path_factory):
+    """A run whose config itself makes duplicate videos: the dot is drawn in the background's colour."""
+    out = tmp_path_factory.mktemp("verify_blank") / "run"
+    generate(BLANK, out, workers=1)
     return out
 
 
-def test_duplicates_made_by_the_config_are_not_damage(tiny):
-    report = verify_run(tiny, deep=True, deep_samples=40)
+def test_duplicates_made_by_the_config_are_not_damage(blank):
+    report = verify_run(blank, deep=True, deep_samples=40)
     assert not report.ok  # still a failed check
     dups = [p for p in report.problems if "duplicate video" in p.message]
-    assert dups and all(p.kind == "generation" for p in dups), report.text
+    assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
     assert not any(p.kind == "damage" for p in report.problems), report.text
     assert "backup" not in report.summary and "repair" not in report.summary
-    assert "--frames 2 --size 8" in report.summary and "config" in report.summary, report.summary
+    assert "the config that made this run produces duplicate videos" in report.summary, report.summary
+    assert "colour" in report.summary, report.summary
     assert "not damage" in report.text
 
 
-def test_cli_generation_advice_for_tiny_config(tmp_path):
+def test_generation_advice_names_the_settings_that_are_too_small():
+    from trajgen.verify import GENERATION, Problem, _generation_advice
+
+    made = [Problem("shards/shard-00001.npz", "duplicate video: index 14 is the same video as index 4", GENERATION)]
+    advice = _generation_advice(GenerationConfig(frames=2, size=8), made)
+    assert "(--frames 2 --size 8 is too small to make every sample distinct)" in advice, advice
+    assert "more --frames or a larger --size" in advice and "backup" not in advice
+    advice = _generation_advice(GenerationConfig(frames=2, size=8, coverage=1e-300), made)
+    assert "--frames 2 --size 8 --coverage 1e-300 is too small" in advice and "larger --coverage" in advice, advice
+    assert "do not vary enough" in _generation_advice(GenerationConfig(), made)
+
+
+def test_cli_tiny_config_never_gets_damage_advice(tmp_path):
+    """--frames 2 --size 8 (and --coverage 1e-300): duplicates, if any, are the config's, not damage."""
     for extra in ([], ["--coverage", "1e-300"]):
         out = tmp_path / f"run{len(extra)}"
         made = run_cli("generate", "--n", 40, "--checkpoint-every", 10, "--frames", 2, "--size", 8, *extra,
                        "--out", out, "--quiet")
         assert made.returncode == 0, made.stderr
         result = run_cli("verify", "--deep", out)
+        if result.returncode == 0:  # every video distinct: nothing to advise
+            assert "OK" in result.stdout
+            continue
         assert result.returncode == 1
         error = result.stderr.strip()
         assert error.startswith("Error: ") and len(error.splitlines()) == 1, error
-        assert "backup" not in error and "generate" in error and "--frames 2 --size 8" in error, error
+        assert "backup" not in error and "generate again" in error and "--frames 2 --size 8" in error, error
+        assert "duplicate video" in result.stdout and "(made by the config, not damage)" in result.stdout
         if extra:
             assert "--coverage 1e-300" in error, error
 

@@ -119,8 +119,12 @@ def _generation_advice(config: GenerationConfig | None, made: list[Problem]) -> 
                 if value < limit:
                     small.append(f"{flag} {value:g}")
                     more.append(remedy)
-        why = (f"{' '.join(small)} is too small to make every sample distinct" if small
-               else "its samples do not vary enough to be all distinct")
+        if config is not None and tuple(config.color) == tuple(config.background):
+            why, more = "the dot's colour is the background's, so every video is blank", ["another colour"]
+        elif small:
+            why = f"{' '.join(small)} is too small to make every sample distinct"
+        else:
+            why = "its samples do not vary enough to be all distinct"
         more = more or ["more --frames", "a larger --size"]
         advice.append(f"the config that made this run produces duplicate videos ({why}); generate again with "
                       f"{', '.join(more[:-1]) + ' or ' if len(more) > 1 else ''}{more[-1]}")
