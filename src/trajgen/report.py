@@ -445,9 +445,20 @@ def _params_figure(params: dict[str, np.ndarray]) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
         else:
-            _hist(ax, values, np.linspace(lo, hi, 31), _BLUE)
+            _hist(ax, values, _bins(values, lo, hi), _BLUE)
         _style(ax, label, "", "samples" if i % cols == 0 else "")
     return _png(fig)
+
+
+def _bins(values: np.ndarray, lo: float, hi: float, count: int = 30) -> np.ndarray:
+    """About ``count`` bins; for numbers printed to a few decimals (a grid of values), bins that are
+    whole multiples of that grid, centred on it, so no bin is empty merely because of rounding."""
+    width = (hi - lo) / count
+    step = float(np.diff(np.unique(values)).min())
+    if step > (hi - lo) / 300:  # quantized
+        width = step * max(1, round(width / step))
+        return np.arange(lo - step / 2, hi + width, width)
+    return np.linspace(lo, hi, count + 1)
 
 
 def _probe_figure(per_frame: list, chance: float) -> str:
