@@ -127,3 +127,56 @@ def test_accumulator_gives_the_same_figures_as_the_functions_on_all_arrays():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match=r"\(n, T, 2\)"):
         quality.coverage(np.zeros((3, 2)), 64)
+
+
+# ---------------------------------------------------------------- the default distribution
+
+DIVERSITY_SAMPLES = 4000
+
+
+@pytest.fixture(scope="module")
+def default_points():
+    """points_2d and labels of the first DIVERSITY_SAMPLES samples of the default dataset."""
+    from trajgen import GenerationConfig, make_sample
+
+    config = GenerationConfig(seed=2718)  # a seed nothing was tuned on
+    samples = [make_sample(config, i) for i in range(DIVERSITY_SAMPLES)]
+    return config, np.stack([s.points_2d for s in samples]), np.array([s.label for s in samples])
+
+
+def test_default_paths_are_not_near_duplicates(default_points):
+    config, points, labels = default_points
+    assert quality.near_duplicate_rate(points, labels, 4).max() <= 0.01
+    assert quality.near_duplicate_rate(points, labels, 4, pixels=2.0).max() <= 0.01
+
+
+def test_default_steps_stay_within_the_dot_diameter(default_points):
+    config, points, labels = default_points
+    within = quality.step_within_diameter(points, labels, 4, 2 * config.radius)
+    assert within.min() >= 0.99, within
+
+
+def test_default_coverage_is_near_the_target_for_every_class(default_points):
+    config, points, labels = default_points
+    within = quality.coverage_within_tol(points, labels, 4, config.size, config.coverage)
+    assert within.min() >= 0.9, within
+
+
+def test_no_single_frame_tells_the_class_but_the_motion_does(default_points):
+    config, points, labels = default_points
+    by_frame = quality.single_frame_probe(points, labels, 4, config.size)
+    assert by_frame.max() <= 0.45, by_frame.round(2)
+    assert quality.motion_probe(points, labels, 4) >= 0.95
+
+
+def test_framing_uses_roll_scale_and_placement(default_points):
+    """Not one framing for all: the coverage spreads over its tolerance, the path's box
+    centre moves, and the direction of the whole path turns all the way round."""
+    config, points, labels = default_points
+    cover = quality.coverage(points, config.size)
+    assert cover.min() < config.coverage - 0.08 and cover.max() > config.coverage + 0.08
+    centre = 0.5 * (points.max(axis=1) + points.min(axis=1))
+    assert np.ptp(centre, axis=0).min() >= 8
+    chord = points[:, -1] - points[:, 0]
+    heading = np.degrees(np.arctan2(chord[:, 1], chord[:, 0]))[labels == 0]
+    assert np.histogram(heading, bins=8, range=(-180, 180))[0].min() > 0.05 * len(heading)
