@@ -42,7 +42,7 @@ from trajgen.verify import video_hashes
 REPORT_FORMAT = "trajgen-report/1"
 HTML_NAME, JSON_NAME = "report.html", "report.json"
 MONTAGE_PER_CLASS = 8
-PROBE_SAMPLES = 20_000  # the motion probe is fitted on at most this many samples (a seeded random subset)
+PROBE_SAMPLES = 200_000  # the motion probe is fitted on at most this many samples (a seeded random subset)
 FIGURES_PER_CLASS = 5  # montage, coverage, heat map, steps, parameters
 COVERAGE_TOL = 0.1
 
@@ -59,7 +59,7 @@ RUN_TARGETS = {
     "single_frame_probe_accuracy": {"max": 0.45, "goal": 0.35,
                                     "what": "worst frame: accuracy of a 16×16-grid classifier that sees the dot's "
                                             "position in that one frame (80/20 split)"},
-    "motion_probe_accuracy": {"min": 0.95, "what": "accuracy of a softmax regression on speeds, accelerations and "
+    "motion_probe_accuracy": {"min": 0.95, "what": "accuracy of a linear discriminant on speeds, accelerations and "
                                                    "turning (80/20 split)"},
     "duplicate_videos": {"max": 0, "what": "videos byte-identical to another video of the run"},
 }
@@ -584,7 +584,7 @@ def _page(run, data: dict, m: _Measured) -> str:
              "frame should tell the class.", wide="span2"),
         card("Motion probe", None, "motion_probe_accuracy", data["motion_probe_accuracy"],
              data["passed"]["motion_probe_accuracy"],
-             "A softmax regression on how the dot moves (speeds, tangential and normal accelerations, turning), "
+             "A linear discriminant on how the dot moves (speeds, tangential and normal accelerations, turning), "
              f"trained on 80% of {data['motion_probe_samples']:,} samples and scored on the rest: the motion should "
              "tell the class."),
         card("Identical videos", None, "duplicate_videos", data["duplicate_videos"], data["passed"]["duplicate_videos"],
