@@ -168,6 +168,7 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
         hashed[lo : lo + len(arrays["videos"])] = True
         rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
         _check_deep(report, config, entry, arrays, rows.tolist())
+        del arrays  # before the next shard is decoded: one shard in memory, not two
     _check_duplicates(report, config, entries, starts, hashes, hashed, as_made)
     report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
     if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
