@@ -235,6 +235,8 @@ def test_duplicates_made_by_the_config_are_not_damage(blank):
     assert "the config that made this run produces duplicate videos" in report.summary, report.summary
     assert "colour" in report.summary, report.summary
     assert "not damage" in report.text
+    shown = [line for line in report.text.splitlines() if "duplicate video:" in line]
+    assert len(shown) == 20 and report.text.endswith("... and 19 more duplicate videos"), report.text
 
 
 def test_generation_advice_names_the_settings_that_are_too_small():

@@ -32,6 +32,7 @@ RUN_DIRS = {"shards", ".tmp"}
 PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
 PRODUCT_FILES = {"report.html", "report.json"}
 _SHOWN = 5  # sample indices listed per problem
+_SHOWN_DUPLICATES = 20  # duplicate-video lines listed in the report's text
 _CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
 
 DAMAGE = "damage"  # the files changed after they were made: restore or regenerate
@@ -75,12 +76,19 @@ class VerifyReport:
         if self.ok:
             lines.append("OK: every check passed")
             return "\n".join(lines)
-        by_file: dict[str, list[str]] = {}
+        by_file: dict[str, list[Problem]] = {}
         for p in self.problems:
-            by_file.setdefault(p.file, []).append(p.message)
+            by_file.setdefault(p.file, []).append(p)
         lines.append(f"PROBLEMS: {len(self.problems)} in {len(by_file)} file(s)")
-        lines += [f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else "")
-                  for file in by_file for p in self.problems if p.file == file]
+        duplicates = 0
+        for p in (p for problems in by_file.values() for p in problems):
+            if p.message.startswith("duplicate video"):
+                duplicates += 1
+                if duplicates > _SHOWN_DUPLICATES:
+                    continue
+            lines.append(f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else ""))
+        if duplicates > _SHOWN_DUPLICATES:
+            lines.append(f"  ... and {duplicates - _SHOWN_DUPLICATES:,} more duplicate videos")
         return "\n".join(lines)
 
     @property
