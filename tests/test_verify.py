@@ -239,6 +239,25 @@ def test_duplicates_made_by_the_config_are_not_damage(blank):
     assert len(shown) == 20 and report.text.endswith("... and 19 more duplicate videos"), report.text
 
 
+def test_duplicates_under_other_versions_are_judged_by_the_bytes(blank, tmp_path, monkeypatch):
+    """Installed versions differ from the run's: make_sample may differ for that alone, so it is not asked."""
+    import trajgen.verify
+
+    copy = tmp_path / "run"
+    shutil.copytree(blank, copy)
+    recorded = json.loads((copy / "config.json").read_text())
+    recorded["versions"] = {**recorded.get("versions", {}), "numpy": "0.0.1"}
+    (copy / "config.json").write_text(json.dumps(recorded))
+
+    def no_regeneration(*args, **kwargs):
+        raise AssertionError("make_sample called although the versions differ")
+
+    monkeypatch.setattr(trajgen.verify, "make_sample", no_regeneration)
+    report = verify_run(copy)
+    dups = [p for p in report.problems if "duplicate video" in p.message]
+    assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
+
+
 def test_generation_advice_names_the_settings_that_are_too_small():
     from trajgen.verify import GENERATION, Problem, _generation_advice
 

@@ -177,7 +177,7 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
         rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
         _check_deep(report, config, entry, arrays, rows.tolist())
         del arrays  # before the next shard is decoded: one shard in memory, not two
-    _check_duplicates(report, config, entries, starts, hashes, hashed, as_made)
+    _check_duplicates(report, config, entries, starts, hashes, hashed, as_made, confirm=not _version_changes(paths))
     report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
     if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
         report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}",
@@ -190,11 +190,16 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     return report
 
 
-def _deep_versions_note(paths: RunPaths) -> str:
-    """Said when the samples were regenerated under other versions than the run records."""
+def _version_changes(paths: RunPaths) -> list[str]:
+    """The byte-deciding versions installed here that differ from the run's (make_sample may then differ)."""
     from trajgen.versions import byte_versions, differences, recorded_versions
 
-    changed = differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+    return differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+
+
+def _deep_versions_note(paths: RunPaths) -> str:
+    """Said when the samples were regenerated under other versions than the run records."""
+    changed = _version_changes(paths)
     return (f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
             f"a version effect, not damage" if changed else "")
 
@@ -337,9 +342,10 @@ def video_hashes(videos: np.ndarray) -> np.ndarray:
 
 
 def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: list[dict], starts: np.ndarray,
-                      hashes: np.ndarray, hashed: np.ndarray, as_made: np.ndarray) -> None:
+                      hashes: np.ndarray, hashed: np.ndarray, as_made: np.ndarray, confirm: bool = True) -> None:
     """Equal videos anywhere in the run. A pair in shards whose bytes match the manifest is the config's doing
-    when make_sample makes those same videos again (checked for the first pairs); otherwise it is damage."""
+    when make_sample makes those same videos again (checked for the first pairs, unless other versions are
+    installed than made the run: then make_sample could differ for that reason alone); otherwise it is damage."""
     order = np.flatnonzero(hashed)
     order = order[np.argsort(hashes[order], kind="stable")]
     same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
@@ -351,7 +357,7 @@ def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: l
         message = (f"duplicate video: index {dup_index} is the same video as index {first_index} "
                    f"({shard_file(entries[first_slot]['index'])})")
         kind = GENERATION if as_made[first_slot] and as_made[dup_slot] else DAMAGE
-        if kind == GENERATION and n < _CONFIRMED_PAIRS:
+        if kind == GENERATION and confirm and n < _CONFIRMED_PAIRS:
             remade = [i for i, p in ((first_index, first), (dup_index, dup))
                       if video_hashes(make_sample(config, i).video[None])[0] != hashes[p]]
             if remade:
