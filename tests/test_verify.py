@@ -258,6 +258,22 @@ def test_duplicates_under_other_versions_are_judged_by_the_bytes(blank, tmp_path
     assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
 
 
+def test_deep_mismatch_is_damage_only_under_the_run_s_own_versions(run):
+    def nudge(arrays):
+        arrays["trajectory_3d"][5, 0, 0] += 1.0
+
+    rewrite_shard(run, 2, nudge)
+    mismatch = [p for p in verify_run(run, deep=True, deep_samples=40).problems if "differs from make_sample" in p.message]
+    assert [p.kind for p in mismatch] == ["damage"]
+    recorded = json.loads((run / "config.json").read_text())
+    recorded["versions"] = {**recorded.get("versions", {}), "numpy": "0.0.1"}
+    (run / "config.json").write_text(json.dumps(recorded))
+    report = verify_run(run, deep=True, deep_samples=40)
+    mismatch = [p for p in report.problems if "differs from make_sample" in p.message]
+    assert [p.kind for p in mismatch] == ["other"], report.text
+    assert "backup" not in report.summary and "version effect" in report.text, report.text
+
+
 def test_generation_advice_names_the_settings_that_are_too_small():
     from trajgen.verify import GENERATION, Problem, _generation_advice
 
