@@ -14,6 +14,8 @@ from trajgen.shards import SHARD_KEYS, read_members, read_shard
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
 from torch.utils.data import DataLoader  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # inside torchdata's StatefulDataLoader
+
 # 50 samples in shards of 8: 6 full shards and one of 2, so nothing divides evenly by accident
 SMALL = GenerationConfig(n=50, checkpoint_every=8, seed=3, frames=4, size=16)
 
@@ -38,8 +40,8 @@ def stored(run_dir):
 def epoch(stream, num_workers=0, batch_size=5):
     """(indices, labels, videos) of one pass of a DataLoader over the stream, in delivery order."""
     batches = list(DataLoader(stream, batch_size=batch_size, num_workers=num_workers))
-    videos, labels, index = (torch.cat(parts) for parts in zip(*batches))
-    return index.tolist(), labels, videos
+    videos, labels, *index = (torch.cat(parts) for parts in zip(*batches))
+    return (index[0].tolist() if index else None), labels, videos
 
 
 # ---------------------------------------------------------------- the member reader
@@ -89,6 +91,16 @@ def test_every_sample_exactly_once_per_epoch(run_dir, stored, num_workers):
     assert videos.dtype == torch.uint8 and tuple(videos.shape) == (50, 3, 4, 16, 16)
     np.testing.assert_array_equal(labels.numpy(), stored["labels"][index])
     np.testing.assert_array_equal(videos.numpy(), stored["videos"][index].transpose(0, 4, 1, 2, 3))
+
+
+def test_samples_kept_by_the_caller_stay_intact(run_dir, stored, monkeypatch):
+    # decode buffers are reused only when nothing refers to them: keeping every sample must not change any
+    import trajgen._torch
+
+    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 0)  # these shards are small: pool them all the same
+    items = list(open_run(run_dir).torch_stream(shuffle_buffer=1, with_index=True))
+    for video, label, index in items:
+        np.testing.assert_array_equal(video.numpy(), stored["videos"][index].transpose(3, 0, 1, 2))
 
 
 def test_items_are_video_and_label_unless_asked_for_the_index(run_dir, stored):
