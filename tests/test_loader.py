@@ -249,3 +249,52 @@ def test_in_progress_run_streams_the_committed_shards(run_dir, tmp_path):
     (partial / "shards" / "shard-00002.npz").write_bytes(b"in flight")  # not listed: never read
     index, _, _ = epoch(run.torch_stream(with_index=True), num_workers=2)
     assert sorted(index) == [i for i in range(50) if i // 8 != 2]
+
+
+# ---------------------------------------------------------------- the README's training loops
+
+
+def readme_script(name, run_dir):
+    """The README's code block that starts with ``# name``, verbatim but for the run's path."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index(f"```python\n# {name}\n") + len("```python\n")
+    code = readme[start : readme.index("```", start)]
+    assert "runs/20261128_1150_n10000" in code
+    return code.replace("runs/20261128_1150_n10000", str(run_dir))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    generate(GenerationConfig(n=160, checkpoint_every=20, seed=1, frames=4, size=16), out, workers=1)
+    return out
+
+
+def test_readme_ddp_loop_runs_with_torchrun_on_two_processes(tiny_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "train_ddp.py"
+    script.write_text(readme_script("train_ddp.py", tiny_run))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 0: loss" in result.stdout and "epoch 1: loss" in result.stdout
+
+
+def test_readme_resumable_loop_runs_and_resumes(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "train_resumable.py"
+    script.write_text(readme_script("train_resumable.py", tiny_run))
+    first = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "epoch 1 step 0" in first.stdout and (tmp_path / "checkpoint.pt").exists()
+    again = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]  # resumed from epoch 1, step 0: the rest of that epoch
+    assert "epoch 0" not in again.stdout

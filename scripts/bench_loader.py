@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Training-loader throughput, side by side in one run: uint8 16×64×64 clips, batch 32.
+
+- decode floor: plain `numpy.load` of every shard's `videos` member, one process;
+- `run.torch_stream()` (uint8, shuffled) in a DataLoader with 0, 1 and 2 worker processes;
+- the map-style path for comparison: `run.torch_dataset()` (float32, its default) with
+  `shard_sampler()` as before (workers not told: every worker decodes every shard), and told
+  the loader's workers and batch size, over the first `--map-samples` samples (it is slow).
+
+Each figure is samples per second of one pass, from creating the DataLoader iterator to its
+last batch (worker start-up included); the passes alternate, `--repeats` times, and the
+figures are the medians. Targets: one loader worker ≥ the decode floor (goal: 2×); two workers
+≥ 1.6× one.
+
+Usage: python scripts/bench_loader.py [--n 20000] [--checkpoint-every 1000] [--repeats 3] [--work DIR] [--keep]
+       → artifacts/bench_loader.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+import trajgen
+
+BATCH = 32
+
+
+def make_run(n: int, work: Path, checkpoint_every: int) -> Path:
+    out = work / f"run_n{n}_e{checkpoint_every}"
+    if not (out / "manifest.json").exists() or json.loads((out / "manifest.json").read_text())["status"] != "complete":
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "trajgen", "generate", "--n", str(n), "--checkpoint-every",
+                        str(checkpoint_every), "--workers", "2", "--out", str(out), "--quiet"], check=True)
+    return out
+
+
+def numpy_load(run_dir: Path) -> float:
+    t0, n = time.perf_counter(), 0
+    for path in sorted((run_dir / "shards").glob("shard-*.npz")):
+        with np.load(path, allow_pickle=False) as z:
+            n += len(z["videos"])
+    return n / (time.perf_counter() - t0)
+
+
+def loader_rate(loader, limit: int | None = None) -> float:
+    t0, n = time.perf_counter(), 0
+    batches = iter(loader)
+    for video, _ in itertools.islice(batches, None if limit is None else -(-limit // BATCH)):
+        n += len(video)
+    rate = n / (time.perf_counter() - t0)
+    del batches  # stops the workers
+    return rate
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--checkpoint-every", type=int, default=1_000)
+    ap.add_argument("--map-samples", type=int, default=4_000, help="samples per pass of the (slow) map-style path")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/trajgen-bench-loader"))
+    ap.add_argument("--keep", action="store_true", help="keep the run for another time")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    run_dir = make_run(args.n, args.work, args.checkpoint_every)
+    run = trajgen.open_run(run_dir)
+
+    def stream(workers):
+        return lambda: loader_rate(DataLoader(run.torch_stream(seed=0), batch_size=BATCH, num_workers=workers))
+
+    def map_style(workers, told):
+        ds = run.torch_dataset()
+        sampler = ds.shard_sampler(seed=0, num_workers=workers, batch_size=BATCH) if told else ds.shard_sampler(seed=0)
+        return lambda: loader_rate(DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers), args.map_samples)
+
+    cases = {
+        "numpy_load_videos": lambda: numpy_load(run_dir),
+        "torch_stream_0_workers": stream(0),
+        "torch_stream_1_worker": stream(1),
+        "torch_stream_2_workers": stream(2),
+        "torch_dataset_shard_sampler_0_workers": map_style(0, False),
+        "torch_dataset_shard_sampler_2_workers": map_style(2, False),
+        "torch_dataset_shard_sampler_2_workers_told": map_style(2, True),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.repeats):
+        for name, measure in cases.items():  # alternating, so drift hits all alike
+            rates[name].append(measure())
+            print(f"{name}: {rates[name][-1]:,.0f} samples/s", file=sys.stderr)
+
+    median = {name: round(statistics.median(v)) for name, v in rates.items()}
+    one_over_floor = median["torch_stream_1_worker"] / median["numpy_load_videos"]
+    two_over_one = median["torch_stream_2_workers"] / median["torch_stream_1_worker"]
+    result = {
+        "trajgen_version": trajgen.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "config": f"{args.n} samples, generate defaults (16 frames, 64x64, uint8), --checkpoint-every {args.checkpoint_every}",
+        "batch_size": BATCH,
+        "method": "samples/s of one pass from creating the DataLoader iterator to its last batch (worker start-up "
+                  "included); torch_stream uint8 shuffled; torch_dataset float32 (its default) over the first "
+                  f"{args.map_samples} samples; medians of {args.repeats} alternating passes",
+        "samples_per_s_median": median,
+        "samples_per_s_runs": {name: [round(x) for x in v] for name, v in rates.items()},
+        "ratio_1_worker_over_numpy_load": round(one_over_floor, 2),
+        "ratio_2_workers_over_1": round(two_over_one, 2),
+        "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
+        "pass": {"1_worker_over_floor": one_over_floor >= 1.0, "goal_2x_floor": one_over_floor >= 2.0,
+                 "2_workers_over_1": two_over_one >= 1.6},
+        "command": "python scripts/bench_loader.py " + " ".join(sys.argv[1:]),
+    }
+    Path("artifacts").mkdir(exist_ok=True)
+    Path("artifacts/bench_loader.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    if not args.keep:
+        shutil.rmtree(args.work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
