@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import zipfile
-import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -23,7 +21,7 @@ from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError
 from trajgen.run import RunPaths, read_manifest, shard_file
 from trajgen.sample import Sample
-from trajgen.shards import SHARD_KEYS, read_shard
+from trajgen.shards import SHARD_KEYS, read_members, read_shard
 
 DEFAULT_CACHE_SHARDS = 2
 
@@ -86,13 +84,11 @@ class Run:
         if self._labels is None:
             parts = []
             for entry in self.shards:
-                path = self._path(entry)
                 try:
-                    with np.load(path, allow_pickle=False) as z:  # members load lazily: only labels is read
-                        parts.append(z["labels"])
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({type(e).__name__}: "
-                                            f"{' '.join(str(e).split())}); check the run with: trajgen verify {self.root}") from None
+                    parts.append(read_members(self._path(entry), ["labels"])["labels"])  # only labels is inflated
+                except CorruptShardError as e:
+                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({e}); "
+                                            f"check the run with: trajgen verify {self.root}") from None
             self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
         return self._labels
 
