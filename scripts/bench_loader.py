@@ -3,6 +3,8 @@
 
 - decode floor: plain `numpy.load` of every shard's `videos` member, one process;
 - `run.torch_stream()` (uint8, shuffled) in a DataLoader with 0, 1 and 2 worker processes;
+- the DataLoader alone, its items made in memory without reading anything (what its
+  collating into shared memory and passing batches between processes costs by itself);
 - the map-style path for comparison: `run.torch_dataset()` (float32, its default) with
   `shard_sampler()` as before (workers not told: every worker decodes every shard), and told
   the loader's workers and batch size, over the first `--map-samples` samples (it is slow).
@@ -48,22 +50,45 @@ def make_run(n: int, work: Path, checkpoint_every: int) -> Path:
     return out
 
 
-def numpy_load(run_dir: Path) -> float:
-    t0, n = time.perf_counter(), 0
+def cpu_seconds() -> float:
+    """CPU time of this process and of its reaped children (the DataLoader workers, once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def numpy_load(run_dir: Path) -> tuple[float, float]:
+    t0, c0, n = time.perf_counter(), cpu_seconds(), 0
     for path in sorted((run_dir / "shards").glob("shard-*.npz")):
         with np.load(path, allow_pickle=False) as z:
             n += len(z["videos"])
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), (cpu_seconds() - c0) / n
 
 
-def loader_rate(loader, limit: int | None = None) -> float:
-    t0, n = time.perf_counter(), 0
+def loader_rate(loader, limit: int | None = None) -> tuple[float, float]:
+    """(samples/s, CPU seconds per sample of all processes) of one pass."""
+    t0, c0, n = time.perf_counter(), cpu_seconds(), 0
     batches = iter(loader)
     for video, _ in itertools.islice(batches, None if limit is None else -(-limit // BATCH)):
         n += len(video)
     rate = n / (time.perf_counter() - t0)
-    del batches  # stops the workers
-    return rate
+    if hasattr(batches, "_shutdown_workers"):
+        batches._shutdown_workers()  # the workers are joined now, so their CPU time counts
+    del batches
+    return rate, (cpu_seconds() - c0) / n
+
+
+class Preloaded(torch.utils.data.IterableDataset):
+    """The same (video, label) items as the stream, without reading anything: what a DataLoader costs by
+    itself (collating into shared memory, passing batches between processes)."""
+
+    def __init__(self, n: int, shape: tuple):
+        self.n, self.shape = n, shape
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        share = self.n // (info.num_workers if info else 1)
+        videos = torch.full((1000, *self.shape[1:], self.shape[0]), 255, dtype=torch.uint8).permute(0, 4, 1, 2, 3)
+        return ((videos[i % 1000], 0) for i in range(share))
 
 
 def main() -> None:
@@ -76,6 +101,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the run for another time")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)  # the main process only receives batches (or collates them, with 0 workers)
     run_dir = make_run(args.n, args.work, args.checkpoint_every)
     run = trajgen.open_run(run_dir)
 
@@ -87,20 +113,27 @@ def main() -> None:
         sampler = ds.shard_sampler(seed=0, num_workers=workers, batch_size=BATCH) if told else ds.shard_sampler(seed=0)
         return lambda: loader_rate(DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers), args.map_samples)
 
+    shape = (3, run.config.frames, run.config.size, run.config.size)
     cases = {
         "numpy_load_videos": lambda: numpy_load(run_dir),
         "torch_stream_0_workers": stream(0),
         "torch_stream_1_worker": stream(1),
         "torch_stream_2_workers": stream(2),
+        "dataloader_alone_0_workers": lambda: loader_rate(DataLoader(Preloaded(len(run), shape), batch_size=BATCH)),
+        "dataloader_alone_1_worker": lambda: loader_rate(DataLoader(Preloaded(len(run), shape), batch_size=BATCH,
+                                                                    num_workers=1)),
         "torch_dataset_shard_sampler_0_workers": map_style(0, False),
         "torch_dataset_shard_sampler_2_workers": map_style(2, False),
         "torch_dataset_shard_sampler_2_workers_told": map_style(2, True),
     }
     rates: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, measure in cases.items():  # alternating, so drift hits all alike
-            rates[name].append(measure())
-            print(f"{name}: {rates[name][-1]:,.0f} samples/s", file=sys.stderr)
+            rate, cpu_per_sample = measure()
+            rates[name].append(rate)
+            cpu[name].append(cpu_per_sample * 1e6)
+            print(f"{name}: {rate:,.0f} samples/s, {cpu_per_sample * 1e6:,.0f} CPU us/sample", file=sys.stderr)
 
     median = {name: round(statistics.median(v)) for name, v in rates.items()}
     one_over_floor = median["torch_stream_1_worker"] / median["numpy_load_videos"]
@@ -114,11 +147,14 @@ def main() -> None:
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "config": f"{args.n} samples, generate defaults (16 frames, 64x64, uint8), --checkpoint-every {args.checkpoint_every}",
         "batch_size": BATCH,
-        "method": "samples/s of one pass from creating the DataLoader iterator to its last batch (worker start-up "
+        "method": "main process with torch.set_num_threads(1) (it only receives batches); samples/s of one pass from creating the DataLoader iterator to its last batch (worker start-up "
                   "included); torch_stream uint8 shuffled; torch_dataset float32 (its default) over the first "
                   f"{args.map_samples} samples; medians of {args.repeats} alternating passes",
         "samples_per_s_median": median,
         "samples_per_s_runs": {name: [round(x) for x in v] for name, v in rates.items()},
+        "cpu_us_per_sample_median": {name: round(statistics.median(v)) for name, v in cpu.items()},
+        "cpu_note": "CPU time of the main process and its DataLoader workers per sample: less sensitive than "
+                    "samples/s to other load on the machine; one worker's rate is at most 1e6 / its CPU us",
         "ratio_1_worker_over_numpy_load": round(one_over_floor, 2),
         "ratio_2_workers_over_1": round(two_over_one, 2),
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
