@@ -191,6 +191,18 @@ def test_two_ranks_cover_the_run_exactly_when_it_divides(run_dir):
     assert sorted(shares[0] + shares[1]) == list(range(50))
 
 
+def test_rank_and_world_size_come_from_torch_distributed(run_dir, monkeypatch):
+    import torch.distributed as dist
+
+    assert (open_run(run_dir).torch_stream().rank, open_run(run_dir).torch_stream().world_size) == (0, 1)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 3)
+    stream = open_run(run_dir).torch_stream()
+    assert (stream.rank, stream.world_size, len(stream)) == (1, 3, 16)
+    assert open_run(run_dir).torch_stream(rank=0, world_size=2).world_size == 2  # passed: those win
+
+
 def test_rank_and_world_size_are_checked(run_dir):
     run = open_run(run_dir)
     for kwargs in ({"rank": 2, "world_size": 2}, {"rank": -1, "world_size": 2}, {"rank": 0, "world_size": 0},
