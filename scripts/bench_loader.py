@@ -2,15 +2,16 @@
 """Training-loader throughput, side by side in one run: uint8 16×64×64 clips, batch 32.
 
 - decode floor: plain `numpy.load` of every shard's `videos` member, one process;
-- `run.torch_stream()` (uint8, shuffled) in a DataLoader with 0, 1 and 2 worker processes;
+- `run.torch_stream()` (uint8, shuffled) iterated by itself (its own work: reading, inflating,
+  handing out each sample's view), and in a DataLoader with 0, 1 and 2 worker processes;
 - the DataLoader alone, its items made in memory without reading anything (what its
   collating into shared memory and passing batches between processes costs by itself);
 - the map-style path for comparison: `run.torch_dataset()` (float32, its default) with
   `shard_sampler()` as before (workers not told: every worker decodes every shard), and told
   the loader's workers and batch size, over the first `--map-samples` samples (it is slow).
 
-Each figure is samples per second of one pass, from creating the DataLoader iterator to its
-last batch (worker start-up included); the passes alternate, `--repeats` times, and the
+Each figure is samples per second of one pass, from creating the DataLoader iterator until
+its workers are joined after the last batch, and CPU time per sample; the passes alternate, `--repeats` times, and the
 figures are the medians. Targets: one loader worker ≥ the decode floor (goal: 2×); two workers
 ≥ 1.6× one.
 
@@ -50,31 +51,41 @@ def make_run(n: int, work: Path, checkpoint_every: int) -> Path:
     return out
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its reaped children (the DataLoader workers, once joined)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+def measured(count):
+    """Run ``count()`` (it returns the samples it went through): samples/s, and CPU µs per sample of this
+    process plus its reaped children (the DataLoader workers, once joined), and of this process alone."""
+    t, w0 = os.times(), time.perf_counter()
+    n = count()
+    seconds, u = time.perf_counter() - w0, os.times()
+    main = u.user + u.system - t.user - t.system
+    children = u.children_user + u.children_system - t.children_user - t.children_system
+    return {"rate": n / seconds, "cpu_us": (main + children) / n * 1e6, "main_cpu_us": main / n * 1e6}
 
 
-def numpy_load(run_dir: Path) -> tuple[float, float]:
-    t0, c0, n = time.perf_counter(), cpu_seconds(), 0
+def numpy_load(run_dir: Path) -> int:
+    n = 0
     for path in sorted((run_dir / "shards").glob("shard-*.npz")):
         with np.load(path, allow_pickle=False) as z:
             n += len(z["videos"])
-    return n / (time.perf_counter() - t0), (cpu_seconds() - c0) / n
+    return n
 
 
-def loader_rate(loader, limit: int | None = None) -> tuple[float, float]:
-    """(samples/s, CPU seconds per sample of all processes) of one pass."""
-    t0, c0, n = time.perf_counter(), cpu_seconds(), 0
+def stream_items(stream) -> int:
+    """The stream's own work, no DataLoader: every sample's (C, T, H, W) view and label, not batched."""
+    n = 0
+    for _video, _label in stream:
+        n += 1
+    return n
+
+
+def loader_pass(loader, limit: int | None = None) -> int:
+    n = 0
     batches = iter(loader)
     for video, _ in itertools.islice(batches, None if limit is None else -(-limit // BATCH)):
         n += len(video)
-    rate = n / (time.perf_counter() - t0)
     if hasattr(batches, "_shutdown_workers"):
         batches._shutdown_workers()  # the workers are joined now, so their CPU time counts
-    del batches
-    return rate, (cpu_seconds() - c0) / n
+    return n
 
 
 class Preloaded(torch.utils.data.IterableDataset):
@@ -106,37 +117,39 @@ def main() -> None:
     run = trajgen.open_run(run_dir)
 
     def stream(workers):
-        return lambda: loader_rate(DataLoader(run.torch_stream(seed=0), batch_size=BATCH, num_workers=workers))
+        return lambda: loader_pass(DataLoader(run.torch_stream(seed=0), batch_size=BATCH, num_workers=workers))
 
     def map_style(workers, told):
         ds = run.torch_dataset()
         sampler = ds.shard_sampler(seed=0, num_workers=workers, batch_size=BATCH) if told else ds.shard_sampler(seed=0)
-        return lambda: loader_rate(DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers), args.map_samples)
+        return lambda: loader_pass(DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers), args.map_samples)
 
     shape = (3, run.config.frames, run.config.size, run.config.size)
     cases = {
         "numpy_load_videos": lambda: numpy_load(run_dir),
+        "torch_stream_items_no_dataloader": lambda: stream_items(run.torch_stream(seed=0)),
         "torch_stream_0_workers": stream(0),
         "torch_stream_1_worker": stream(1),
         "torch_stream_2_workers": stream(2),
-        "dataloader_alone_0_workers": lambda: loader_rate(DataLoader(Preloaded(len(run), shape), batch_size=BATCH)),
-        "dataloader_alone_1_worker": lambda: loader_rate(DataLoader(Preloaded(len(run), shape), batch_size=BATCH,
+        "dataloader_alone_0_workers": lambda: loader_pass(DataLoader(Preloaded(len(run), shape), batch_size=BATCH)),
+        "dataloader_alone_1_worker": lambda: loader_pass(DataLoader(Preloaded(len(run), shape), batch_size=BATCH,
                                                                     num_workers=1)),
         "torch_dataset_shard_sampler_0_workers": map_style(0, False),
         "torch_dataset_shard_sampler_2_workers": map_style(2, False),
         "torch_dataset_shard_sampler_2_workers_told": map_style(2, True),
     }
-    rates: dict[str, list[float]] = {name: [] for name in cases}
-    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    runs: dict[str, list[dict]] = {name: [] for name in cases}
     for _ in range(args.repeats):
-        for name, measure in cases.items():  # alternating, so drift hits all alike
-            rate, cpu_per_sample = measure()
-            rates[name].append(rate)
-            cpu[name].append(cpu_per_sample * 1e6)
-            print(f"{name}: {rate:,.0f} samples/s, {cpu_per_sample * 1e6:,.0f} CPU us/sample", file=sys.stderr)
+        for name, count in cases.items():  # alternating, so drift hits all alike
+            runs[name].append(measured(count))
+            print(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in runs[name][-1].items()), file=sys.stderr)
 
-    median = {name: round(statistics.median(v)) for name, v in rates.items()}
+    def med(key):
+        return {name: round(statistics.median(r[key] for r in v)) for name, v in runs.items()}
+
+    median = med("rate")
     one_over_floor = median["torch_stream_1_worker"] / median["numpy_load_videos"]
+    own_over_floor = median["torch_stream_items_no_dataloader"] / median["numpy_load_videos"]
     two_over_one = median["torch_stream_2_workers"] / median["torch_stream_1_worker"]
     result = {
         "trajgen_version": trajgen.__version__,
@@ -147,16 +160,19 @@ def main() -> None:
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "config": f"{args.n} samples, generate defaults (16 frames, 64x64, uint8), --checkpoint-every {args.checkpoint_every}",
         "batch_size": BATCH,
-        "method": "main process with torch.set_num_threads(1) (it only receives batches); samples/s of one pass from creating the DataLoader iterator to its last batch (worker start-up "
-                  "included); torch_stream uint8 shuffled; torch_dataset float32 (its default) over the first "
+        "method": "main process with torch.set_num_threads(1) (it only receives batches); samples/s of one pass "
+                  "from creating the DataLoader iterator until its workers are joined after the last batch; "
+                  "torch_stream uint8 shuffled; torch_dataset float32 (its default) over the first "
                   f"{args.map_samples} samples; medians of {args.repeats} alternating passes",
         "samples_per_s_median": median,
-        "samples_per_s_runs": {name: [round(x) for x in v] for name, v in rates.items()},
-        "cpu_us_per_sample_median": {name: round(statistics.median(v)) for name, v in cpu.items()},
-        "cpu_note": "CPU time of the main process and its DataLoader workers per sample: less sensitive than "
-                    "samples/s to other load on the machine; one worker's rate is at most 1e6 / its CPU us",
+        "samples_per_s_runs": {name: [round(r["rate"]) for r in v] for name, v in runs.items()},
+        "cpu_us_per_sample_median": med("cpu_us"),
+        "main_process_cpu_us_per_sample_median": med("main_cpu_us"),
+        "cpu_note": "CPU time per sample of the main process plus its DataLoader workers, and of the main process "
+                    "alone: less sensitive than samples/s to other load on the machine",
         "ratio_1_worker_over_numpy_load": round(one_over_floor, 2),
         "ratio_2_workers_over_1": round(two_over_one, 2),
+        "ratio_stream_itself_over_numpy_load": round(own_over_floor, 2),
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
         "pass": {"1_worker_over_floor": one_over_floor >= 1.0, "goal_2x_floor": one_over_floor >= 2.0,
                  "2_workers_over_1": two_over_one >= 1.6},
