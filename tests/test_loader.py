@@ -214,7 +214,7 @@ def test_rank_and_world_size_are_checked(run_dir):
 # ---------------------------------------------------------------- mid-epoch resume
 
 
-@pytest.mark.parametrize("num_workers, k", [(2, 3), (2, 0), (0, 4), (2, 9)])
+@pytest.mark.parametrize("num_workers, k", [(2, 3), (2, 0), (0, 4), (2, 9), (2, 13)])
 def test_stateful_dataloader_resumes_with_exactly_the_rest(run_dir, num_workers, k):
     from torchdata.stateful_dataloader import StatefulDataLoader
 
