@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -234,27 +235,35 @@ class VideoStream(IterableDataset):
         return self._samples(self._blocks(worker, num_workers), start)
 
     def _samples(self, blocks, start):
-        buffers = _Buffers(keep=2 * max((len(b) for b in blocks), default=1) + 1)  # this block's shards and the last's
-        position = 0
+        live, position = [], 0  # the blocks from the resume point on: those before it are not even decoded
         for block in blocks:
             size = sum(b - a for _, a, b, _ in block)
-            if position + size <= start:  # handed out before the resume point: not even decoded
-                position += size
-                continue
-            piece = np.repeat(np.arange(len(block)), [b - a for _, a, b, _ in block])
-            row = np.concatenate([np.arange(a, b) for _, a, b, _ in block])
-            if self.shuffle:
-                mix = np.random.default_rng((self.seed, self.epoch, block[0][3])).permutation(size)
-                piece, row = piece[mix], row[mix]
-            skip = max(0, start - position)
-            decoded = [self._decode(slot, buffers) for slot, *_ in block]
-            for p, r in zip(piece[skip:].tolist(), row[skip:].tolist()):
-                videos, labels, index = decoded[p]
-                video = _as_float(videos[r]) if self.dtype == "float32" else videos[r]
-                self._position += 1  # before the yield: counts the samples handed out
-                yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
-            del decoded
+            if position + size > start:
+                live.append((block, position, size))
             position += size
+        # this block's shards, the next one's (decoded ahead) and the last one's (its final samples may wait in a batch)
+        buffers = _Buffers(keep=3 * max((len(b) for b in blocks), default=1) + 1)
+        with ThreadPoolExecutor(1, thread_name_prefix="trajgen-decode") as decoder:  # ISA-L inflates without the GIL
+            ahead = decoder.submit(self._decode_block, live[0][0], buffers) if live else None
+            for i, (block, position, size) in enumerate(live):
+                decoded = ahead.result()
+                if i + 1 < len(live):  # decoded while this block's samples are handed out and batched
+                    ahead = decoder.submit(self._decode_block, live[i + 1][0], buffers)
+                piece = np.repeat(np.arange(len(block)), [b - a for _, a, b, _ in block])
+                row = np.concatenate([np.arange(a, b) for _, a, b, _ in block])
+                if self.shuffle:
+                    mix = np.random.default_rng((self.seed, self.epoch, block[0][3])).permutation(size)
+                    piece, row = piece[mix], row[mix]
+                skip = max(0, start - position)
+                for p, r in zip(piece[skip:].tolist(), row[skip:].tolist()):
+                    videos, labels, index = decoded[p]
+                    video = _as_float(videos[r]) if self.dtype == "float32" else videos[r]
+                    self._position += 1  # before the yield: counts the samples handed out
+                    yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
+                del decoded
+
+    def _decode_block(self, block, buffers: _Buffers) -> list:
+        return [self._decode(slot, buffers) for slot, *_ in block]
 
     def _decode(self, slot: int, buffers: _Buffers):
         """One shard's videos as a (n, C, frames, H, W) view, its labels (and indices) as lists."""
