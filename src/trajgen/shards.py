@@ -162,6 +162,7 @@ def read_members(path, keys, alloc=None):
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (fixed fields), name length, extra length
 _INFLATE_STEP = 1 << 20  # output per inflate call: small enough for malloc to reuse (no page faults) and to stay in cache
+_FEED_STEP = 64 << 10  # compressed input per inflate call
 
 
 def _read_member(f, info, file_size, alloc):
@@ -214,15 +215,18 @@ def _read_member(f, info, file_size, alloc):
 
 
 def _inflate(data):
-    """Raw deflate (wbits=-15, as in zip) inflated with ISA-L, a bounded piece at a time."""
+    """Raw deflate (wbits=-15, as in zip) inflated with ISA-L, a bounded piece at a time.
+
+    Input goes in small chunks too: what one call leaves unconsumed is copied, so it must stay small."""
     inflater = isal_zlib.decompressobj(wbits=-15)
-    while True:
-        piece = inflater.decompress(data, _INFLATE_STEP)
-        data = inflater.unconsumed_tail
-        if piece:
-            yield piece
-        if not data:
-            break
+    view = memoryview(data)
+    for start in range(0, len(view), _FEED_STEP):
+        chunk = view[start : start + _FEED_STEP]
+        while chunk:
+            piece = inflater.decompress(chunk, _INFLATE_STEP)
+            chunk = inflater.unconsumed_tail
+            if piece:
+                yield piece
     rest = inflater.flush()
     if rest:
         yield rest
