@@ -129,6 +129,17 @@ def test_order_is_deterministic_and_new_after_set_epoch(run_dir):
     assert order(0, 1, num_workers=2) == order(0, 1, num_workers=2)
 
 
+def test_set_epoch_reaches_persistent_workers(run_dir):
+    stream = open_run(run_dir).torch_stream(seed=5, with_index=True)
+    loader = DataLoader(stream, batch_size=5, num_workers=2, persistent_workers=True)
+    first = [i for batch in loader for i in batch[2].tolist()]
+    stream.set_epoch(1)
+    second = [i for batch in loader for i in batch[2].tolist()]
+    fresh = open_run(run_dir).torch_stream(seed=5, with_index=True)
+    fresh.set_epoch(1)
+    assert second != first and second == epoch(fresh, num_workers=2)[0]
+
+
 def test_shuffle_mixes_samples_of_several_shards(run_dir):
     stream = open_run(run_dir).torch_stream(seed=0, shuffle_buffer=24, with_index=True)
     index, _, _ = epoch(stream)

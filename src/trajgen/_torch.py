@@ -163,7 +163,9 @@ class VideoStream(IterableDataset):
         self.shuffle_buffer = _check_int("shuffle_buffer", shuffle_buffer, 1)
         self.shuffle, self.with_index = bool(shuffle), bool(with_index)
         self.rank, self.world_size = _distributed_rank(rank, world_size)
-        self.epoch = 0
+        # shared memory: set_epoch in the main process reaches workers kept alive (persistent_workers=True)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._iter_epoch = 0  # the epoch this worker's position counts in
         self._position = 0  # samples this worker has handed out in this epoch
         self._resuming = False  # the next iteration starts at _position (set by load_state_dict)
 
@@ -171,10 +173,15 @@ class VideoStream(IterableDataset):
         """Samples per rank and epoch (every rank gets the same number)."""
         return len(self.run) // self.world_size
 
+    @property
+    def epoch(self) -> int:
+        """The epoch whose order the next iteration follows."""
+        return int(self._epoch)
+
     def set_epoch(self, epoch: int) -> None:
         """Pick the epoch whose order the next iteration follows (call it before each epoch)."""
-        self.epoch = _check_int("epoch", epoch, 0)
-        self._position, self._resuming = 0, False
+        self._epoch.fill_(_check_int("epoch", epoch, 0))
+        self._iter_epoch, self._position, self._resuming = self.epoch, 0, False
 
     # ------------------------------------------------------------ resume
     def _identity(self) -> dict:
@@ -186,7 +193,7 @@ class VideoStream(IterableDataset):
 
     def state_dict(self) -> dict:
         """Where this worker is in the epoch: the epoch and how many samples it has handed out."""
-        return {**self._identity(), "epoch": self.epoch, "position": self._position}
+        return {**self._identity(), "epoch": self._iter_epoch, "position": self._position}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state`` (taken by ``state_dict`` of the same worker of an identical stream)."""
@@ -195,11 +202,12 @@ class VideoStream(IterableDataset):
         if differ:
             raise ConfigError(f"this loader state is for another stream ({'; '.join(differ)}); resume with the same "
                               f"run, seed, shuffle, shuffle_buffer, rank, world size and num_workers")
-        self.epoch = _check_int("epoch", state["epoch"], 0)
+        self._epoch.fill_(_check_int("epoch", state["epoch"], 0))
+        self._iter_epoch = self.epoch
         self._position, self._resuming = _check_int("position", state["position"], 0), True
 
     # ------------------------------------------------------------ the epoch's order
-    def _blocks(self, worker: int, num_workers: int) -> list[list[tuple[int, int, int, int]]]:
+    def _blocks(self, epoch: int, worker: int, num_workers: int) -> list[list[tuple[int, int, int, int]]]:
         """This worker's share of the epoch as blocks of pieces (slot, first row, end row, sequence start).
 
         The epoch's sequence is every committed shard in shard order (shuffled by (seed, epoch)),
@@ -210,7 +218,7 @@ class VideoStream(IterableDataset):
         counts = [entry["count"] for entry in self.run.shards]
         order = np.arange(len(counts))
         if self.shuffle:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(len(counts))
+            order = np.random.default_rng((self.seed, epoch)).permutation(len(counts))
         per_rank = len(self.run) // self.world_size
         share, extra = divmod(per_rank, num_workers)
         lo = self.rank * per_rank + worker * share + min(worker, extra)
@@ -230,11 +238,12 @@ class VideoStream(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        start = self._position if self._resuming else 0
-        self._position, self._resuming = start, False
-        return self._samples(self._blocks(worker, num_workers), start)
+        epoch = self.epoch  # read once: the whole pass follows this epoch's order
+        start = self._position if self._resuming and epoch == self._iter_epoch else 0
+        self._iter_epoch, self._position, self._resuming = epoch, start, False
+        return self._samples(epoch, self._blocks(epoch, worker, num_workers), start)
 
-    def _samples(self, blocks, start):
+    def _samples(self, epoch, blocks, start):
         live, position = [], 0  # the blocks from the resume point on: those before it are not even decoded
         for block in blocks:
             size = sum(b - a for _, a, b, _ in block)
@@ -252,7 +261,7 @@ class VideoStream(IterableDataset):
                 piece = np.repeat(np.arange(len(block)), [b - a for _, a, b, _ in block])
                 row = np.concatenate([np.arange(a, b) for _, a, b, _ in block])
                 if self.shuffle:
-                    mix = np.random.default_rng((self.seed, self.epoch, block[0][3])).permutation(size)
+                    mix = np.random.default_rng((self.seed, epoch, block[0][3])).permutation(size)
                     piece, row = piece[mix], row[mix]
                 skip = max(0, start - position)
                 for p, r in zip(piece[skip:].tolist(), row[skip:].tolist()):
