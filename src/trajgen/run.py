@@ -358,23 +358,29 @@ def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
 
 def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
              scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-             check_space: bool = True) -> RunSummary:
-    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+             check_space: bool = True, progress_to: os.PathLike | str | None = None) -> RunSummary:
+    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
+
+    ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
+    PROGRESS.html page; the run remembers it for ``resume``."""
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
+    progress_to = _check_progress_to(root, progress_to)
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
     # local workers start now, so their imports overlap the space check below
     with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)) as executor:
         if check_space:
-            from trajgen.preflight import require_free_space
+            from trajgen.preflight import require_free_space, warn_if_shards_are_slow
 
-            require_free_space(config, root)
-        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
+            warn_if_shards_are_slow(config, require_free_space(config, root))
+        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar,
+                      progress_to=progress_to)
 
 
-def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
+def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar,
+           progress_to: str | None = None) -> RunSummary:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -385,7 +391,8 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         _fs.clear_dir(paths.tmp)
         paths.shards.mkdir(exist_ok=True)
         try:
-            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config)), paths.tmp)
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config) | _progress_to_entry(progress_to)),
+                                   paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             _fs.clear_dir(paths.tmp)
@@ -393,13 +400,17 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar)
+                     show_bar=show_bar, progress_to=progress_to)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
-           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False) -> RunSummary:
-    """Finish a run: make only the shards its manifest does not list."""
+           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
+           progress_to: os.PathLike | str | None = None) -> RunSummary:
+    """Finish a run: make only the shards its manifest does not list.
+
+    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
     paths = _existing_run(run_dir)
+    progress_to = _check_progress_to(paths.root, progress_to)
     manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
     config = read_config(paths.root)
     with _locked(paths):
@@ -414,15 +425,53 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
         from trajgen.executors import choose_executor
 
+        progress_to = _remember_progress_to(paths, progress_to)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
-            return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar)
+            return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
+                         progress_to=progress_to)
 
 
 def _config_file(config: GenerationConfig) -> dict:
     from trajgen import __version__
 
     return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict()}
+
+
+def _check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
+    """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
+    if progress_to is None:
+        return None
+    folder = Path(os.path.abspath(progress_to))
+    if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
+        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
+                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
+    return str(folder)
+
+
+def _progress_to_entry(progress_to: str | None) -> dict:
+    return {} if progress_to is None else {"progress_to": progress_to}
+
+
+def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
+    """The run's --progress-to folder: ``progress_to`` if given (written into config.json
+    atomically when it changes), else the one config.json remembers."""
+    try:
+        doc = json.loads(paths.config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {paths.config}: {e}; the run's config is damaged") from None
+    remembered = doc.get("progress_to") if isinstance(doc.get("progress_to"), str) else None
+    if progress_to is None or progress_to == remembered:
+        return remembered
+    try:
+        paths.tmp.mkdir(exist_ok=True)
+        _fs.atomic_write_bytes(paths.config, _json_bytes(doc | _progress_to_entry(progress_to)), paths.tmp)
+    except OSError as e:
+        raise StorageError(f"could not record --progress-to in {paths.config}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'check the disk')}, then run the same command again") from None
+    return progress_to
 
 
 def _check_new_run_dir(root: Path) -> None:
@@ -460,7 +509,7 @@ def _log_line(event: str) -> str:
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar) -> RunSummary:
+          show_bar, progress_to: str | None = None) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -472,7 +521,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         checkpoint_every=config.checkpoint_every, class_counts=done_counts,
         completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
-        interval=progress_interval, bar=show_bar,
+        interval=progress_interval, bar=show_bar, mirror_to=progress_to,
     )
     started = time.monotonic()
     made_samples = 0
@@ -497,7 +546,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         _fs.append_line(paths.log, _log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
-                        reporter.commit(result.count, result.class_counts, result.redraws)
+                        reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
