@@ -145,13 +145,13 @@ def _compact(n):
     return f"{n:,.0f}"
 
 
-def _clock(t):
-    return f"{datetime.fromtimestamp(t, timezone.utc):%H:%M}"
+def _clock(t, seconds=False):
+    return f"{datetime.fromtimestamp(t, timezone.utc):%H:%M:%S}" if seconds else f"{datetime.fromtimestamp(t, timezone.utc):%H:%M}"
 
 
 def _chart_svg(snapshot, points):
     """Completed samples over time, with the projection to the finish while RUNNING."""
-    w, h, left, right, top, bottom = 640, 240, 58, 16, 14, 30
+    w, h, left, right, top, bottom = 640, 270, 58, 16, 14, 30
     total = max(snapshot.total_samples, 1)
     now = snapshot.updated_at.timestamp()
     points = [(t, d) for t, d in points if t <= now + 1] or [(now, snapshot.completed_samples)]
@@ -181,8 +181,9 @@ def _chart_svg(snapshot, points):
                      f'x2="{x(finish):.1f}" y2="{y(total):.1f}"/>')
         parts.append(f'<circle class="goal" cx="{x(finish):.1f}" cy="{y(total):.1f}" r="4"/>')
     parts.append(f'<circle class="dot" cx="{x(now):.1f}" cy="{y(snapshot.completed_samples):.1f}" r="5"/>')
-    parts.append(f'<text class="axis" x="{left}" y="{h - 8}">{_clock(t0)} UTC</text>')
-    end_label = f"finish ≈ {_clock(finish)} UTC" if finish is not None else f"{_clock(now)} UTC"
+    short = t1 - t0 < 600  # a short run: its minutes alone say little
+    parts.append(f'<text class="axis" x="{left}" y="{h - 8}">{_clock(t0, short)} UTC</text>')
+    end_label = f"finish ≈ {_clock(finish, short)} UTC" if finish is not None else f"{_clock(now, short)} UTC"
     parts.append(f'<text class="axis" x="{w - right}" y="{h - 8}" text-anchor="end">{end_label}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -208,7 +209,7 @@ header{display:flex;align-items:center;gap:12px;flex-wrap:wrap}
 .done{color:var(--muted);font-size:17px;font-variant-numeric:tabular-nums}
 .bar{height:22px;background:var(--track);border-radius:11px;overflow:hidden;margin-top:14px}
 .bar>div{height:100%%;background:var(--accent);border-radius:11px;min-width:6px}
-.is-stale .bar>div,.is-stale .pct{background-color:#9ca3af;color:#9ca3af}.is-stale .pct{background:none}
+.is-stale .bar>div,.is-stale .pill{background:#9ca3af}.is-stale .pct{color:#9ca3af}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px;margin-top:16px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:12px 14px}
 .tile .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.07em}
@@ -224,7 +225,7 @@ svg .projection{stroke:var(--accent);stroke-width:2;stroke-dasharray:5 5;opacity
 svg .goal{fill:none;stroke:var(--accent);stroke-width:2;opacity:.6}svg .dot{fill:var(--accent)}
 .thumbs{display:grid;grid-template-columns:1fr 1fr;gap:10px}
 .thumbs figure{margin:0;text-align:center}
-.thumbs img{width:100%%;max-width:120px;aspect-ratio:1;image-rendering:pixelated;border-radius:8px;border:1px solid var(--line);background:#fff}
+.thumbs img{width:100%%;max-width:104px;aspect-ratio:1;image-rendering:pixelated;border-radius:8px;border:1px solid var(--line);background:#fff}
 .thumbs figcaption{font-size:12px;color:var(--muted)}
 .note{color:var(--muted);font-size:13px;margin-top:8px}
 .cls{display:grid;grid-template-columns:110px 1fr 90px;align-items:center;gap:12px;margin:7px 0}
