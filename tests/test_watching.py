@@ -356,3 +356,29 @@ def test_generate_warns_but_runs_when_a_shard_takes_longer(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Warning:" in result.stderr and "5 minutes" in result.stderr and "--checkpoint-every" in result.stderr
     assert (tmp_path / "run" / "PROGRESS.txt").read_text().startswith("trajgen COMPLETE")
+
+
+def test_temps_a_killed_writer_left_in_the_folder_are_cleared(tmp_path):
+    run_dir, folder = tmp_path / "run", tmp_path / "watch"
+    run_dir.mkdir()
+    folder.mkdir()
+    dead = folder / ".PROGRESS.html.999999999.0123456789ab.tmp"  # no such pid
+    live = folder / f".PROGRESS.txt.{os.getpid()}.0123456789ab.tmp"  # a writer still at work
+    other = folder / "notes.md"  # the user's own file: never touched
+    for p in (dead, live, other):
+        p.write_text("x")
+    rep = reporter(run_dir, folder)
+    rep.start()
+    rep.finish("STOPPED")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, other.name, "PROGRESS.html", "PROGRESS.txt"])
+
+
+def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
+    from trajgen.progress_page import render_page
+
+    failed = render_page(page_snapshot(state="FAILED", error="could not write shard 4: No space left on device"), [])
+    assert "<title>trajgen FAILED 40.0%  runs/20261128_1150_n10000: could not write shard 4" in failed
+    assert "No space left on device" in failed and "trajgen resume runs/20261128_1150_n10000" in failed
+    stopped = render_page(page_snapshot(state="STOPPED"), [])
+    assert "resumable" in stopped and "trajgen resume runs/20261128_1150_n10000" in stopped
+    assert "Next update" not in stopped

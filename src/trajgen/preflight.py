@@ -51,6 +51,7 @@ def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
 
     m = min(config.n, TRIAL_SAMPLES)
     trial = config.replace(n=m, checkpoint_every=m)
+    encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
     started = time.perf_counter()
     arrays, _, _ = build_shard_arrays(trial, 0)
     encoded = len(encode_shard(arrays, config.compress_level))
