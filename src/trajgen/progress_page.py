@@ -210,6 +210,7 @@ header{display:flex;align-items:center;gap:12px;flex-wrap:wrap}
 .bar{height:22px;background:var(--track);border-radius:11px;overflow:hidden;margin-top:14px}
 .bar>div{height:100%%;background:var(--accent);border-radius:11px;min-width:6px}
 .is-stale .bar>div,.is-stale .pill{background:#9ca3af}.is-stale .pct{color:#9ca3af}
+.is-stale .tiles,.is-stale .grid2,.is-stale #classes{opacity:.55}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px;margin-top:16px}
 .tile{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:12px 14px}
 .tile .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.07em}
