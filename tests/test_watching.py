@@ -7,7 +7,6 @@ import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -117,7 +116,7 @@ def test_folder_polled_while_the_run_writes_it(tmp_path):
 
 def test_kill_9_then_resume_without_the_option_keeps_mirroring(tmp_path):
     out, folder = tmp_path / "run", tmp_path / "watch"
-    proc = start_cli("generate", "--n", 600, "--checkpoint-every", 30, "--frames", 8, "--size", 32, "--workers", 1,
+    proc = start_cli("generate", "--n", 900, "--checkpoint-every", 30, "--frames", 8, "--size", 32, "--workers", 1,
                      "--progress-interval", 0.1, "--progress-to", folder, "--out", out, "--quiet")
     assert wait_for_shards(out, 3, proc)
     deadline = time.monotonic() + 30

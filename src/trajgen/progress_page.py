@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from . import _fs
-from .progress import format_progress_text
+from .progress import format_duration, format_progress_text
 
 HISTORY_FILE = "progress_history.json"
 HISTORY_FORMAT = "trajgen-progress-history/1"
@@ -146,7 +146,7 @@ def _compact(n):
 
 
 def _clock(t, seconds=False):
-    return f"{datetime.fromtimestamp(t, timezone.utc):%H:%M:%S}" if seconds else f"{datetime.fromtimestamp(t, timezone.utc):%H:%M}"
+    return f"{datetime.fromtimestamp(t, timezone.utc):{'%H:%M:%S' if seconds else '%H:%M'}}"
 
 
 def _chart_svg(snapshot, points):
@@ -298,7 +298,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     if s.state == "RUNNING" and s.eta_seconds is not None:
         finish = updated.timestamp() + s.eta_seconds
         finish_ms = round(finish * 1000)
-        eta_v, eta_s = _fmt_duration(s.eta_seconds), f"finishes about {_clock_s(finish)} UTC"
+        eta_v, eta_s = format_duration(s.eta_seconds), f"finishes about {_clock(finish, seconds=True)} UTC"
     elif s.state == "RUNNING":
         eta_v, eta_s = "estimating", "after the first shards"
     elif s.state == "COMPLETE":
@@ -309,7 +309,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     tiles = [
         ("ETA", eta_v, _esc(eta_s) + (f'<span data-local="{finish_ms}"></span>' if finish_ms else "")),
         ("Rate", rate, "samples/s" if s.rate is not None else "measured after a few shards"),
-        ("Elapsed", _fmt_duration(s.elapsed_seconds), "this process"),
+        ("Elapsed", format_duration(s.elapsed_seconds), "this process"),
         ("Shards", f"{s.completed_shards:,} / {s.total_shards:,}", f"checkpoint every {s.checkpoint_every:,}"),
     ]
     tiles_html = "".join(f'<div class="tile"><div class="k">{k}</div><div class="v">{_esc(v)}</div>'
@@ -386,18 +386,8 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     return page
 
 
-def _fmt_duration(seconds):
-    from .progress import format_duration
-
-    return format_duration(seconds)
-
-
 def _fmt_seconds(seconds):
     return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
-
-
-def _clock_s(t):
-    return f"{datetime.fromtimestamp(t, timezone.utc):%H:%M:%S}"
 
 
 # ---------------------------------------------------------------- the mirror
