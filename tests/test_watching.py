@@ -381,3 +381,19 @@ def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
     stopped = render_page(page_snapshot(state="STOPPED"), [])
     assert "resumable" in stopped and "trajgen resume runs/20261128_1150_n10000" in stopped
     assert "Next update" not in stopped
+
+
+def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
+    from trajgen.preflight import dry_run
+
+    (tmp_path / "file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    _, lines = dry_run(SMALL, tmp_path / "run", workers=1, progress_to=tmp_path / "synced" / "watch")
+    line = next(l for l in lines if "progress" in l.lower() and "watch" in l)
+    assert line.strip().startswith("✓") and "created" in line
+    ok, lines = dry_run(SMALL, tmp_path / "run", workers=1, progress_to=tmp_path / "file" / "watch")
+    line = next(l for l in lines if "watch" in l and "progress" in l.lower())
+    assert not ok and line.strip().startswith("✗")
+    ok, lines = dry_run(SMALL, tmp_path / "run", workers=1, progress_to=tmp_path / "run" / "watch")
+    assert not ok and any(l.strip().startswith("✗") and "inside the run directory" in l for l in lines)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

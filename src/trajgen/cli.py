@@ -128,7 +128,7 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
         from trajgen.preflight import dry_run as plan
         from trajgen.run import default_out
 
-        ok, lines = plan(config, out or default_out(config), workers or _cpus())
+        ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
     from trajgen.run import generate as generate_run

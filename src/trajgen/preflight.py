@@ -115,7 +115,26 @@ def filesystem_checks(target: Path) -> list[Check]:
     return checks
 
 
-def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, list[str]]:
+def progress_folder_check(out: Path, progress_to) -> Check:
+    """--progress-to: outside the run, and a file can be made there (a probe, removed at once)."""
+    from trajgen.errors import ConfigError
+    from trajgen.run import _check_progress_to
+
+    try:
+        folder = Path(_check_progress_to(Path(out), progress_to))
+    except ConfigError as e:
+        return Check(False, str(e))
+    where = existing_ancestor(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".trajgen-check-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return Check(False, f"progress folder {folder}: cannot write in {where}: {e.strerror or e}")
+    return Check(True, f"progress folder {folder} can be written" + ("" if folder.is_dir() else " (created on start)"))
+
+
+def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None) -> tuple[bool, list[str]]:
     """The plan and the checks, as ✓/✗ lines; True when every check passes."""
     from trajgen.run import RunError, _check_new_run_dir
 
@@ -137,6 +156,8 @@ def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, li
                         + ("" if est.total_bytes < free else f" — not enough for {_size(est.total_bytes)}")))
     checks.extend(filesystem_checks(out))
     checks.append(lost_work_check(config, est))
+    if progress_to is not None:
+        checks.append(progress_folder_check(out, progress_to))
     lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
     lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
                  f"(about {est.samples_per_second:,.0f} samples/s)")
