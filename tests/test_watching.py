@@ -397,3 +397,28 @@ def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
     ok, lines = dry_run(SMALL, tmp_path / "run", workers=1, progress_to=tmp_path / "run" / "watch")
     assert not ok and any(l.strip().startswith("✗") and "inside the run directory" in l for l in lines)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_path):
+    import shutil
+
+    from trajgen import _fs
+    from trajgen.run import run_status
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(mirrored[0], run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["shards"], manifest["status"] = manifest["shards"][:2], "running"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    progress = json.loads((run_dir / "progress.json").read_text())
+    progress["state"] = "RUNNING"
+    (run_dir / "progress.json").write_text(json.dumps(progress))
+    fd = _fs.try_lock(run_dir / ".lock", "pid 4242 on gpu-box")  # a live writer holds the run
+    try:
+        lines = run_status(run_dir).text.splitlines()
+    finally:
+        os.close(fd)
+    assert lines[0].startswith("trajgen RUNNING 33.3%")
+    due = datetime.fromisoformat(progress["updated_at"]) + timedelta(seconds=progress["interval_seconds"])
+    assert lines[lines.index(next(l for l in lines if l.startswith("Last update:"))) + 1] == \
+        f"Next update: by {due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0):%H:%M:%S} UTC"
