@@ -422,3 +422,15 @@ def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_pat
     due = datetime.fromisoformat(progress["updated_at"]) + timedelta(seconds=progress["interval_seconds"])
     assert lines[lines.index(next(l for l in lines if l.startswith("Last update:"))) + 1] == \
         f"Next update: by {due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0):%H:%M:%S} UTC"
+
+
+def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(mirrored[0], run_dir)
+    rep = reporter(run_dir, tmp_path / "watch")
+    rep.start()
+    rep.finish("STOPPED")
+    page = (tmp_path / "watch" / "PROGRESS.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "shard-00005.npz" in page

@@ -528,6 +528,8 @@ class ProgressMirror:
 
     def _thumbnails(self, shard):
         """Thumbnails of the newest committed shard, remade at most once per interval."""
+        if shard is None and self._thumbs_shard is None and not self._thumbs_warned:
+            shard = self._newest_listed_shard()  # a resumed run: what earlier processes committed
         if shard is not None and shard != self._thumbs_shard and time.monotonic() - self._thumbs_at >= self._interval:
             self._thumbs_at = time.monotonic()
             try:
@@ -547,6 +549,15 @@ class ProgressMirror:
             return [], ""
         first, last = self._thumbs[0][1], self._thumbs[-1][1]
         return self._thumbs, f"First samples of {os.path.basename(self._thumbs_shard)} (#{first:,}–#{last:,})"
+
+
+    def _newest_listed_shard(self):
+        try:
+            with open(os.path.join(self._run_dir, "manifest.json"), encoding="utf-8") as f:
+                shards = json.load(f)["shards"]
+            return os.path.join(self._run_dir, max(shards, key=lambda e: e["index"])["file"]) if shards else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def _alive(pid):
