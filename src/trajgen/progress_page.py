@@ -407,7 +407,7 @@ class ProgressMirror:
         self._history = ProgressHistory.load(self._history_path)
         self._history_saved = -math.inf
         self._cond = threading.Condition()
-        self._pending = None  # the newest (snapshot, shard) not yet written
+        self._pending = None  # the newest (snapshot, chart points, shard) not yet written
         self._busy = False
         self._closing = False
         self._failing = None  # the failure last warned about, until a write succeeds
