@@ -85,6 +85,38 @@ def watched_run(cmd: list[str], folder: Path, poll_s: float) -> dict:
     return stats
 
 
+def mirror_costs(run_dir: Path, folder: Path, repeats: int = 30) -> dict:
+    """Milliseconds per update: on the commit path (publish) and in the mirror's own thread."""
+    from trajgen.progress import snapshot_from_json, warn
+    from trajgen.progress_page import ProgressMirror, shard_thumbnails
+    from trajgen.run import read_config
+
+    snapshot = snapshot_from_json(json.loads((run_dir / "progress.json").read_text()))
+    shard = str(sorted((run_dir / "shards").glob("*.npz"))[-1])
+    (run_dir / ".tmp").mkdir(exist_ok=True)
+    mirror = ProgressMirror(folder, run_dir, run_dir / ".tmp", interval=1e9, warn=lambda m, k="warning": warn(None, m, k))
+    t0 = time.perf_counter()
+    mirror.publish(snapshot, shard)  # with the history file's atomic write (at most once per interval)
+    persist_ms = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        mirror.publish(snapshot, shard)  # the chart's point and a hand-over to the mirror thread
+    publish_ms = (time.perf_counter() - t0) / repeats * 1000
+    mirror.close()
+    config = read_config(run_dir)
+    t0 = time.perf_counter()
+    shard_thumbnails(shard, list(config.classes), config.background)
+    thumbs_ms = (time.perf_counter() - t0) * 1000
+    points = json.loads((run_dir / "progress_history.json").read_text())["points"]
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        mirror._write(snapshot, points, None)  # format, render the page, two atomic writes with fsync
+    return {"publish_ms_per_update_on_commit_path": round(publish_ms, 3),
+            "publish_ms_with_history_write_at_most_once_per_interval": round(persist_ms, 2),
+            "mirror_thread_ms_per_update": round((time.perf_counter() - t0) / repeats * 1000, 2),
+            "thumbnails_ms_at_most_once_per_interval": round(thumbs_ms, 1)}
+
+
 def plain_run(cmd: list[str]) -> float:
     started = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -115,6 +147,7 @@ def main() -> None:
         page = (folder / "PROGRESS.html").read_text(encoding="utf-8")
         history = json.loads((run_dir / "progress_history.json").read_text())
         report = verify_run(run_dir)
+        costs = mirror_costs(run_dir, scratch / "costs")
         with_mirror, without = [], []
         for i in range(args.repeats):  # alternating: without, with, with, without, ...
             order = [False, True] if i % 2 == 0 else [True, False]
@@ -143,6 +176,7 @@ def main() -> None:
                               page.split("<title>", 1)[1].split("</title>", 1)[0]},
         "page_bytes": len(page.encode()), "history_points": len(history["points"]),
         "verify_ok": report.ok,
+        **costs,
         "seconds_watched_run": stats["seconds"],
         "seconds_with_mirror": with_mirror, "seconds_without_mirror": without,
         "ratio_with_over_without_median": round(statistics.median(with_mirror) / statistics.median(without), 3)
