@@ -176,13 +176,18 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 @scheduler_option
 @interval_option
 @progress_to_option
+@click.option("--allow-version-change", is_flag=True,
+              help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
+                   "the shards made now record theirs and verify reports the run as mixed.")
 @quiet_option
 @translate_errors
-def resume(run_dir, workers, scheduler, progress_interval, progress_to, quiet):
+def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_version_change, quiet):
     """Finish an interrupted run: make only the missing shards.
 
-    The result is byte-identical to a run that was never interrupted. Progress keeps
-    going to the run's --progress-to folder, if it has one; --progress-to changes it.
+    The result is byte-identical to a run that was never interrupted. Refuses, changing
+    nothing, when the installed trajgen/numpy/OpenCV/deflate versions differ from those
+    in the run's config.json, unless --allow-version-change. Progress keeps going to the
+    run's --progress-to folder, if it has one; --progress-to changes it.
 
     \b
     Example:
@@ -191,7 +196,8 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, quiet):
     from trajgen.run import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                         show_bar=_show_bar(quiet), progress_to=progress_to)
+                         show_bar=_show_bar(quiet), progress_to=progress_to,
+                         allow_version_change=allow_version_change)
     if quiet:
         return
     if summary.already_complete:
