@@ -434,3 +434,21 @@ def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path)
     rep.finish("STOPPED")
     page = (tmp_path / "watch" / "PROGRESS.html").read_text()
     assert page.count("data:image/png;base64,") == 4 and "shard-00005.npz" in page
+
+
+def test_the_folder_gets_the_newest_state_at_most_once_a_second(tmp_path, monkeypatch):
+    from trajgen import progress_page
+
+    writes = []
+    real = progress_page.ProgressMirror._write
+    monkeypatch.setattr(progress_page.ProgressMirror, "_write",
+                        lambda self, snapshot, *rest: (writes.append(snapshot.completed_samples), real(self, snapshot, *rest)))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rep = reporter(run_dir, tmp_path / "watch", interval=30)
+    rep.start()
+    for _ in range(10):  # ten commits in well under a second
+        rep.commit(10, {"linear": 5, "circular": 5}, 0)
+    rep.finish("COMPLETE")
+    assert writes[0] == 0 and writes[-1] == 100 and len(writes) <= 3  # the first, perhaps one more, the last
+    assert (tmp_path / "watch" / "PROGRESS.txt").read_text() == (run_dir / "PROGRESS.txt").read_text()

@@ -34,6 +34,7 @@ THUMBNAILS = 4  # the first samples of a shard: one of each class
 MIN_REFRESH_SECONDS = 5  # the page reloads every progress interval, but not faster than this
 STALE_MIN_SECONDS = 90  # RUNNING and silent for max(3 × interval, this) → STALE
 CLOSE_TIMEOUT = 3.0  # at the end of a run, how long the last mirror write may take before we give up
+MAX_MIRROR_SPACING = 1.0  # seconds: a synced folder gets at most one update a second (or per interval, if shorter)
 MIRROR_FILES = ("PROGRESS.txt", "PROGRESS.html")
 
 
@@ -461,10 +462,13 @@ class ProgressMirror:
 
     def _loop(self):
         self._prepare()
+        spacing, last = min(MAX_MIRROR_SPACING, self._interval), -math.inf
         while True:
             with self._cond:
-                while self._pending is None and not self._closing:
-                    self._cond.wait()
+                # the newest state only, and not more often than ``spacing`` (sync clients keep every
+                # version of a file); the last one is written at once
+                while not self._closing and (self._pending is None or time.monotonic() - last < spacing):
+                    self._cond.wait(None if self._pending is None else spacing - (time.monotonic() - last))
                 if self._pending is None:
                     return
                 item, self._pending, self._busy = self._pending, None, True
@@ -473,6 +477,7 @@ class ProgressMirror:
             except Exception as e:  # a bug must not end the mirror silently, nor the run
                 self._failed(e)
             finally:
+                last = time.monotonic()
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
