@@ -402,10 +402,14 @@ def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
 
 def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
              scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-             check_space: bool = True) -> RunSummary:
-    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+             check_space: bool = True, progress_to: os.PathLike | str | None = None) -> RunSummary:
+    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
+
+    ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
+    PROGRESS.html page; the run remembers it for ``resume``."""
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
+    progress_to = _check_progress_to(root, progress_to)
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
@@ -415,13 +419,15 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
         if check_target is not None:
             check_target(root)
         if check_space:
-            from trajgen.preflight import require_free_space
+            from trajgen.preflight import require_free_space, warn_if_shards_are_slow
 
-            require_free_space(config, root)
-        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
+            warn_if_shards_are_slow(config, require_free_space(config, root))
+        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar,
+                      progress_to=progress_to)
 
 
-def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
+def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar,
+           progress_to: str | None = None) -> RunSummary:
     try:
         _fs.make_dirs(root)
     except OSError as e:
@@ -435,7 +441,8 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         try:
             _fs.clear_dir(paths.tmp)
             _fs.make_dirs(paths.shards)
-            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions)), paths.tmp)
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions) | _progress_to_entry(progress_to)),
+                                   paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             _best_effort(lambda: _fs.clear_dir(paths.tmp))
@@ -443,18 +450,20 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar, run_versions=versions)
+                     show_bar=show_bar, run_versions=versions, progress_to=progress_to)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
            progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-           allow_version_change: bool = False) -> RunSummary:
+           allow_version_change: bool = False, progress_to: os.PathLike | str | None = None) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list.
 
     Refuses (VersionChangedError, nothing changed) when the installed versions of what
     decides the bytes differ from those config.json records, unless ``allow_version_change``:
-    then the shards made now record their versions in the manifest (a mixed run)."""
+    then the shards made now record their versions in the manifest (a mixed run).
+    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
     paths = _existing_run(run_dir)
+    progress_to = _check_progress_to(paths.root, progress_to)
     # a damaged run, or a version change that is not allowed, fails before anything is written, even .lock
     manifest = read_manifest(paths.root) if paths.manifest.exists() else None
     _check_versions(paths.root, read_config_file(paths.root), manifest, allow_version_change)
@@ -484,10 +493,11 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             note = _log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
                              f"the shards made now record theirs")
             _best_effort(lambda: _fs.append_line(paths.log, note))
+        progress_to = _remember_progress_to(paths, progress_to)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
-                         run_versions=run_versions)
+                         run_versions=run_versions, progress_to=progress_to)
 
 
 def _repair_progress(paths: RunPaths, manifest: dict) -> None:
@@ -528,6 +538,39 @@ def _check_versions(root: Path, config_file: dict, manifest: dict | None,
         f"{root} was made with other versions of what decides its bytes (run → installed): {', '.join(changed)}; "
         f"install the run's versions ({install_advice(recorded, running)}) and resume, or go on with these, "
         f"marking the run as mixed: {resume_command(root)} --allow-version-change")
+
+
+def _check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
+    """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
+    if progress_to is None:
+        return None
+    folder = Path(os.path.abspath(progress_to))
+    if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
+        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
+                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
+    return str(folder)
+
+
+def _progress_to_entry(progress_to: str | None) -> dict:
+    return {} if progress_to is None else {"progress_to": progress_to}
+
+
+def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
+    """The run's --progress-to folder: ``progress_to`` if given (written into config.json
+    atomically when it changes), else the one config.json remembers."""
+    doc = read_config_file(paths.root)
+    remembered = doc.get("progress_to") if isinstance(doc.get("progress_to"), str) else None
+    if progress_to is None or progress_to == remembered:
+        return remembered
+    try:
+        _fs.make_dirs(paths.tmp)
+        _fs.atomic_write_bytes(paths.config, _json_bytes(doc | _progress_to_entry(progress_to)), paths.tmp)
+    except OSError as e:
+        raise StorageError(f"could not record --progress-to in {paths.config}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'check the disk')}, then run the same command again") from None
+    return progress_to
 
 
 def _check_new_run_dir(root: Path) -> None:
@@ -591,7 +634,7 @@ def _log_line(event: str) -> str:
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar, run_versions: dict[str, str]) -> RunSummary:
+          show_bar, run_versions: dict[str, str], progress_to: str | None = None) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -609,7 +652,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         checkpoint_every=config.checkpoint_every, class_counts=done_counts,
         completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
-        interval=progress_interval, bar=show_bar,
+        interval=progress_interval, bar=show_bar, mirror_to=progress_to,
     )
     started = time.monotonic()
     made_samples = 0
@@ -643,7 +686,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         _fs.append_line(paths.log, _log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
-                        reporter.commit(result.count, result.class_counts, result.redraws)
+                        reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
                     _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
