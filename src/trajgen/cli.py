@@ -154,6 +154,8 @@ def resume(run_dir, workers, scheduler, progress_interval, quiet):
                          show_bar=_show_bar(quiet))
     if quiet:
         return
+    if summary.repaired:
+        click.echo(f"Repaired: {summary.repaired}")
     if summary.already_complete:
         click.echo(f"{run_dir} is already complete ({summary.total_samples:,} samples); nothing to do.")
     else:
