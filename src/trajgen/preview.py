@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen import _fs, render
+from trajgen import output, render
 from trajgen.dataset import open_run
 from trajgen.errors import ConfigError, StorageError
 from trajgen.run import RunError
@@ -23,6 +23,8 @@ DEFAULT_PER_CLASS = 6
 MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
 PAD, LABEL_W, TITLE_H = 8, 110, 28
 FPS = 8
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES = (".mp4",)
 _BACKDROP = (255, 255, 255)
 _EMPTY = (235, 235, 235)
 _FRAME = (200, 200, 200)
@@ -70,12 +72,11 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ConfigError(f"per_class (--per-class) must be an integer ≥ 1, got {per_class!r}")
     run = open_run(run_dir)
+    out = Path(out) if out is not None else run.root / "preview.png"
+    video = Path(video) if video is not None else None
+    _check_targets(run.root, out, video)
     if len(run) == 0:
         raise RunError(f"{run.root} has no shards committed yet; nothing to preview (see: trajgen status {run.root})")
-    out = Path(out) if out is not None else run.root / "preview.png"
-    for target in (out, video):
-        if target is not None and not Path(target).parent.is_dir():
-            raise PreviewError(f"{Path(target).parent} does not exist; create it or choose another path")
 
     config = run.config
     labels = run.labels
@@ -99,13 +100,41 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
             text = f"{len(v)} frames"
             render.put_text(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4), 0.35, _CAPTION)
             render.put_text(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12), 0.35, _CAPTION)
-    try:
-        _fs.atomic_write_bytes(out, render.encode_png(sheet), out.parent)
-    except OSError as e:
-        raise PreviewError(f"could not write {out}: {e.strerror or e}") from None
+    _write_file(out, render.encode_image(sheet, out.suffix))
     if video is not None:
         _write_video(preview, base, cells)
     return preview
+
+
+def _check_targets(root: Path, out: Path, video: Path | None) -> None:
+    """Outputs never land on the run's own files or special files; the suffix decides the format.
+    An existing regular file is replaced (the default RUN_DIR/preview.png is made again each time)."""
+    for target, option, suffixes in ((out, "-o", IMAGE_SUFFIXES), (video, "--video", VIDEO_SUFFIXES)):
+        if target is None:
+            continue
+        if output.run_part(target, root) is None and output.is_dir(target):
+            raise output.OutputError(f"{target} is a directory; give {option} a file name")
+        if output.run_part(target, root) is None and target.suffix.lower() not in suffixes:
+            raise ConfigError(f"{option} {target}: the name must end in {' or '.join(suffixes)} (the suffix decides "
+                              f"the format)")
+        output.check_target(target, root, option=option, replace=True)
+    if video is not None and os.path.realpath(video) == os.path.realpath(out):
+        raise ConfigError(f"-o and --video both name {out}; give them different files")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write beside ``path`` under a dot-name, then rename over it (removed if anything stops it)."""
+    partial = output.partial_path(path)
+    try:
+        with open(partial, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        output.publish(partial, path, replace=True)
+    except OSError as e:
+        raise PreviewError(f"could not write {path}: {output.reason(e)}; {output.advice(e)}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def blend_trail(video: np.ndarray, background) -> np.ndarray:
@@ -155,10 +184,12 @@ def _write_video(p: Preview, base: np.ndarray, cells: list) -> None:
                     _paste(image, p, r, c, v[t])
             yield image
 
-    partial = p.video.parent / f".{p.video.stem}.{os.getpid()}.partial{p.video.suffix or '.mp4'}"
+    partial = output.partial_path(p.video)
     try:
         if not render.write_mp4(str(partial), frames(), FPS, p.video_width, p.video_height):
             raise PreviewError(f"OpenCV cannot write MP4 video to {p.video}; check the path, or leave out --video")
-        os.replace(partial, p.video)
+        output.publish(partial, p.video, replace=True, option="--video")
+    except OSError as e:
+        raise PreviewError(f"could not write {p.video}: {output.reason(e)}; {output.advice(e)}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)  # also when stopped by a signal

@@ -543,17 +543,41 @@ def _config_file(config: GenerationConfig) -> dict:
     return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict()}
 
 
+def lock_holder(paths: RunPaths) -> str | None:
+    """Who holds the run's lock ("pid 42 on host"), or None when no process does."""
+    if not _fs.is_locked(paths.lock):
+        return None
+    return " ".join(_fs.read_text(paths.lock).split()) or "another process"
+
+
 def _check_new_run_dir(root: Path) -> None:
-    if (root / "config.json").exists() or (root / "manifest.json").exists():
-        raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
-    if root.exists() and not root.is_dir():
+    """``root`` may become a new run: absent, or empty but for what a crash before config.json leaves."""
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        if os.path.islink(root):
+            raise RunError(f"{root} is a symbolic link to a missing path; fix or remove the link, or choose another --out") from None
+        return
+    except OSError as e:
+        raise RunError(f"cannot use {root}: {_os_reason(e)}; {_path_advice(e)}") from None
+    if not stat.S_ISDIR(st.st_mode):
         raise RunError(f"{root} exists and is not a directory; choose another --out")
-    if root.is_dir():
-        # what a crash before config.json was committed leaves behind may be reused
-        leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
-        shards = root / "shards"
-        if leftovers or (shards.is_dir() and any(shards.iterdir())):
-            raise RunError(f"{root} is not empty and not a trajgen run; choose another --out (nothing was changed)")
+    if os.path.lexists(root / "config.json") or os.path.lexists(root / "manifest.json"):
+        holder = lock_holder(RunPaths(root))
+        if holder is not None:
+            raise RunError(f"{root} already holds a run that {holder} is writing; wait for it to finish "
+                           f"(trajgen status {shlex.quote(str(root))}) or choose another --out")
+        raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
+    # what a crash before config.json was committed leaves behind may be reused
+    leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
+    shards = root / "shards"
+    if leftovers or (shards.is_dir() and any(shards.iterdir())):
+        raise RunError(f"{root} is not empty and not a trajgen run; choose another --out (nothing was changed)")
+    for name, kind in ((".tmp", "directory"), ("shards", "directory"), (".lock", "file")):
+        path = root / name
+        if os.path.lexists(path) and not (path.is_dir() if kind == "directory" else path.is_file()):
+            raise RunError(f"{path} is not a {kind} (left in a directory that is not a run yet); remove it or "
+                           f"choose another --out")
 
 
 @contextmanager
