@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -25,21 +30,78 @@ def _fail(e: TrajgenError) -> None:
     sys.exit(e.exit_code)
 
 
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM outside a run's own handling (which raises run.Interrupted instead)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a command runs, SIGINT and SIGTERM raise _Stopped, so what it was writing is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# what a command stopped by a signal left behind, and what to do next
+_STOPPED = {
+    "generate": " before any shard was made; run the command again (or trajgen resume RUN_DIR if the run directory "
+                "holds a config.json)",
+    "resume": " before it made any shard; run the same trajgen resume again",
+    "export": "; the partial file was removed and nothing else was changed: export again",
+    "preview": "; the partial picture or video was removed: run the preview again",
+    "verify": "; nothing was changed: run verify again",
+}
+
+
+def _stopped(name: str, signum: int) -> None:
+    sig = signal.Signals(signum).name
+    click.echo(f"Error: {name} stopped by {sig}{_STOPPED.get(name, '; nothing was changed')}", err=True)
+    sys.exit(128 + signum)
+
+
 def translate_errors(command):
     """Turn library errors into `Error: ...` lines and exit codes; never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _signals_raise():
+                return command(*args, **kwargs)
+        except _Stopped as e:
+            _stopped(command.__name__, e.signum)
+        except KeyboardInterrupt:  # SIGINT with Python's own handler (library use of the commands)
+            _stopped(command.__name__, signal.SIGINT)
         except TrajgenError as e:
             _fail(e)
-        except KeyboardInterrupt:  # Ctrl-C before the run installed its own handler
-            click.echo("Error: stopped by SIGINT before any shard was made; run the command again "
-                       "(or trajgen resume RUN_DIR if the run directory holds a config.json)", err=True)
-            sys.exit(130)
 
     return wrapper
+
+
+def entry() -> None:
+    """The console command: main(), with a signal at any moment ending in one line (see __main__)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_stopped)
+    try:
+        main()
+    except _Stopped as e:  # between commands: while click parses, or while an error line is written
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        os.write(2, f"Error: stopped by {signal.Signals(e.signum).name}\n".encode())
+        os._exit(128 + e.signum)
 
 
 def _show_bar(quiet: bool) -> bool:
