@@ -104,8 +104,11 @@ def entry() -> None:
         os._exit(128 + e.signum)
 
 
-def _show_bar(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+def _show_bar(quiet: bool) -> bool | str:
+    """A bar on a terminal; plain progress lines when stderr is a file or a pipe; nothing when quiet."""
+    if quiet:
+        return False
+    return True if sys.stderr.isatty() else "lines"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -336,3 +339,27 @@ def preview(run_dir, out, video, per_class):
 
     result = make_preview(run_dir, out, video=video, per_class=per_class)
     click.echo(f"Preview {result.png}" + (f" and {result.video}" if result.video else ""))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@translate_errors
+def repair(run_dir):
+    """Remake a run's missing or damaged shards, byte for byte.
+
+    Each committed shard whose file is missing or does not match the manifest's size
+    and sha256 is made again from the run's config, checked against that sha256, and
+    only then put in place (under the run's lock, atomically). A shard that regenerates
+    to other bytes (other trajgen/numpy/OpenCV/encoder versions) is reported, not installed.
+
+    \b
+    Example:
+      trajgen verify runs/20261128_1150_n10000 || trajgen repair runs/20261128_1150_n10000
+    """
+    from trajgen.repair import repair_run
+
+    result = repair_run(run_dir)
+    click.echo(result.text)
+    if not result.ok:
+        click.echo(f"Error: {result.summary}", err=True)
+        sys.exit(1)
