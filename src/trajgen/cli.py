@@ -87,6 +87,10 @@ def translate_errors(command):
             _stopped(command.__name__, signal.SIGINT)
         except TrajgenError as e:
             _fail(e)
+        except MemoryError:  # the bounds checked before allocating did not cover it: still one line
+            click.echo(f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
+                       f"or --per-class, or fewer --workers (nothing was committed that is not whole)", err=True)
+            sys.exit(1)
 
     return wrapper
 

@@ -88,9 +88,11 @@ class Run:
             for entry in self.shards:
                 path = self._path(entry)
                 try:
+                    if not zipfile.is_zipfile(path):  # empty, truncated or not an .npz at all
+                        raise ValueError("not an .npz (zip) file" if path.stat().st_size else "empty file")
                     with np.load(path, allow_pickle=False) as z:  # members load lazily: only labels is read
                         parts.append(z["labels"])
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+                except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
                     raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({type(e).__name__}: "
                                             f"{' '.join(str(e).split())}); check the run with: trajgen verify {self.root}") from None
             self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
@@ -172,6 +174,10 @@ class Run:
         if len(arrays["index"]) != entry["count"]:
             raise CorruptShardError(f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "
                                     f"says {entry['count']}; check the run with: trajgen verify {self.root}")
+        frame = (self.config.frames, self.config.size, self.config.size, 3)
+        if arrays["videos"].shape[1:] != frame:  # e.g. a shard of another run copied in
+            raise CorruptShardError(f"{shard_file(entry['index'])} holds videos of shape {arrays['videos'].shape[1:]}, "
+                                    f"this run's are {frame}; check the run with: trajgen verify {self.root}")
         return arrays
 
     def __getstate__(self) -> dict:

@@ -24,6 +24,8 @@ MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
 PAD, LABEL_W, TITLE_H = 8, 110, 28
 FPS = 8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PICTURE_PX = 32_767  # widest and tallest contact sheet written (JPEG stops at 65,500)
+MAX_VIDEO_PX = 8_190  # MPEG-4 part 2, OpenCV's mp4v: frames up to 8,190 px each way
 VIDEO_SUFFIXES = (".mp4",)
 _BACKDROP = (255, 255, 255)
 _EMPTY = (235, 235, 235)
@@ -77,6 +79,7 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
     _check_targets(run.root, out, video)
     if len(run) == 0:
         raise RunError(f"{run.root} has no shards committed yet; nothing to preview (see: trajgen status {run.root})")
+    _check_size(run.config, len(run.classes), per_class, video is not None)
 
     config = run.config
     labels = run.labels
@@ -120,6 +123,34 @@ def _check_targets(root: Path, out: Path, video: Path | None) -> None:
         output.check_target(target, root, option=option, replace=True)
     if video is not None and os.path.realpath(video) == os.path.realpath(out):
         raise ConfigError(f"-o and --video both name {out}; give them different files")
+
+
+def _check_size(config, rows: int, per_class: int, video: bool) -> None:
+    """ConfigError (a usage error, with the limit) for a sheet or video larger than its format allows,
+    or samples shown that would not fit in memory: found before anything is read or drawn."""
+    from trajgen.preflight import memory_bytes, _size
+
+    cell = config.size * max(1, math.ceil(MIN_CELL / config.size))
+    width = LABEL_W + PAD + per_class * (cell + PAD)
+    height = TITLE_H + PAD + rows * (cell + PAD)
+    for limit, what, wanted in ((MAX_VIDEO_PX, "an MP4 (MPEG-4) frame", video), (MAX_PICTURE_PX, "a picture", True)):
+        if not wanted:
+            continue
+        if height + height % 2 > limit:
+            raise ConfigError(f"{rows} rows of {cell} px samples make the grid {height:,} px tall, more than {what} "
+                              f"allows ({limit:,} px); this run's frames are too large to preview"
+                              + (" as a video: leave out --video" if what != "a picture" else ""))
+        most = (limit - LABEL_W - PAD) // (cell + PAD)
+        if width + width % 2 > limit:
+            raise ConfigError(f"--per-class {per_class:,} makes the grid {width:,} px wide, more than {what} allows "
+                              f"({limit:,} px): at most {most:,} samples per class fit; use --per-class {most:,} or less"
+                              + (" with --video" if what != "a picture" else ""))
+    ram = memory_bytes()
+    need = 2 * per_class * rows * config.frames * config.size * config.size * 3  # the samples shown, read and copied
+    if ram is not None and need > ram / 2:
+        most = max(1, int(ram / 2 / (2 * rows * config.frames * config.size * config.size * 3)))
+        raise ConfigError(f"--per-class {per_class:,} needs about {_size(need)} of memory for the samples shown, more "
+                          f"than half this machine's {_size(ram)}: at most {most:,} fit; use --per-class {most:,} or less")
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -419,6 +419,9 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
+    from trajgen.preflight import check_memory
+
+    check_memory(config, workers, shards=scheduler is None)  # before any buffer is allocated
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
@@ -460,6 +463,9 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
     manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None  # damaged runs fail before any write
     config, rebuild_config = _resume_config(paths, manifest)
     _check_run_parts(paths, manifest)
+    from trajgen.preflight import check_memory
+
+    check_memory(config, workers, shards=scheduler is None)
     with _locked(paths):
         if manifest is not None:
             manifest = read_manifest(paths.root, config_file=False)  # again, now that it is ours
