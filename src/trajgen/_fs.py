@@ -47,11 +47,17 @@ def _parse_faults(spec):
     return faults
 
 
+fault_error = None  # a TRAJGEN_FAULT that does not parse: the CLI reports it, any operation raises it
+
+
 def _reset_faults():
     """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero."""
-    global _faults, _counts, _log_path
+    global _faults, _counts, _log_path, fault_error
     with _lock:
-        _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
+        try:
+            _faults, fault_error = _parse_faults(os.environ.get("TRAJGEN_FAULT", "")), None
+        except ValueError as e:
+            _faults, fault_error = [], e
         _counts = {None: 0, **{kind: 0 for kind in KINDS}}
         _log_path = os.environ.get("TRAJGEN_FAULT_LOG") or None
 
@@ -62,6 +68,8 @@ def operation_count():
 
 
 def _op(kind, path):
+    if fault_error is not None:
+        raise fault_error
     with _lock:
         _counts[None] += 1
         _counts[kind] += 1

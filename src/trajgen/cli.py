@@ -6,9 +6,11 @@ Exit codes: 0 success; 1 a runtime failure (one line `Error: ...`); 2 a usage er
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -87,12 +89,39 @@ def translate_errors(command):
             _stopped(command.__name__, signal.SIGINT)
         except TrajgenError as e:
             _fail(e)
+        except OSError as e:  # the library maps the ones it foresees; any other is still one line
+            click.echo(f"Error: {_os_error_line(e)}", err=True)
+            sys.exit(1)
         except MemoryError:  # the bounds checked before allocating did not cover it: still one line
             click.echo(f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
                        f"or --per-class, or fewer --workers (nothing was committed that is not whole)", err=True)
             sys.exit(1)
 
     return wrapper
+
+
+_OS_ADVICE = {
+    errno.ENAMETOOLONG: "a name in the path is longer than the filesystem allows (255 bytes); use a shorter one",
+    errno.ELOOP: "the path has a symbolic link loop; fix or remove the link",
+    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
+    errno.EISDIR: "it is a directory where a file was expected; check the path",
+    errno.EEXIST: "something already exists there; move it aside or choose another path",
+    errno.EACCES: "permission denied; check the permissions, or use another path",
+    errno.EPERM: "not permitted; check the permissions, or use another path",
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EDQUOT: "the disk quota is used up; free some space",
+    errno.EROFS: "the filesystem is read-only; use another path",
+    errno.EIO: "the disk reported an I/O error; check it",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer --workers",
+}
+
+
+def _os_error_line(e: OSError) -> str:
+    """One line for an OSError: the path, the reason and the fix."""
+    name = errno.errorcode.get(e.errno or 0, "")
+    reason = f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
+    where = f" {e.filename}" if e.filename is not None else ""
+    return f"cannot use{where}: {reason}; {_OS_ADVICE.get(e.errno, 'check the path and the disk')}"
 
 
 def entry() -> None:
@@ -130,17 +159,42 @@ def main() -> None:
       cat runs/*/PROGRESS.txt
       trajgen resume runs/20261128_1150_n10000
     """
+    from trajgen import _fs
+
+    if _fs.fault_error is not None:
+        raise click.UsageError(f"{_fs.fault_error} (TRAJGEN_FAULT injects faults for tests; unset it)")
 
 
 def _classes(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def _scheduler_address(ctx, param, value: str | None) -> str | None:
+    """A Dask scheduler address that parses: tcp://HOST:PORT (or tls://, or HOST:PORT)."""
+    if value is None:
+        return None
+    m = _ADDRESS.fullmatch(value.strip())
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise click.BadParameter(f"{value!r} is not a Dask scheduler address; give the tcp://HOST:PORT that "
+                                 f"`dask scheduler` prints (e.g. tcp://10.0.0.5:8786)")
+    return value.strip()
+
+
+def _run_dir_name(ctx, param, value: Path | None) -> Path | None:
+    """A new run's directory name: no control characters (they would split PROGRESS.txt's lines)."""
+    if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in str(value)):
+        raise click.BadParameter(f"{str(value)!r} contains a control character (e.g. a newline); choose a plain name")
+    return value
+
+
 workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None,
     help="Worker processes on this machine [default: number of CPUs].")
 scheduler_option = click.option(
-    "--scheduler", metavar="tcp://HOST:PORT", default=None,
+    "--scheduler", metavar="tcp://HOST:PORT", default=None, callback=_scheduler_address,
     help="Run the shards on this Dask cluster (needs trajgen[dask] and a shared filesystem).")
 interval_option = click.option(
     "--progress-interval", type=float, default=30.0, show_default=True,
@@ -151,7 +205,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @main.command()
 @click.option("--n", "n", type=int, default=10_000, show_default=True, help="Number of samples.")
 @click.option("--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path), default=None, callback=_run_dir_name,
               help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames per video (MAGVIT-v2 likes 17).")

@@ -20,6 +20,7 @@ TRIAL_SAMPLES = 32
 TRIAL_BYTES = 64 * 2**20  # the trial's arrays stay under this whatever the frame size (at least one sample)
 STRING_BYTES = 2048  # one sample's equation and description as numpy unicode strings, generously
 PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
+MIN_PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL = 0.01, 86_400.0  # seconds: at most 100 rewrites a second
 FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
 
 
@@ -37,6 +38,17 @@ class Estimate:
 class Check:
     ok: bool
     text: str
+
+
+def check_progress_interval(seconds: float) -> None:
+    """ConfigError unless PROGRESS.txt's refresh interval is finite and sensible."""
+    from trajgen.errors import ConfigError
+
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and \
+        MIN_PROGRESS_INTERVAL <= seconds <= MAX_PROGRESS_INTERVAL  # False for nan
+    if not ok:
+        raise ConfigError(f"progress interval (--progress-interval) must be a number of seconds in "
+                          f"[{MIN_PROGRESS_INTERVAL:g}, {MAX_PROGRESS_INTERVAL:g}], got {seconds!r}")
 
 
 def sample_bytes(config: GenerationConfig) -> int:
@@ -208,6 +220,12 @@ def require_free_space(config: GenerationConfig, out: Path) -> None:
     est = estimate(config)
     free = free_bytes(out)
     if est.total_bytes >= free:
+        where = existing_ancestor(out)
+        try:  # no room, or no files at all (/proc, a read-only mount): say which
+            shutil.rmtree(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
+        except OSError as e:
+            raise RunError(f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); "
+                           f"choose another --out") from None
         raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
                        f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
 

@@ -417,10 +417,11 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
              scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
              check_space: bool = True) -> RunSummary:
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+    from trajgen.preflight import check_memory, check_progress_interval
+
+    check_progress_interval(progress_interval)
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
-    from trajgen.preflight import check_memory
-
     check_memory(config, workers, shards=scheduler is None)  # before any buffer is allocated
     from trajgen.executors import choose_executor
 
@@ -459,12 +460,13 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
            progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list."""
+    from trajgen.preflight import check_memory, check_progress_interval
+
+    check_progress_interval(progress_interval)
     paths = _existing_run(run_dir)
     manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None  # damaged runs fail before any write
     config, rebuild_config = _resume_config(paths, manifest)
     _check_run_parts(paths, manifest)
-    from trajgen.preflight import check_memory
-
     check_memory(config, workers, shards=scheduler is None)
     with _locked(paths):
         if manifest is not None:

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from trajgen import _fs, schema
+from trajgen import schema
 from trajgen.camera import CAMERA_COLUMNS, is_visible
 from trajgen.config import GenerationConfig
 from trajgen.errors import CorruptShardError
-from trajgen.run import RunPaths, read_config, read_manifest, resume_command, shard_file
+from trajgen.run import RunPaths, lock_holder, read_config, read_manifest, resume_command, shard_file
 from trajgen.sample import make_sample
 from trajgen.shards import read_shard, sha256_file
 
@@ -46,6 +47,7 @@ class VerifyReport:
     checked_shards: int = 0
     checked_samples: int = 0
     deep_checked: int = 0
+    held_by: str | None = None  # the process writing the run ("pid 42 on host"), if one is
 
     @property
     def ok(self) -> bool:
@@ -73,6 +75,10 @@ class VerifyReport:
     def summary(self) -> str:
         """One line for the CLI's Error: what failed and what to do next."""
         files = list(dict.fromkeys(p.file for p in self.problems))
+        if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems) and self.held_by:
+            return (f"{self.run_dir} is still being written by {self.held_by} ({self.listed_shards} of "
+                    f"{self.total_shards} shards so far); wait for it to finish (trajgen status "
+                    f"{shlex.quote(str(self.run_dir))}), then verify again")
         if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
             return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
         shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
@@ -93,7 +99,8 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]))
     if read_config(paths.root) != config:
         report.add("config.json", "describes a different run than manifest.json")
-    in_progress = _fs.is_locked(paths.lock)
+    report.held_by = lock_holder(paths)
+    in_progress = report.held_by is not None
     entries = _check_plan(report, manifest, config, in_progress)
     report.listed_samples = sum(e["count"] for e in entries)
 
