@@ -51,15 +51,18 @@ fault_error = None  # a TRAJGEN_FAULT that does not parse: the CLI reports it, a
 
 
 def _reset_faults():
-    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero."""
+    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero
+    (ValueError, also kept in ``fault_error``, when TRAJGEN_FAULT does not parse)."""
     global _faults, _counts, _log_path, fault_error
     with _lock:
-        try:
-            _faults, fault_error = _parse_faults(os.environ.get("TRAJGEN_FAULT", "")), None
-        except ValueError as e:
-            _faults, fault_error = [], e
         _counts = {None: 0, **{kind: 0 for kind in KINDS}}
         _log_path = os.environ.get("TRAJGEN_FAULT_LOG") or None
+        _faults, fault_error = [], None
+        try:
+            _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
+        except ValueError as e:
+            fault_error = e
+            raise
 
 
 def operation_count():
@@ -237,4 +240,7 @@ def read_text(path, default=""):
     except OSError:
         return default
 
-_reset_faults()
+try:
+    _reset_faults()
+except ValueError:  # kept in fault_error: the CLI reports it as a usage error, any operation raises it
+    pass

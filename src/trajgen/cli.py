@@ -198,7 +198,7 @@ scheduler_option = click.option(
     help="Run the shards on this Dask cluster (needs trajgen[dask] and a shared filesystem).")
 interval_option = click.option(
     "--progress-interval", type=float, default=30.0, show_default=True,
-    help="Rewrite PROGRESS.txt at least this often (seconds) while working.")
+    help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 
 
@@ -357,7 +357,7 @@ def verify(run_dir, deep):
               help="uint8 0-255, or float32 in [0, 1].")
 @click.option("--compress-level", type=click.IntRange(0, 9), default=None,
               help="Deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
-@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output if it is a regular file (never the run's own files).")
 @translate_errors
 def export(run_dir, out, layout, dtype, compress_level, force):
     """Write a complete run as one .npz, streamed shard by shard.
@@ -379,8 +379,8 @@ def export(run_dir, out, layout, dtype, compress_level, force):
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Contact sheet PNG [default: RUN_DIR/preview.png, replaced].")
-@click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4.")
+              help="Contact sheet, .png or .jpg [default: RUN_DIR/preview.png]; an existing picture is replaced.")
+@click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4 (.mp4).")
 @click.option("--per-class", type=click.IntRange(min=1), default=6, show_default=True, help="Samples per class (row).")
 @translate_errors
 def preview(run_dir, out, video, per_class):
