@@ -149,11 +149,11 @@ def main():
         r = fresh(); b = tree(r)
         if cmd[0] == "preview":
             cmd[2] = str(base / "v.mp4")
-        proc = subprocess.Popen([*TRAJGEN, cmd[0], str(r), *cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.2)
+        proc = subprocess.Popen([*TRAJGEN, cmd[0], str(r), *map(str, cmd[1:])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.7)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        row(17, f"SIGINT 1.2 s into {' '.join(cmd[:2])}", subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        row(17, f"SIGINT 0.7 s into {' '.join(cmd[:2])}", subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
     # 18: config.json removed
     r = fresh(); original = (r / "config.json").read_bytes(); (r / "config.json").unlink(); b = tree(r)
     row(18, "rm config.json; export", run("export", r), r, b)

@@ -129,7 +129,11 @@ def entry() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_stopped)
     try:
-        main()
+        try:
+            main()
+        finally:  # the command is over: a signal from now on changes nothing (not even during shutdown)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
     except _Stopped as e:  # between commands: while click parses, or while an error line is written
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)

@@ -129,7 +129,8 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
         report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}")
     if deep:
         report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample")
-    _check_files(report, paths, entries, in_progress)
+    listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
+    _check_files(report, paths, listed, in_progress)  # a shard whose entry is damaged is still listed, not stray
     return report
 
 
