@@ -555,7 +555,10 @@ def lock_holder(paths: RunPaths) -> str | None:
     """Who holds the run's lock ("pid 42 on host"), or None when no process does."""
     if not _fs.is_locked(paths.lock):
         return None
-    return " ".join(_fs.read_text(paths.lock).split()) or "another process"
+    holder = " ".join(_fs.read_text(paths.lock).split())
+    if holder == f"pid {os.getpid()} on {socket.gethostname()}":
+        return None  # this process's own lock (taken by _locked), not another writer
+    return holder or "another process"
 
 
 def _check_new_run_dir(root: Path) -> None:
