@@ -607,6 +607,27 @@ def test_oserrors_a_name_too_long_is_one_line(R, tmp_path, args):
     assert tree(R) == before
 
 
+@pytest.mark.parametrize("code,words", [("EACCES", "permission"), ("EPERM", "not permitted"), ("EMFILE", "ulimit"),
+                                        ("EIO", "I/O"), ("EXDEV", "check the path")])
+@pytest.mark.parametrize("cmd", ["status", "verify", "export", "preview"])
+def test_oserrors_any_os_error_is_one_line_naming_the_path(R, monkeypatch, code, words, cmd):
+    """What the library does not foresee still ends as one line with the path and a fix (as a non-root
+    user these come from permissions; here they are injected where each command reads the manifest)."""
+    import errno as errno_module
+
+    from trajgen import schema
+
+    number = getattr(errno_module, code)
+
+    def failing(path):
+        raise OSError(number, os.strerror(number), str(path))
+
+    monkeypatch.setattr(schema, "load_json", failing)
+    code_, _, err = cli(cmd, R)
+    line = one_error(code_, err, 1, "manifest.json", words)
+    assert code in line
+
+
 def test_oserrors_a_symlink_loop_is_named(tmp_path):
     loop = tmp_path / "loop"
     loop.symlink_to(loop)

@@ -6,7 +6,6 @@ Exit codes: 0 success; 1 a runtime failure (one line `Error: ...`); 2 a usage er
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import os
@@ -22,7 +21,7 @@ import click
 
 import trajgen
 from trajgen.config import DEFAULT_CLASSES, GenerationConfig
-from trajgen.errors import ConfigError, TrajgenError
+from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
 
 
 def _fail(e: TrajgenError) -> None:
@@ -100,28 +99,10 @@ def translate_errors(command):
     return wrapper
 
 
-_OS_ADVICE = {
-    errno.ENAMETOOLONG: "a name in the path is longer than the filesystem allows (255 bytes); use a shorter one",
-    errno.ELOOP: "the path has a symbolic link loop; fix or remove the link",
-    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
-    errno.EISDIR: "it is a directory where a file was expected; check the path",
-    errno.EEXIST: "something already exists there; move it aside or choose another path",
-    errno.EACCES: "permission denied; check the permissions, or use another path",
-    errno.EPERM: "not permitted; check the permissions, or use another path",
-    errno.ENOSPC: "the disk is full; free some space",
-    errno.EDQUOT: "the disk quota is used up; free some space",
-    errno.EROFS: "the filesystem is read-only; use another path",
-    errno.EIO: "the disk reported an I/O error; check it",
-    errno.EMFILE: "too many open files; raise the limit (ulimit -n) or use fewer --workers",
-}
-
-
 def _os_error_line(e: OSError) -> str:
     """One line for an OSError: the path, the reason and the fix."""
-    name = errno.errorcode.get(e.errno or 0, "")
-    reason = f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
     where = f" {e.filename}" if e.filename is not None else ""
-    return f"cannot use{where}: {reason}; {_OS_ADVICE.get(e.errno, 'check the path and the disk')}"
+    return f"cannot use{where}: {os_reason(e)}; {os_advice(e)}"
 
 
 def entry() -> None:

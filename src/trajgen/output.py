@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from trajgen import _fs
-from trajgen.errors import ConfigError, StorageError
+from trajgen.errors import ConfigError, StorageError, os_advice, os_reason
 
 # what a run directory is made of (RUN_DIR/<name>, or anything under it)
 RUN_PARTS = ("config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock", "shards", ".tmp")
@@ -23,27 +23,11 @@ RUN_PARTS = ("config.json", "manifest.json", "PROGRESS.txt", "progress.json", "r
 _KINDS = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device", stat.S_IFIFO: "FIFO",
           stat.S_IFSOCK: "socket", stat.S_IFDIR: "directory"}
 
-_ADVICE = {
-    errno.ENAMETOOLONG: "a name in the path is longer than the filesystem allows (255 bytes); use a shorter one",
-    errno.ELOOP: "the path has a symbolic link loop; fix or remove the link",
-    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
-    errno.EACCES: "permission denied; choose a path you can write to",
-    errno.EPERM: "not permitted there; choose a path you can write to",
-    errno.EROFS: "the filesystem is read-only; choose another path",
-}
-
-
 class OutputError(StorageError):
     """The output path cannot be used (exists, not a regular file, parent missing, taken meanwhile)."""
 
 
-def reason(e: OSError) -> str:
-    name = errno.errorcode.get(e.errno or 0, "")
-    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
-
-
-def advice(e: OSError) -> str:
-    return _ADVICE.get(e.errno, "check the path")
+reason, advice = os_reason, os_advice
 
 
 def is_dir(path: Path) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 
 from trajgen import _fs, schema
 from trajgen.config import GenerationConfig
-from trajgen.errors import ConfigError, StorageError, TrajgenError
+from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
@@ -304,18 +304,8 @@ def _existing_run(run_dir: os.PathLike | str) -> RunPaths:
     return RunPaths(root)
 
 
-_PATH_ADVICE = {
-    errno.ENAMETOOLONG: "a name in the path is longer than the filesystem allows (255 bytes); use a shorter one",
-    errno.ELOOP: "the path has a symbolic link loop; fix or remove the link",
-    errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",
-    errno.EISDIR: "it is a directory; give a file path",
-    errno.EACCES: "permission denied; check the permissions, or use another path",
-    errno.EPERM: "the operation is not permitted there; check the permissions, or use another path",
-}
-
-
 def _path_advice(e: OSError) -> str:
-    return _PATH_ADVICE.get(e.errno, _ADVICE.get(e.errno, "check the path and the disk"))
+    return os_advice(e)
 
 
 # ---------------------------------------------------------------- status
