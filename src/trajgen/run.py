@@ -27,14 +27,14 @@ import numpy as np
 
 from trajgen import _fs, schema
 from trajgen.config import GenerationConfig
-from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
+from trajgen.errors import StorageError, TrajgenError, os_advice
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
 from trajgen.sample import make_sample
 from trajgen.shards import write_shard
 
-RUN_FORMAT = "trajgen-run/1"
+RUN_FORMAT = schema.RUN_FORMAT
 PROGRESS_INTERVAL = 30.0
 
 
