@@ -132,6 +132,17 @@ def test_outputs_an_output_through_a_symlink_into_the_run_is_refused(R, tmp_path
     assert tree(R) == before and link.is_symlink()
 
 
+def test_outputs_never_land_on_another_runs_files_either(R, reference, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(reference, other)
+    before = tree(other)
+    for args in (("export", R, "-o", other / "manifest.json", "--force"), ("preview", R, "-o", other / "shards/x.png"),
+                 ("export", R, "-o", other / "shards")):
+        code, _, err = cli(*args)
+        one_error(code, err, 2, "run's own files")
+    assert tree(other) == before
+
+
 def _fifo(tmp_path, name):
     path = tmp_path / name
     os.mkfifo(path)

@@ -1,7 +1,7 @@
 """Where an export or a preview may be written, and how it is put in place.
 
-Outputs never land on inputs: a target inside the run's own files (after resolving symbolic
-links and ``..``) is refused, and so is anything that exists but is not a regular file
+Outputs never land on inputs: a target inside the run's own files, or any run's (after
+resolving symbolic links and ``..``), is refused, and so is anything that exists but is not a regular file
 (directory, device, FIFO, socket). A file is written beside its target under a dot-name and
 published at the end: without ``replace`` by a hard link, which fails if the name exists, so of
 two writers of one name only the first succeeds; with ``replace`` by an atomic rename.
@@ -35,12 +35,17 @@ def is_dir(path: Path) -> bool:
 
 
 def run_part(target: Path, run_root: Path) -> str | None:
-    """The part of the run (e.g. "manifest.json", "shards") that ``target`` is or lies in, or None."""
-    real, root = Path(os.path.realpath(target)), Path(os.path.realpath(run_root))
-    for name in RUN_PARTS:
-        own = root / name
-        if real == own or own in real.parents:
-            return name
+    """The part of a run (e.g. "manifest.json", "shards") that ``target`` is or lies in, or None:
+    of ``run_root``, or of any run directory above the target (one holding a manifest.json or
+    config.json), so an output never replaces another run's files either."""
+    real = Path(os.path.realpath(target))
+    roots = [Path(os.path.realpath(run_root))]
+    roots += [d for d in real.parents if os.path.lexists(d / "manifest.json") or os.path.lexists(d / "config.json")]
+    for root in roots:
+        for name in RUN_PARTS:
+            own = root / name
+            if real == own or own in real.parents:
+                return name
     return None
 
 
