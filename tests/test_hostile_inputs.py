@@ -556,6 +556,18 @@ def test_bounds_the_largest_fitting_shard_is_named(tmp_path):
     assert "--checkpoint-every" in err
 
 
+def test_bounds_resume_of_a_run_too_large_for_this_machine(I, monkeypatch):
+    """A run made on a larger machine: resume says so (its layout cannot change), before anything."""
+    from trajgen import preflight
+
+    monkeypatch.setattr(preflight, "memory_bytes", lambda: 100 * 2**20)  # this machine: 100 MB
+    before = tree(I)
+    code, _, err = cli("resume", I, "--workers", 1)
+    line = one_error(code, err, 2, "memory", "more memory")
+    assert "--checkpoint-every" not in line
+    assert tree(I) == before
+
+
 @pytest.mark.parametrize("args", [("--per-class", 1_000_000), ("--per-class", 5000, "--video", "v.mp4")])
 def test_bounds_a_preview_too_large_is_a_usage_error(R, tmp_path, args):
     args = [tmp_path / a if a == "v.mp4" else a for a in args]

@@ -84,10 +84,11 @@ def process_peak_bytes(config: GenerationConfig, shard_samples: int) -> float:
     return 1.1 * sample_bytes(config) * shard_samples + PROCESS_BASELINE_BYTES
 
 
-def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: bool = True) -> None:
+def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: bool = True, resuming: bool = False) -> None:
     """ConfigError (a usage error) when one sample, or ``workers`` shards at once (None: one per
     usable CPU), cannot fit in this machine's memory: found before anything is allocated, with the
-    limit stated. ``shards=False`` checks one sample only (the shards are made on other machines)."""
+    limit stated. ``shards=False`` checks one sample only (the shards are made on other machines).
+    ``resuming``: the layout is the run's, so the advice is fewer workers or a larger machine."""
     from trajgen.errors import ConfigError
 
     ram = memory_bytes()
@@ -96,8 +97,9 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
     one = process_peak_bytes(config, 1)
     if one > ram:
         raise ConfigError(f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
-                          f"{_size(one)} of memory, more than this machine's {_size(ram)}; use fewer --frames or a "
-                          f"smaller --size")
+                          f"{_size(one)} of memory, more than this machine's {_size(ram)}; "
+                          + ("resume the run on a machine with more memory" if resuming
+                             else "use fewer --frames or a smaller --size"))
     if not shards:
         return
     if workers is None:
@@ -110,6 +112,10 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
     fits = int((ram / parallel - PROCESS_BASELINE_BYTES) / (1.1 * sample_bytes(config)))
     who = f"{parallel} workers making a shard each" if parallel > 1 else "making one shard"
     fewer = " (or use fewer --workers)" if parallel > 1 and process_peak_bytes(config, shard) <= ram else ""
+    if resuming:
+        raise ConfigError(f"this run's shards ({shard:,} samples of {_size(sample_bytes(config))}) need about "
+                          f"{_size(need)} of memory for {who}, more than this machine's {_size(ram)}; "
+                          + ("use fewer --workers" if fewer else "resume the run on a machine with more memory"))
     raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {_size(need)} of memory for "
                       f"{who} ({shard:,} samples of {_size(sample_bytes(config))}), more than this machine's "
                       f"{_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")

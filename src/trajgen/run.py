@@ -457,7 +457,7 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
     manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None  # damaged runs fail before any write
     config, rebuild_config = _resume_config(paths, manifest)
     _check_run_parts(paths, manifest)
-    check_memory(config, workers, shards=scheduler is None)
+    check_memory(config, workers, shards=scheduler is None, resuming=True)
     with _locked(paths):
         if manifest is not None:
             manifest = read_manifest(paths.root, config_file=False)  # again, now that it is ours
