@@ -59,9 +59,9 @@ def _signals_raise() -> Iterator[None]:
 
 # what a command stopped by a signal left behind, and what to do next
 _STOPPED = {
-    "generate": " before any shard was made; run the command again (or trajgen resume RUN_DIR if the run directory "
-                "holds a config.json)",
-    "resume": " before it made any shard; run the same trajgen resume again",
+    "generate": "; if the run directory holds a config.json, trajgen resume RUN_DIR finishes the run (keeping every "
+                "committed shard), else run the same command again",
+    "resume": "; every committed shard is kept: run the same trajgen resume again",
     "export": "; the partial file was removed and nothing else was changed: export again",
     "preview": "; the partial picture or video was removed: run the preview again",
     "verify": "; nothing was changed: run verify again",
