@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from trajgen import GenerationConfig, __version__, make_sample
-from trajgen.camera import max_coverage, frame
+from trajgen.camera import UNIFORMS_PER_CAMERA, frame
 from trajgen.motions import MOTIONS
 from trajgen.render import render_video
 from trajgen.sample import _times, sample_rng, simulate
@@ -38,15 +38,14 @@ def draw_only(config: GenerationConfig, count: int, points: np.ndarray) -> None:
 def stages(config: GenerationConfig, start: int, count: int) -> dict[str, float]:
     """Seconds spent in each stage of the make_sample pipeline (first draw of each sample)."""
     spent = {"simulate": 0.0, "frame": 0.0, "render": 0.0}
-    coverage = min(config.coverage, max_coverage(config.size, config.radius))
     t = _times(config.frames)
     for index in range(start, start + count):
         t0 = time.perf_counter()
         motion = MOTIONS[config.classes[index % len(config.classes)]]
-        u, aug, params, points = simulate(config, motion, sample_rng(config.seed, index), t)
-        motion.equation(params), motion.description(params) + aug.describe()
+        draw = simulate(config, motion, sample_rng(config.seed, index), t)
+        motion.equation(draw.params), motion.description(draw.params) + draw.aug.describe()
         t1 = time.perf_counter()
-        framing = frame(points, motion.view_normal(params), u[-4:], config.size, coverage)
+        framing = frame(draw.points, motion.view_normal(draw.params), draw.u[-UNIFORMS_PER_CAMERA:], config, motion.max_tilt)
         t2 = time.perf_counter()
         render_video(framing.points_2d, config)
         t3 = time.perf_counter()

@@ -45,23 +45,46 @@ def _v(x: Vec) -> str:
 class Motion:
     """One motion class.
 
-    ``draw(u)`` turns a list of 12 uniforms into parameters; ``path(p, t)`` gives (T, 3) points;
-    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best);
+    ``draw(u, frames)`` turns a list of 12 uniforms into parameters for a clip of ``frames``
+    frames; ``path(p, t)`` gives (T, 3) points, on the pace ``warped`` sets if ``varies_speed``;
+    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best),
+    give or take ``max_tilt`` degrees;
     ``points``/``vectors`` name the parameters the augmentation moves or turns.
     """
 
     name: str
-    draw: Callable[[np.ndarray], Params]
+    draw: Callable[[list[float], int], Params]
     path: Callable[[Params, np.ndarray], np.ndarray]
     view_normal: Callable[[Params], np.ndarray]
     equation: Callable[[Params], str]
     description: Callable[[Params], str]
     points: tuple[str, ...] = ()
     vectors: tuple[str, ...] = ()
+    varies_speed: bool = True  # False: the timing is physics (a throw), never warped
+    max_tilt: float = 25.0  # degrees the camera may turn away from view_normal
+
+
+def warped(p: Params, t: np.ndarray) -> np.ndarray:
+    """The path's own time s(t) = t + k·sin(πt)/π: speed 1 + k at the start, 1 - k at the end
+    (k = p["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
+    k = p.get("warp", 0.0)
+    return t + (k / math.pi) * np.sin(math.pi * t) if k else t
+
+
+def _time(p: Params) -> str:
+    k = p.get("warp", 0.0)
+    return f", with t ↦ t {'+' if k >= 0 else '-'} {abs(k):.2f}·sin(πt)/π" if abs(k) >= 0.005 else ""
+
+
+def _pace(p: Params) -> str:
+    k = p.get("warp", 0.0)
+    if abs(k) < 0.05:
+        return ""
+    return f" It {'slows down' if k > 0 else 'speeds up'} as it goes ({1 + k:.2f}× to {1 - k:.2f}× its mean speed)."
 
 
 # linear: p(t) = p0 + t·v, constant velocity
-def _linear_draw(u: list[float]) -> Params:
+def _linear_draw(u: list[float], frames: int) -> Params:
     direction = _unit(u[3], u[4])
     a, b = orthonormal_pair(direction)
     turn = 2 * math.pi * u[6]
@@ -72,20 +95,29 @@ def _linear_draw(u: list[float]) -> Params:
 LINEAR = Motion(
     name="linear",
     draw=_linear_draw,
-    path=lambda p, t: np.outer(t, p["v"]) + p["p0"],
+    path=lambda p, t: np.outer(warped(p, t), p["v"]) + p["p0"],
     view_normal=lambda p: p["side"],
-    equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}",
-    description=lambda p: f"Moves in a straight line at a constant {norm(p['v']):.2f} units/s.",
+    equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}{_time(p)}",
+    description=lambda p: (
+        f"Moves in a straight line at {'a constant ' if not p.get('warp') else 'a mean '}{norm(p['v']):.2f} units/s."
+        + _pace(p)
+    ),
     points=("p0",),
     vectors=("v", "side"),
 )
 
 
-# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), at least 5/8 of a turn
-def _circular_draw(u: list[float]) -> Params:
+def _budget(frames: int) -> float:
+    """How much turning a clip of ``frames`` frames can show with every step within the dot's
+    diameter, relative to 16 frames (never below 0.6, so a class keeps its look in short clips)."""
+    return min(1.0, max(0.6, (frames - 1) / 15))
+
+
+# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), sweeping 180° to 297° in 16 frames
+def _circular_draw(u: list[float], frames: int) -> Params:
     normal = _unit(u[3], u[4])
     a, b = orthonormal_pair(normal)
-    sweep = math.pi * (1.25 + 0.75 * u[6])
+    sweep = math.pi * (1.0 + 0.65 * u[6]) * _budget(frames)
     return {
         "c": _point(u), "R": 0.5 + u[5], "omega": sweep if u[7] < 0.5 else -sweep,
         "phi": 2 * math.pi * u[8], "a": a, "b": b, "normal": normal,
@@ -93,7 +125,7 @@ def _circular_draw(u: list[float]) -> Params:
 
 
 def _circle(p: Params, t: np.ndarray) -> np.ndarray:
-    angle = p["omega"] * t + p["phi"]
+    angle = p["omega"] * warped(p, t) + p["phi"]
     ab = np.array([p["a"], p["b"]]) * p["R"]
     return np.stack([np.cos(angle), np.sin(angle)], axis=1) @ ab + p["c"]
 
@@ -101,7 +133,7 @@ def _circle(p: Params, t: np.ndarray) -> np.ndarray:
 def _circle_equation(p: Params, radius: float) -> str:
     return (
         f"p(t) = {_v(p['c'])} + {radius:.2f}·(cos({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['a'])}"
-        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])})"
+        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])}){_time(p)}"
     )
 
 
@@ -113,20 +145,23 @@ CIRCULAR = Motion(
     equation=lambda p: _circle_equation(p, p["R"]),
     description=lambda p: (
         f"Moves {'anticlockwise' if p['omega'] > 0 else 'clockwise'} round a circle of radius {p['R']:.2f}, "
-        f"sweeping {abs(math.degrees(p['omega'])):.0f}° at {abs(p['omega']):.2f} rad/s."
+        f"sweeping {abs(math.degrees(p['omega'])):.0f}° at {'' if not p.get('warp') else 'a mean of '}"
+        f"{abs(p['omega']):.2f} rad/s." + _pace(p)
     ),
     points=("c",),
     vectors=("a", "b", "normal"),
+    max_tilt=65.0,  # seen obliquely a circle is an ellipse, so it need not stay on a ring round the centre
 )
 
 
-# helical: a circle in the plane normal to axis k, climbing along k; 1.5 to 2.5 turns
-def _helical_draw(u: list[float]) -> Params:
+# helical: a circle in the plane normal to axis k, climbing along k; 1 to 1.5 turns in 16 frames,
+# 2 to 3.3 diameters long (more turns or a fatter coil would jump further than the dot is wide)
+def _helical_draw(u: list[float], frames: int) -> Params:
     axis = _unit(u[3], u[4])
     a, b = orthonormal_pair(axis)
-    turns = 1.5 + u[6]
+    turns = (1.0 + 0.5 * u[6]) * _budget(frames)
     radius = 0.3 + 0.2 * u[5]
-    height = 2 * radius * (1.5 + u[7])
+    height = 2 * radius * (2.0 + 1.3 * u[7])
     return {
         "c": _point(u), "r": radius, "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
         "phi": 2 * math.pi * u[9], "h": height, "a": a, "b": b, "k": axis,
@@ -134,7 +169,7 @@ def _helical_draw(u: list[float]) -> Params:
 
 
 def _helix(p: Params, t: np.ndarray) -> np.ndarray:
-    return _circle({**p, "R": p["r"]}, t) + np.outer(p["h"] * t, p["k"])
+    return _circle({**p, "R": p["r"]}, t) + np.outer(p["h"] * warped(p, t), p["k"])
 
 
 HELICAL = Motion(
@@ -142,22 +177,22 @@ HELICAL = Motion(
     draw=_helical_draw,
     path=_helix,
     view_normal=lambda p: p["a"],  # side-on: a helix seen along its axis would be a circle
-    equation=lambda p: f"{_circle_equation(p, p['r'])} + {p['h']:.2f}t·{_v(p['k'])}",
+    equation=lambda p: f"{_circle_equation({**p, 'warp': 0.0}, p['r'])} + {p['h']:.2f}t·{_v(p['k'])}{_time(p)}",
     description=lambda p: (
         f"Spirals along a helix of radius {p['r']:.2f} and pitch {p['h'] * 2 * math.pi / abs(p['omega']):.2f}, "
-        f"making {abs(p['omega']) / (2 * math.pi):.1f} turns."
+        f"making {abs(p['omega']) / (2 * math.pi):.1f} turns." + _pace(p)
     ),
     points=("c",),
     vectors=("a", "b", "k"),
 )
 
 
-# parabolic: a throw under gravity along -z; the apex falls in the middle 30% of the clip
-def _parabolic_draw(u: list[float]) -> Params:
+# parabolic: a throw under gravity along -z; the apex falls in the middle 60% of the clip
+def _parabolic_draw(u: list[float], frames: int) -> Params:
     heading = 2 * math.pi * u[3]
     cos_h, sin_h = math.cos(heading), math.sin(heading)
     g = 3.0 + 3.0 * u[4]
-    apex_time = 0.35 + 0.3 * u[5]
+    apex_time = 0.2 + 0.6 * u[5]
     speed = 0.8 + 0.6 * u[6]
     v0 = (speed * cos_h, speed * sin_h, g * apex_time)
     return {"p0": _point(u), "v0": v0, "g": g, "side": (-sin_h, cos_h, 0.0)}
@@ -181,6 +216,7 @@ PARABOLIC = Motion(
     ),
     points=("p0",),
     vectors=("v0", "side"),
+    varies_speed=False,
 )
 
 MOTIONS: dict[str, Motion] = {m.name: m for m in (LINEAR, CIRCULAR, HELICAL, PARABOLIC)}
