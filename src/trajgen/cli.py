@@ -274,12 +274,17 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 @workers_option
 @scheduler_option
 @interval_option
+@click.option("--allow-version-change", is_flag=True,
+              help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
+                   "the shards made now record theirs and verify reports the run as mixed.")
 @quiet_option
 @translate_errors
-def resume(run_dir, workers, scheduler, progress_interval, quiet):
+def resume(run_dir, workers, scheduler, progress_interval, allow_version_change, quiet):
     """Finish an interrupted run: make only the missing shards.
 
-    The result is byte-identical to a run that was never interrupted.
+    The result is byte-identical to a run that was never interrupted. Refuses, changing
+    nothing, when the installed trajgen/numpy/OpenCV/deflate versions differ from those
+    in the run's config.json, unless --allow-version-change.
 
     \b
     Example:
@@ -288,7 +293,7 @@ def resume(run_dir, workers, scheduler, progress_interval, quiet):
     from trajgen.run import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                         show_bar=_show_bar(quiet))
+                         show_bar=_show_bar(quiet), allow_version_change=allow_version_change)
     if quiet:
         return
     if summary.repaired:
