@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
 import sys
 import uuid
@@ -67,6 +68,29 @@ class DaskExecutor:
 
     def describe(self) -> str:
         return f"dask {self.address}"
+
+    def check_target(self, target: os.PathLike | str) -> None:
+        """Before a new run is created at ``target``: the scheduler has workers, and every one sees
+        the directory the run will be in, may write there and runs the same versions. The check
+        uses a scratch directory beside the target, removed afterwards, so a failure leaves
+        nothing that would make the same command fail again."""
+        if self._client is None:
+            raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
+        where = Path(os.path.abspath(target))
+        parent = where.parent
+        while not parent.exists():
+            parent = parent.parent
+        scratch = parent / f".trajgen-dask-check-{uuid.uuid4().hex[:12]}"
+        try:
+            for d in (scratch / ".tmp", scratch / "shards"):
+                os.makedirs(d)
+        except OSError as e:
+            raise DaskError(f"cannot write in {parent} ({e.strerror or e}); choose another --out") from None
+        try:
+            _check_workers(self._client, self.address, str(target), str(where), self.timeout,
+                           probe_dir=str(scratch), then="then run the same command again")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -244,20 +268,26 @@ def _probe(run_dir: str, probe_file: str, token: str) -> dict:
             "versions": byte_versions()}
 
 
-def _check_workers(client, address: str, run_dir: str, where: str, timeout: float) -> None:
-    """Fail before any shard is made when a worker could not write the run, or would write it differently."""
+def _check_workers(client, address: str, run_dir: str, where: str, timeout: float, *,
+                   probe_dir: str | None = None, then: str | None = None) -> None:
+    """Fail before any shard is made when a worker could not write the run, or would write it differently.
+
+    ``probe_dir`` (default ``where``) is a directory laid out like a run (.tmp/, shards/) that the
+    workers are asked about; ``then`` is the advice that ends each error (default: the resume command)."""
     from trajgen import __version__
 
+    then = then or f"then run: {_resume_hint(run_dir, address)}"
+    probe_dir = probe_dir or where
     try:
         client.wait_for_workers(1, timeout=timeout)
     except Exception:
         raise DaskError(f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}` "
-                        f"(on machines that see {where}), then run: {_resume_hint(run_dir, address)}") from None
+                        f"(on machines that see {where}), {then}") from None
     token = uuid.uuid4().hex
-    probe = Path(where) / ".tmp" / f"dask-probe-{token}"
+    probe = Path(probe_dir) / ".tmp" / f"dask-probe-{token}"
     _write_probe(probe, token)
     try:
-        answers = client.run(_probe, where, probe.name, token, on_error="return")
+        answers = client.run(_probe, probe_dir, probe.name, token, on_error="return")
     except (OSError, TimeoutError):  # CommClosedError is an OSError
         raise DaskError(_lost(address, run_dir)) from None
     finally:
@@ -270,18 +300,16 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
         worker, error = next(iter(failed.items()))
         raise DaskError(f"Dask worker {worker} cannot run trajgen ({type(error).__name__}: "
                         f"{' '.join(str(error).split())}); install trajgen {__version__} on every worker, "
-                        f"then run: {_resume_hint(run_dir, address)}")
+                        f"{then}")
     blind = sorted({a["host"] for a in answers.values() if not a["sees"]})
     if blind:
         raise DaskError(f"Dask workers on {', '.join(blind)} cannot see the run directory {run_dir} "
                         f"(as {where}); it must be on a shared filesystem that every worker mounts at the same "
-                        f"path: use such an --out, or mount it there on the workers, then run: "
-                        f"{_resume_hint(run_dir, address)}")
+                        f"path: use such an --out, or mount it there on the workers, {then}")
     readonly = sorted({a["host"] for a in answers.values() if not a["writable"]})
     if readonly:
         raise DaskError(f"Dask workers on {', '.join(readonly)} cannot write into {where}/shards and .tmp; "
-                        f"give the workers' user write access on the shared filesystem, then run: "
-                        f"{_resume_hint(run_dir, address)}")
+                        f"give the workers' user write access on the shared filesystem, {then}")
     from trajgen.versions import byte_versions, differences
 
     wanted = byte_versions()
@@ -290,8 +318,8 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
     if other:  # other versions could make other bytes
         worker, changed = next(iter(other.items()))
         raise DaskError(f"{len(other)} Dask worker(s) run other versions than this run (client → worker), e.g. "
-                        f"{worker}: {', '.join(changed)}; install the same versions on every worker, then run: "
-                        f"{_resume_hint(run_dir, address)}")
+                        f"{worker}: {', '.join(changed)}; install the same versions on every worker, "
+                        f"{then}")
 
 
 # ---------------------------------------------------------------- making the shards

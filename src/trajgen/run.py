@@ -451,6 +451,9 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
     # local workers start now, so their imports overlap the space check below
     with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)) as executor:
+        check_target = getattr(executor, "check_target", None)  # a cluster's workers, before anything exists
+        if check_target is not None:
+            check_target(root)
         if check_space:
             from trajgen.preflight import require_free_space
 
