@@ -28,7 +28,7 @@ import numpy as np
 
 from trajgen import _fs, schema
 from trajgen.config import GenerationConfig
-from trajgen.errors import StorageError, TrajgenError, os_advice
+from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
@@ -438,13 +438,17 @@ def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
 
 def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
              scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-             check_space: bool = True) -> RunSummary:
-    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+             check_space: bool = True, progress_to: os.PathLike | str | None = None) -> RunSummary:
+    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
+
+    ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
+    PROGRESS.html page; the run remembers it for ``resume``."""
     from trajgen.preflight import check_memory, check_progress_interval
 
     check_progress_interval(progress_interval)
     root = Path(out) if out is not None else default_out(config)
     _check_new_run_dir(root)
+    progress_to = _check_progress_to(root, progress_to)
     check_memory(config, workers, shards=scheduler is None)  # before any buffer is allocated
     from trajgen.executors import choose_executor
 
@@ -455,13 +459,15 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
         if check_target is not None:
             check_target(root)
         if check_space:
-            from trajgen.preflight import require_free_space
+            from trajgen.preflight import require_free_space, warn_if_shards_are_slow
 
-            require_free_space(config, root)
-        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
+            warn_if_shards_are_slow(config, require_free_space(config, root))
+        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar,
+                      progress_to=progress_to)
 
 
-def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
+def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar,
+           progress_to: str | None = None) -> RunSummary:
     try:
         _fs.make_dirs(root)
     except OSError as e:
@@ -475,7 +481,8 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
 
         versions = byte_versions()
         try:
-            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions)), paths.tmp)
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions) | _progress_to_entry(progress_to)),
+                                   paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             _fs.clear_dir(paths.tmp)
@@ -483,21 +490,23 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar, run_versions=versions)
+                     show_bar=show_bar, run_versions=versions, progress_to=progress_to)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
            progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-           allow_version_change: bool = False) -> RunSummary:
+           allow_version_change: bool = False, progress_to: os.PathLike | str | None = None) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list.
 
     Refuses (VersionChangedError, nothing changed) when the installed versions of what
     decides the bytes differ from those config.json records, unless ``allow_version_change``:
-    then the shards made now record their versions in the manifest (a mixed run)."""
+    then the shards made now record their versions in the manifest (a mixed run).
+    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
     from trajgen.preflight import check_memory, check_progress_interval
 
     check_progress_interval(progress_interval)
     paths = _existing_run(run_dir)
+    progress_to = _check_progress_to(paths.root, progress_to)
     manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None  # damaged runs fail before any write
     config, rebuild_config = _resume_config(paths, manifest)
     _check_run_parts(paths, manifest)
@@ -526,10 +535,11 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             note = _log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
                              f"the shards made now record theirs")
             _best_effort(lambda: _fs.append_line(paths.log, note))
+        progress_to = _remember_progress_to(paths, progress_to)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
-                         run_versions=run_versions)
+                         run_versions=run_versions, progress_to=progress_to)
 
 
 def _resume_config(paths: RunPaths, manifest: dict | None) -> tuple[GenerationConfig, bool]:
@@ -624,6 +634,39 @@ def lock_holder(paths: RunPaths) -> str | None:
     return holder or "another process"
 
 
+def _check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
+    """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
+    if progress_to is None:
+        return None
+    folder = Path(os.path.abspath(progress_to))
+    if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
+        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
+                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
+    return str(folder)
+
+
+def _progress_to_entry(progress_to: str | None) -> dict:
+    return {} if progress_to is None else {"progress_to": progress_to}
+
+
+def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
+    """The run's --progress-to folder: ``progress_to`` if given (written into config.json
+    atomically when it changes), else the one config.json remembers."""
+    doc = read_config_file(paths.root)
+    remembered = doc.get("progress_to") if isinstance(doc.get("progress_to"), str) else None
+    if progress_to is None or progress_to == remembered:
+        return remembered
+    try:
+        _fs.make_dirs(paths.tmp)
+        _fs.atomic_write_bytes(paths.config, _json_bytes(doc | _progress_to_entry(progress_to)), paths.tmp)
+    except OSError as e:
+        raise StorageError(f"could not record --progress-to in {paths.config}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'check the disk')}, then run the same command again") from None
+    return progress_to
+
+
 def _check_new_run_dir(root: Path) -> None:
     """``root`` may become a new run: absent, or empty but for what a crash before config.json leaves."""
     try:
@@ -676,7 +719,7 @@ def _log_line(event: str) -> str:
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar, run_versions: dict[str, str]) -> RunSummary:
+          show_bar, run_versions: dict[str, str], progress_to: str | None = None) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -688,7 +731,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         checkpoint_every=config.checkpoint_every, class_counts=done_counts,
         completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
-        interval=progress_interval, bar=show_bar,
+        interval=progress_interval, bar=show_bar, mirror_to=progress_to,
     )
     started = time.monotonic()
     made_samples = 0
@@ -720,7 +763,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         _fs.append_line(paths.log, _log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
-                        reporter.commit(result.count, result.class_counts, result.redraws)
+                        reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
