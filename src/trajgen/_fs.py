@@ -63,13 +63,22 @@ def _parse_faults(spec):
     return faults
 
 
+fault_error = None  # a TRAJGEN_FAULT that does not parse: the CLI reports it, any operation raises it
+
+
 def _reset_faults():
-    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero."""
-    global _faults, _counts, _log_path
+    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero
+    (ValueError, also kept in ``fault_error``, when TRAJGEN_FAULT does not parse)."""
+    global _faults, _counts, _log_path, fault_error
     with _lock:
-        _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
         _counts = {None: 0, **{kind: 0 for kind in KINDS}}
         _log_path = os.environ.get("TRAJGEN_FAULT_LOG") or None
+        _faults, fault_error = [], None
+        try:
+            _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
+        except ValueError as e:
+            fault_error = e
+            raise
 
 
 def operation_count():
@@ -78,6 +87,8 @@ def operation_count():
 
 
 def _op(kind, path):
+    if fault_error is not None:
+        raise fault_error
     with _lock:
         _counts[None] += 1
         _counts[kind] += 1
@@ -383,4 +394,7 @@ def read_text(path, default=""):
     except OSError:
         return default
 
-_reset_faults()
+try:
+    _reset_faults()
+except ValueError:  # kept in fault_error: the CLI reports it as a usage error, any operation raises it
+    pass
