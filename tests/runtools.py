@@ -76,3 +76,17 @@ def snapshot_tree(root) -> dict[str, bytes]:
 def kill(proc, sig=signal.SIGKILL):
     proc.send_signal(sig)
     return proc.wait(timeout=30)
+
+
+def wait_for_port(port, what, timeout=30):
+    """Wait until something listens on 127.0.0.1:``port``."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.1)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
+from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_port, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.run import generate, resume
@@ -297,14 +297,7 @@ def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(long_reference, 
     scheduler = _dask_cli("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
     worker = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "dask scheduler did not start"
-                time.sleep(0.1)
+        wait_for_port(port, "dask scheduler")
         monkeypatch.setattr(dx, "CONNECT_TIMEOUT", 1.0)
         with pytest.raises(TrajgenError) as e:  # no workers yet
             generate(SMALL, tmp_path / "idle", scheduler=address)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run
+from runtools import assert_same_run, wait_for_port
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.run import generate
@@ -51,14 +51,7 @@ def scheduler():
     port = _free_port()
     proc = _dask("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "dask scheduler did not start"
-                time.sleep(0.1)
+        wait_for_port(port, "dask scheduler")
         address = f"tcp://127.0.0.1:{port}"
         with distributed.Client(address, set_as_default=False, timeout=30) as client:
             yield address, client
