@@ -93,7 +93,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--classes", default=",".join(DEFAULT_CLASSES), show_default=True, callback=_classes,
               help="Comma-separated motion classes.")
 @click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True)
-@click.option("--compress-level", type=int, default=1, show_default=True, help="Deflate level 0-9 for shards.")
+@click.option("--compress-level", type=int, default=1, show_default=True, help="Shard compression 0-9: 0 stores; 1-3 → ISA-L deflate level 1, 4-6 → 2, 7-9 → 3.")
 @workers_option
 @scheduler_option
 @interval_option
@@ -231,7 +231,7 @@ def verify(run_dir, deep):
 @click.option("--dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
               help="uint8 0-255, or float32 in [0, 1].")
 @click.option("--compress-level", type=click.IntRange(0, 9), default=None,
-              help="Deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
+              help="zlib deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
 @click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @translate_errors
 def export(run_dir, out, layout, dtype, compress_level, force):

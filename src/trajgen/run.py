@@ -31,7 +31,7 @@ from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
 from trajgen.sample import make_sample
-from trajgen.shards import write_shard
+from trajgen.shards import shard_codec, write_shard
 
 RUN_FORMAT = "trajgen-run/1"
 PROGRESS_INTERVAL = 30.0
@@ -187,6 +187,7 @@ def new_manifest(config: GenerationConfig) -> dict:
     return {
         "format": RUN_FORMAT,
         "trajgen_version": __version__,
+        "codec": shard_codec(config.compress_level),  # what deflated the shards
         "config": config.to_dict(),
         "classes": list(config.classes),
         "total_samples": config.n,
