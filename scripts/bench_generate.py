@@ -1,14 +1,20 @@
 #!/usr/bin/env python
-"""End-to-end benchmark of `generate` with one worker, against its parts.
+"""End-to-end `trajgen generate --workers 1`, side by side with trajgen 0.1.0 and the floor.
 
-Measures, in alternating blocks (this machine's speed drifts by 1.5x minute to minute):
-  - end-to-end: `trajgen.run.generate` of N samples at defaults, --workers 1
-  - floor: make_sample for the same N samples + compressing the same frames (encode_shard)
-and reports both rates and their ratio, plus the split of one run between making
-samples, compressing and writing. Then peak RSS of the real CLI for 4,000 vs 40,000
-samples, and the wall time of `trajgen resume` on a finished 100-shard run.
+In one run, in alternating rounds (this machine's speed drifts minute to minute, so only
+ratios measured side by side mean much):
+  - this trajgen: the real CLI, `trajgen generate --n N --workers 1` (a subprocess);
+  - trajgen 0.1.0 (git commit 5f704d1), installed from git into a temporary virtual
+    environment, the same command;
+  - the floor: drawing the same dots with cv2.circle (frames filled with the background,
+    one anti-aliased circle per frame) + ISA-L level 1 of the same frames, in process;
+and reports samples/s of each, the speed-up over 0.1.0, the ratio to the floor, and
+bytes per sample on disk. Then the split of one run between making samples,
+compressing and writing, peak RSS of the CLI for 4,000 vs 40,000 samples, and the wall
+time of `trajgen resume` on a finished 100-shard run.
 
-Usage: python scripts/bench_generate.py [--n 10000] [--repeats 3]   → artifacts/bench_generate.json
+Usage: python scripts/bench_generate.py [--n 20000] [--repeats 3] [--baseline 5f704d1]
+       → artifacts/bench_generate.json
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import site
 import statistics
 import subprocess
 import sys
@@ -25,16 +32,71 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from trajgen import GenerationConfig, __version__, _fs
 from trajgen.run import RunPaths, build_shard_arrays, generate
 from trajgen.shards import encode_shard
 
+ROOT = Path(__file__).resolve().parent.parent
+SPEEDUP_TARGET = 3.0  # over 0.1.0
+FLOOR_LIMIT, FLOOR_GOAL = 1.5, 1.2  # end-to-end time over the floor's
 
-def end_to_end(config: GenerationConfig, scratch: Path) -> float:
-    out = scratch / "e2e"
+
+def install_baseline(ref: str, scratch: Path) -> Path:
+    """trajgen at git ``ref`` installed into a fresh venv that reuses this one's packages; its python."""
+    src, venv = scratch / "baseline-src", scratch / "baseline-venv"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(src)], check=True)
+    subprocess.run(["git", "-C", str(src), "checkout", "-q", ref], check=True)
+    # --without-pip: the venv must not shadow this environment's setuptools with the bundled one
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    Path(own, "parent_env.pth").write_text(site.getsitepackages()[0] + "\n")  # numpy, OpenCV, click...
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(src)],
+                   check=True, env=_env(None), capture_output=True)
+    return python
+
+
+def _env(pythonpath: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def cli_generate(python: Path | str, env: dict, n: int, out: Path) -> float:
+    """Wall seconds of `trajgen generate --n N --workers 1` run by ``python``."""
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    generate(config, out, workers=1, check_space=False)
+    subprocess.run([str(python), "-m", "trajgen", "generate", "--n", str(n), "--workers", "1", "--quiet",
+                    "--out", str(out)], check=True, env=env, cwd="/")
+    return time.perf_counter() - t0
+
+
+def run_bytes(out: Path) -> int:
+    return sum(p.stat().st_size for p in (out / "shards").glob("*.npz"))
+
+
+def floor_seconds(points_by_shard: list[np.ndarray], config: GenerationConfig) -> float:
+    """Draw the same dots (cv2.circle, anti-aliased, sub-pixel) and deflate the frames with ISA-L 1."""
+    import cv2
+    from isal import isal_zlib
+
+    shift = 4
+    radius = int(round(config.radius * (1 << shift)))
+    colour = config.color
+    t0 = time.perf_counter()
+    for points in points_by_shard:
+        n, frames = points.shape[:2]
+        videos = np.empty((n, frames, config.size, config.size, 3), np.uint8)
+        videos[...] = config.background
+        centres = np.rint(points * (1 << shift)).astype(np.int64).tolist()
+        for i in range(n):
+            for t in range(frames):
+                cv2.circle(videos[i, t], centres[i][t], radius, colour, -1, cv2.LINE_AA, shift)
+        isal_zlib.compress(videos, 1, -15)
     return time.perf_counter() - t0
 
 
@@ -56,35 +118,8 @@ def split(config: GenerationConfig, scratch: Path) -> dict[str, float]:
         spent["make_samples"] += t1 - t0
         spent["compress"] += t2 - t1
         spent["write"] += t3 - t2
+    shutil.rmtree(paths.root, ignore_errors=True)
     return spent
-
-
-def compression_levels(config: GenerationConfig) -> dict[str, dict[str, float]]:
-    """One 1,000-sample shard: encode_shard at levels 1 and 6 vs np.savez_compressed."""
-    import io
-
-    import numpy as np
-
-    arrays, _, _ = build_shard_arrays(config.replace(n=1000, checkpoint_every=1000), 0)
-    out = {}
-    for name, encode in (
-        ("encode_shard_level_1", lambda: encode_shard(arrays, 1)),
-        ("encode_shard_level_6", lambda: encode_shard(arrays, 6)),
-        ("np_savez_compressed", lambda: _savez(np, io, arrays)),
-    ):
-        times, size = [], 0
-        for _ in range(3):
-            t0 = time.perf_counter()
-            size = len(encode())
-            times.append(time.perf_counter() - t0)
-        out[name] = {"seconds": round(min(times), 3), "bytes_per_sample": round(size / 1000)}
-    return out
-
-
-def _savez(np, io, arrays) -> bytes:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
 
 
 def peak_rss_mb(n: int, scratch: Path) -> float:
@@ -122,43 +157,73 @@ def resume_startup(scratch: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="artifacts/bench_generate.json")
+    parser.add_argument("--baseline", default="5f704d1", help="git commit of the version to compare with (0.1.0)")
+    parser.add_argument("--quick", action="store_true", help="only the side-by-side comparison")
+    parser.add_argument("--out", default=str(ROOT / "artifacts" / "bench_generate.json"))
     args = parser.parse_args()
     config = GenerationConfig(n=args.n)
     scratch = Path(tempfile.mkdtemp(prefix="trajgen-bench-"))
     try:
-        e2e_rates, floor_rates, ratios = [], [], []
-        for _ in range(args.repeats):
-            seconds = end_to_end(config, scratch)
-            parts = split(config, scratch)
-            floor = parts["make_samples"] + parts["compress"]
-            e2e_rates.append(config.n / seconds)
-            floor_rates.append(config.n / floor)
-            ratios.append(seconds / floor)
-        parts = split(config, scratch)
-        total = sum(parts.values())
-        rss = {n: round(peak_rss_mb(n, scratch), 1) for n in (4_000, 40_000)}
+        baseline_python = install_baseline(args.baseline, scratch)
+        ours_env = _env(str(ROOT / "src"))
+        seconds: dict[str, list[float]] = {"this": [], "baseline": [], "floor": []}
+        sizes = {}
+        for rep in range(args.repeats):
+            order = ["this", "baseline", "floor"] if rep % 2 == 0 else ["floor", "baseline", "this"]
+            for who in order:
+                if who == "floor":
+                    shards = sorted((scratch / "this" / "shards").glob("*.npz")) if seconds["this"] else []
+                    if not shards:  # the floor draws this trajgen's dots: make them first
+                        cli_generate(sys.executable, ours_env, args.n, scratch / "this")
+                        shards = sorted((scratch / "this" / "shards").glob("*.npz"))
+                    points = []
+                    for p in shards:
+                        with np.load(p) as z:
+                            points.append(z["points_2d"])
+                    seconds["floor"].append(floor_seconds(points, config))
+                else:
+                    python, env = (sys.executable, ours_env) if who == "this" else (baseline_python, _env(None))
+                    seconds[who].append(cli_generate(python, env, args.n, scratch / who))
+                    sizes[who] = run_bytes(scratch / who) / args.n
+                print(f"round {rep + 1} {who:8s} {seconds[who][-1]:6.2f} s", flush=True)
+        med = {k: statistics.median(v) for k, v in seconds.items()}
+        speedup = med["baseline"] / med["this"]
+        over_floor = med["this"] / med["floor"]
         result = {
+            "command": f"python scripts/bench_generate.py --n {args.n} --repeats {args.repeats} --baseline {args.baseline}",
+            "what": "trajgen generate --n N --workers 1 (CLI, wall time) for this trajgen and for 0.1.0; floor = "
+                    "cv2.circle of the same dots + ISA-L level 1 of the same frames (in process)",
             "trajgen_version": __version__,
+            "baseline": args.baseline,
             "python": platform.python_version(),
             "host": platform.node(),
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
-            "samples": config.n,
-            "end_to_end_samples_per_s": [round(r) for r in e2e_rates],
-            "end_to_end_samples_per_s_median": round(statistics.median(e2e_rates)),
-            "make_plus_compress_samples_per_s": [round(r) for r in floor_rates],
-            "ratio_end_to_end_over_make_plus_compress": [round(r, 2) for r in ratios],
-            "split_share": {k: round(v / total, 3) for k, v in parts.items()},
-            "split_us_per_sample": {k: round(v / config.n * 1e6, 1) for k, v in parts.items()},
-            "compression_1000_samples": compression_levels(config),
-            "peak_rss_mb": {str(k): v for k, v in rss.items()},
-            "peak_rss_ratio_40k_over_4k": round(rss[40_000] / rss[4_000], 3),
-            "resume_finished_100_shard_run": resume_startup(scratch),
-            "command": f"python scripts/bench_generate.py --n {args.n} --repeats {args.repeats}",
+            "samples": args.n,
+            "seconds": {k: [round(s, 3) for s in v] for k, v in seconds.items()},
+            "samples_per_s_median": {k: round(args.n / m) for k, m in med.items()},
+            "speedup_over_baseline": round(speedup, 2),
+            "speedup_target": SPEEDUP_TARGET,
+            "time_over_floor": round(over_floor, 2),
+            "time_over_floor_limit": FLOOR_LIMIT,
+            "time_over_floor_goal": FLOOR_GOAL,
+            "bytes_per_sample": {k: round(v) for k, v in sizes.items()},
+            "meets_targets": speedup >= SPEEDUP_TARGET and over_floor <= FLOOR_LIMIT and sizes["this"] <= sizes["baseline"],
         }
+        if not args.quick:
+            small = config.replace(n=min(args.n, 10_000))
+            parts = split(small, scratch)
+            total = sum(parts.values())
+            rss = {n: round(peak_rss_mb(n, scratch), 1) for n in (4_000, 40_000)}
+            result |= {
+                "split_share": {k: round(v / total, 3) for k, v in parts.items()},
+                "split_us_per_sample": {k: round(v / small.n * 1e6, 1) for k, v in parts.items()},
+                "peak_rss_mb": {str(k): v for k, v in rss.items()},
+                "peak_rss_ratio_40k_over_4k": round(rss[40_000] / rss[4_000], 3),
+                "resume_finished_100_shard_run": resume_startup(scratch),
+            }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,13 @@ from trajgen.errors import ConfigError, StorageError, TrajgenError
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
-from trajgen.sample import make_sample
+from trajgen.bulk import make_samples
 from trajgen.shards import shard_codec, write_shard
 
-RUN_FORMAT = "trajgen-run/1"
+# 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with ISA-L.
+# Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
+RUN_FORMAT = "trajgen-run/2"
+READABLE_FORMATS = ("trajgen-run/1", RUN_FORMAT)
 PROGRESS_INTERVAL = 30.0
 
 
@@ -128,29 +131,21 @@ def videos_buffer(config: GenerationConfig, n: int) -> np.ndarray:
 
 
 def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
-    """Make the samples of shard k class by class (the user's per-class loop), stored in index order."""
+    """Make the samples of shard k in bulk (numpy over the shard), stored in index order."""
     indices = config.shard_range(k)
-    n, classes = len(indices), config.classes
-    videos = videos_buffer(config, n)
-    rest: list = [None] * n  # everything but the video, which goes straight into `videos`
-    for label in range(len(classes)):
-        first = indices.start + (label - indices.start) % len(classes)
-        for i in range(first, indices.stop, len(classes)):
-            s = make_sample(config, i, out=videos[i - indices.start])
-            rest[i - indices.start] = (s.label, s.trajectory_3d, s.points_2d, s.camera, s.equation, s.description, s.redraws)
-    labels, trajectories, points, cameras, equations, descriptions, redraws = zip(*rest)
+    made = make_samples(config, indices, videos_buffer(config, len(indices)))
     arrays = {
-        "videos": videos,
-        "labels": np.array(labels, np.int64),
-        "index": np.array(indices, np.int64),
-        "trajectory_3d": np.stack(trajectories),
-        "points_2d": np.stack(points),
-        "camera": np.stack(cameras),
-        "equations": np.array(equations, dtype=str),
-        "descriptions": np.array(descriptions, dtype=str),
+        "videos": made.videos,
+        "labels": made.labels,
+        "index": made.index,
+        "trajectory_3d": made.trajectory_3d,
+        "points_2d": made.points_2d,
+        "camera": made.camera,
+        "equations": np.array(made.equations, dtype=str),
+        "descriptions": np.array(made.descriptions, dtype=str),
     }
-    counts = np.bincount(arrays["labels"], minlength=len(classes))
-    return arrays, dict(zip(classes, counts.tolist())), sum(redraws)
+    counts = np.bincount(made.labels, minlength=len(config.classes))
+    return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
 
 
 def produce_shard(config: GenerationConfig, run_dir: str, k: int) -> ShardResult:
@@ -224,7 +219,7 @@ def read_manifest(run_dir: os.PathLike | str, *, check_entries: bool = True) -> 
     paths = _existing_run(run_dir)
     try:
         manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
-        if manifest.get("format") != RUN_FORMAT or not isinstance(manifest.get("shards"), list):
+        if manifest.get("format") not in READABLE_FORMATS or not isinstance(manifest.get("shards"), list):
             raise ValueError(f"format is not {RUN_FORMAT}")
         config = GenerationConfig.from_dict(manifest["config"])
         for entry in manifest["shards"] if check_entries else ():
@@ -410,6 +405,10 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
                 raise RunError(f"{paths.manifest} and {paths.config} describe different runs; the run is damaged")
         else:  # crashed between writing config.json and the first manifest: nothing was committed
             manifest = new_manifest(config)
+        if manifest["status"] != "complete" and manifest["format"] != RUN_FORMAT:
+            raise RunError(f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
+                           f"samples this version makes differently; finish it with the trajgen version named in "
+                           f"{paths.config}, or start a new run")
         if manifest["status"] == "complete":
             _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)

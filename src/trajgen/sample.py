@@ -61,33 +61,26 @@ def simulate(config: GenerationConfig, motion, rng: np.random.Generator, t: np.n
 
 
 def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
-    """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index).
+    """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index):
+    exactly the row a shard holds for it (both are made by ``trajgen.bulk.make_samples``).
 
-    ``out``: an optional C-contiguous uint8 (T, H, W, 3) array to render into, so a shard
-    can be filled without a copy; the sample's ``video`` is then that array."""
+    ``out``: an optional C-contiguous uint8 (T, H, W, 3) array to render into; the sample's
+    ``video`` is then that array."""
+    from trajgen.bulk import make_samples
+
     if index < 0:
         raise TrajgenError(f"sample index must be ≥ 0, got {index}")
-    rng = sample_rng(config.seed, index)
-    label = index % len(config.classes)
-    motion = MOTIONS[config.classes[label]]
-    t = _times(config.frames)
-    coverage = min(config.coverage, max_coverage(config.size, config.radius))
-    for redraws in range(MAX_REDRAWS):
-        u, aug, params, points = simulate(config, motion, rng, t)
-        framing = frame(points, motion.view_normal(params), u[-UNIFORMS_PER_CAMERA:], config.size, coverage)
-        if framing is not None:
-            break
-    else:  # pragma: no cover - only reachable with a broken motion definition
-        raise TrajgenError(f"sample {index} ({motion.name}) could not be framed in {MAX_REDRAWS} draws")
+    made = make_samples(config, [index], None if out is None else out[None])
+    label = int(made.labels[0])
     return Sample(
         index=index,
         label=label,
-        class_name=motion.name,
-        video=render_video(framing.points_2d, config, out),
-        trajectory_3d=points.astype(np.float32),
-        points_2d=framing.points_2d.astype(np.float32),
-        camera=framing.camera.astype(np.float32),
-        equation=motion.equation(params),
-        description=motion.description(params) + aug.describe(),
-        redraws=redraws,
+        class_name=config.classes[label],
+        video=made.videos[0],
+        trajectory_3d=made.trajectory_3d[0],
+        points_2d=made.points_2d[0],
+        camera=made.camera[0],
+        equation=made.equations[0],
+        description=made.descriptions[0],
+        redraws=int(made.redraws[0]),
     )
