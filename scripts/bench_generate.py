@@ -6,10 +6,13 @@ ratios measured side by side mean much):
   - this trajgen: the real CLI, `trajgen generate --n N --workers 1` (a subprocess);
   - trajgen 0.1.0 (git commit 5f704d1), installed from git into a temporary virtual
     environment, the same command;
-  - the floor: drawing the same dots with cv2.circle (frames filled with the background,
-    one anti-aliased circle per frame) + ISA-L level 1 of the same frames, in process;
-and reports samples/s of each, the speed-up over 0.1.0, the ratio to the floor, and
-bytes per sample on disk. Then the split of one run between making samples,
+  - the floor: a program of its own (Python, numpy, OpenCV, ISA-L) drawing the same dots
+    with cv2.circle (frames filled with the background, one anti-aliased circle per frame)
+    and deflating the same frames at ISA-L level 1;
+and reports wall and CPU seconds of each, the speed-up over 0.1.0, the ratio to the
+floor, and bytes per sample on disk. CPU seconds (user + system of the process) are what
+the programs cost; wall seconds also count waiting for the disk (fsync) and for the CPU
+on a loaded machine. Then the split of one run between making samples,
 compressing and writing, peak RSS of the CLI for 4,000 vs 40,000 samples, and the wall
 time of `trajgen resume` on a finished 100-shard run.
 
@@ -23,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import site
 import statistics
@@ -66,38 +70,57 @@ def _env(pythonpath: str | None) -> dict[str, str]:
     return env
 
 
-def cli_generate(python: Path | str, env: dict, n: int, out: Path) -> float:
-    """Wall seconds of `trajgen generate --n N --workers 1` run by ``python``."""
+def cli_generate(python: Path | str, env: dict, n: int, out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of `trajgen generate --n N --workers 1` run by ``python``."""
     shutil.rmtree(out, ignore_errors=True)
-    t0 = time.perf_counter()
-    subprocess.run([str(python), "-m", "trajgen", "generate", "--n", str(n), "--workers", "1", "--quiet",
-                    "--out", str(out)], check=True, env=env, cwd="/")
-    return time.perf_counter() - t0
+    return _timed([str(python), "-m", "trajgen", "generate", "--n", str(n), "--workers", "1", "--quiet",
+                   "--out", str(out)], env)
 
 
 def run_bytes(out: Path) -> int:
     return sum(p.stat().st_size for p in (out / "shards").glob("*.npz"))
 
 
-def floor_seconds(points_by_shard: list[np.ndarray], config: GenerationConfig) -> float:
-    """Draw the same dots (cv2.circle, anti-aliased, sub-pixel) and deflate the frames with ISA-L 1."""
-    import cv2
-    from isal import isal_zlib
+# The floor as a program of its own: start Python, import numpy, OpenCV and ISA-L, draw the
+# dots of every sample with cv2.circle and deflate each 1,000-sample block of frames at ISA-L 1.
+FLOOR_PROGRAM = """
+import sys
+import cv2
+import numpy as np
+from isal import isal_zlib
 
-    shift = 4
-    radius = int(round(config.radius * (1 << shift)))
-    colour = config.color
+points = np.load(sys.argv[1])
+size, radius16, block = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+colour, background = (0, 0, 255), (255, 255, 255)
+blank = np.empty((size, size, 3), np.uint8)
+blank[...] = background
+for start in range(0, len(points), block):
+    chunk = points[start : start + block]
+    videos = np.empty((len(chunk), chunk.shape[1], size, size, 3), np.uint8)
+    videos[...] = blank
+    centres = np.rint(chunk * 16).astype(np.int64).tolist()
+    for video, row in zip(videos, centres):
+        for frame, centre in zip(video, row):
+            cv2.circle(frame, centre, radius16, colour, -1, cv2.LINE_AA, 4)
+    isal_zlib.compress(videos, 1, -15)
+"""
+
+
+def floor_run(points_file: Path, config: GenerationConfig) -> tuple[float, float]:
+    """(wall, CPU) seconds of the floor program on the dots in ``points_file``."""
+    radius16 = int(round(config.radius * 16))
+    return _timed([sys.executable, "-c", FLOOR_PROGRAM, str(points_file), str(config.size), str(radius16),
+                   str(config.checkpoint_every)], _env(None))
+
+
+def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(wall, CPU of the child: user + system) seconds of a command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    for points in points_by_shard:
-        n, frames = points.shape[:2]
-        videos = np.empty((n, frames, config.size, config.size, 3), np.uint8)
-        videos[...] = config.background
-        centres = np.rint(points * (1 << shift)).astype(np.int64).tolist()
-        for i in range(n):
-            for t in range(frames):
-                cv2.circle(videos[i, t], centres[i][t], radius, colour, -1, cv2.LINE_AA, shift)
-        isal_zlib.compress(videos, 1, -15)
-    return time.perf_counter() - t0
+    subprocess.run(cmd, check=True, env=env, cwd="/")
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def split(config: GenerationConfig, scratch: Path) -> dict[str, float]:
@@ -169,32 +192,37 @@ def main() -> None:
         baseline_python = install_baseline(args.baseline, scratch)
         ours_env = _env(str(ROOT / "src"))
         seconds: dict[str, list[float]] = {"this": [], "baseline": [], "floor": []}
+        cpu: dict[str, list[float]] = {"this": [], "baseline": [], "floor": []}
         sizes = {}
+        cli_generate(sys.executable, ours_env, args.n, scratch / "this")  # the floor draws this trajgen's dots
+        points = []
+        for p in sorted((scratch / "this" / "shards").glob("*.npz")):
+            with np.load(p) as z:
+                points.append(z["points_2d"])
+        points_file = scratch / "points.npy"
+        np.save(points_file, np.concatenate(points))
         for rep in range(args.repeats):
             order = ["this", "baseline", "floor"] if rep % 2 == 0 else ["floor", "baseline", "this"]
             for who in order:
                 if who == "floor":
-                    shards = sorted((scratch / "this" / "shards").glob("*.npz")) if seconds["this"] else []
-                    if not shards:  # the floor draws this trajgen's dots: make them first
-                        cli_generate(sys.executable, ours_env, args.n, scratch / "this")
-                        shards = sorted((scratch / "this" / "shards").glob("*.npz"))
-                    points = []
-                    for p in shards:
-                        with np.load(p) as z:
-                            points.append(z["points_2d"])
-                    seconds["floor"].append(floor_seconds(points, config))
+                    wall, used = floor_run(points_file, config)
                 else:
                     python, env = (sys.executable, ours_env) if who == "this" else (baseline_python, _env(None))
-                    seconds[who].append(cli_generate(python, env, args.n, scratch / who))
+                    wall, used = cli_generate(python, env, args.n, scratch / who)
                     sizes[who] = run_bytes(scratch / who) / args.n
-                print(f"round {rep + 1} {who:8s} {seconds[who][-1]:6.2f} s", flush=True)
+                seconds[who].append(wall)
+                cpu[who].append(used)
+                print(f"round {rep + 1} {who:8s} {wall:6.2f} s wall {used:6.2f} s CPU", flush=True)
         med = {k: statistics.median(v) for k, v in seconds.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         speedup = med["baseline"] / med["this"]
         over_floor = med["this"] / med["floor"]
         result = {
             "command": f"python scripts/bench_generate.py --n {args.n} --repeats {args.repeats} --baseline {args.baseline}",
-            "what": "trajgen generate --n N --workers 1 (CLI, wall time) for this trajgen and for 0.1.0; floor = "
-                    "cv2.circle of the same dots + ISA-L level 1 of the same frames (in process)",
+            "what": "wall and CPU (user + system) seconds of three programs, each started as a process: "
+                    "`trajgen generate --n N --workers 1 --quiet` of this trajgen and of 0.1.0, and the floor: "
+                    "Python + numpy + OpenCV + ISA-L drawing the same dots with cv2.circle and deflating the "
+                    "same frames at ISA-L level 1, 1,000 samples at a time",
             "trajgen_version": __version__,
             "baseline": args.baseline,
             "python": platform.python_version(),
@@ -202,11 +230,14 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_at_end": os.getloadavg(),
             "samples": args.n,
-            "seconds": {k: [round(s, 3) for s in v] for k, v in seconds.items()},
+            "wall_seconds": {k: [round(s, 3) for s in v] for k, v in seconds.items()},
+            "cpu_seconds": {k: [round(s, 3) for s in v] for k, v in cpu.items()},
             "samples_per_s_median": {k: round(args.n / m) for k, m in med.items()},
             "speedup_over_baseline": round(speedup, 2),
+            "speedup_over_baseline_cpu": round(med_cpu["baseline"] / med_cpu["this"], 2),
             "speedup_target": SPEEDUP_TARGET,
             "time_over_floor": round(over_floor, 2),
+            "time_over_floor_cpu": round(med_cpu["this"] / med_cpu["floor"], 2),
             "time_over_floor_limit": FLOOR_LIMIT,
             "time_over_floor_goal": FLOOR_GOAL,
             "bytes_per_sample": {k: round(v) for k, v in sizes.items()},

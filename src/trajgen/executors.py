@@ -37,8 +37,11 @@ class SerialExecutor:
         return "serial"
 
     def run(self, task: Callable, config: GenerationConfig, run_dir: str, shards: list[int]) -> Iterator:
-        for k in shards:
-            yield task(config, run_dir, k)
+        from trajgen.run import videos_buffer_kept
+
+        with videos_buffer_kept():
+            for k in shards:
+                yield task(config, run_dir, k)
 
     def close(self) -> None:
         pass
