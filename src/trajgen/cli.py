@@ -42,8 +42,11 @@ def translate_errors(command):
     return wrapper
 
 
-def _show_bar(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
+def _show_bar(quiet: bool) -> bool | str:
+    """A bar on a terminal; plain progress lines when stderr is a file or a pipe; nothing when quiet."""
+    if quiet:
+        return False
+    return True if sys.stderr.isatty() else "lines"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -84,7 +84,7 @@ def _import_distributed():
     try:
         import distributed
     except ImportError:
-        raise DaskError("--scheduler needs Dask, which is not installed: pip install 'trajgen[dask]'") from None
+        raise DaskError("--scheduler needs Dask, which is not installed: pip install 'dask[distributed]' (or install trajgen's wheel with the [dask] extra)") from None
     return distributed
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -116,6 +117,8 @@ class ProcessExecutor:
     def _pool(self, workers: int) -> ProcessPoolExecutor:
         import multiprocessing
 
+        _quiet_resource_tracker()
+
         # spawn, not fork: a forked worker would inherit the run's lock descriptor and this process's threads
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_worker_init, initargs=(os.getpid(),))
@@ -173,6 +176,15 @@ class ProcessExecutor:
         finally:
             if pool is not None:
                 _stop(pool, run_dir)
+
+
+def _quiet_resource_tracker() -> None:
+    """After a kill -9 of this process, multiprocessing's resource tracker (a helper process
+    started with this interpreter's -W options) frees the pool's semaphores and warns about
+    "leaked" ones on the user's terminal. Freeing them is right; the warning is noise."""
+    option = "ignore:resource_tracker:UserWarning"
+    if option not in sys.warnoptions:
+        sys.warnoptions.append(option)
 
 
 def _warm_up(config: GenerationConfig | None) -> None:

@@ -191,9 +191,38 @@ class ProgressBar:
         self.close()
 
 
+def progress_line(snapshot):
+    """One line for a log: state, percentage, samples, shards, rate and ETA."""
+    s = snapshot
+    return (f"trajgen {s.state} {_percent_text(s)}% · {s.completed_samples:,} / {s.total_samples:,} samples · "
+            f"{s.completed_shards:,} / {s.total_shards:,} shards · {_rate_text(s.rate)} · ETA {_eta_text(s)}")
+
+
+class ProgressLines:
+    """Progress as plain lines on stderr, for when there is no terminal for a bar (nohup, a
+    log file, a job scheduler): one line per commit or per ``interval``, whichever is rarer,
+    and one when the run completes."""
+
+    def __init__(self, interval, clock=time.monotonic, echo=None):
+        self._interval, self._clock = interval, clock
+        self._echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._last = clock()
+
+    def commit(self, make_line):
+        now = self._clock()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._echo(make_line())
+
+    def finish(self, make_line):
+        self._echo(make_line())
+
+
 class ProgressReporter:
     """Keeps PROGRESS.txt, progress.json and the bar up to date for one working process:
-    at every commit, and every ``interval`` seconds from a background thread."""
+    at every commit, and every ``interval`` seconds from a background thread.
+
+    ``bar``: True (or "bar") for a terminal bar, "lines" for plain progress lines, False for neither."""
 
     def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
                  class_counts, completed_samples, completed_shards, framing_redraws, interval, bar):
@@ -203,7 +232,8 @@ class ProgressReporter:
         self._class_counts = dict(class_counts)
         self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
         self._meter = RateMeter()
-        self._bar = ProgressBar(total_samples, initial=completed_samples, enabled=bar)
+        self._bar = ProgressBar(total_samples, initial=completed_samples, enabled=bar not in (False, None, "lines"))
+        self._lines = ProgressLines(interval) if bar == "lines" else None
         self._lock = threading.Lock()  # guards the counters
         self._write_lock = threading.Lock()  # one writer at a time, so an older snapshot never lands last
         self._stopped = threading.Event()
@@ -224,7 +254,10 @@ class ProgressReporter:
                 self._class_counts[name] = self._class_counts.get(name, 0) + n
             self._meter.add(count)
         self._bar.update(count)
-        self.write("COMPLETE" if self._done_shards == self._fixed["total_shards"] else "RUNNING")
+        state = "COMPLETE" if self._done_shards == self._fixed["total_shards"] else "RUNNING"
+        snapshot = self.write(state)
+        if self._lines is not None and state == "RUNNING":  # the COMPLETE line comes from finish()
+            self._lines.commit(lambda: progress_line(snapshot))
 
     def snapshot(self, state, error=None):
         with self._lock:
@@ -241,7 +274,9 @@ class ProgressReporter:
 
     def write(self, state, error=None):
         with self._write_lock:
-            write_progress(self._run_dir, self.snapshot(state, error), self._tmp_dir)
+            snapshot = self.snapshot(state, error)
+            write_progress(self._run_dir, snapshot, self._tmp_dir)
+            return snapshot
 
     def finish(self, state, error=None):
         """Stop the heartbeat and write the final state; best effort when the disk is failing."""
@@ -250,10 +285,13 @@ class ProgressReporter:
             self._thread.join()
         self._bar.close()
         try:
-            self.write(state, error)
+            snapshot = self.write(state, error)
         except OSError:
             if state in ("RUNNING", "COMPLETE"):
                 raise
+            return
+        if self._lines is not None and state == "COMPLETE":  # STOPPED and FAILED get the CLI's own line
+            self._lines.finish(lambda: progress_line(snapshot))
 
     def _heartbeat(self):
         while not self._stopped.wait(self._interval):
