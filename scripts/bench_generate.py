@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from trajgen import GenerationConfig, __version__, _fs
-from trajgen.run import RunPaths, build_shard_arrays, generate
+from trajgen.run import RunPaths, build_shard_arrays, generate, videos_buffer_kept
 from trajgen.shards import encode_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,19 +130,24 @@ def split(config: GenerationConfig, scratch: Path) -> dict[str, float]:
     paths.shards.mkdir(parents=True)
     paths.tmp.mkdir()
     spent = {"make_samples": 0.0, "compress": 0.0, "write": 0.0}
-    for k in range(config.num_shards):
-        t0 = time.perf_counter()
-        arrays, _, _ = build_shard_arrays(config, k)
-        t1 = time.perf_counter()
-        data = encode_shard(arrays, config.compress_level)
-        t2 = time.perf_counter()
-        _fs.atomic_write_bytes(paths.shard(k), data, paths.tmp)
-        t3 = time.perf_counter()
-        spent["make_samples"] += t1 - t0
-        spent["compress"] += t2 - t1
-        spent["write"] += t3 - t2
+    with videos_buffer_kept():  # as `generate --workers 1` makes them
+        for k in range(config.num_shards):
+            _split_shard(config, k, paths, spent)
     shutil.rmtree(paths.root, ignore_errors=True)
     return spent
+
+
+def _split_shard(config: GenerationConfig, k: int, paths: RunPaths, spent: dict[str, float]) -> None:
+    t0 = time.perf_counter()
+    arrays, _, _ = build_shard_arrays(config, k)
+    t1 = time.perf_counter()
+    data = encode_shard(arrays, config.compress_level)
+    t2 = time.perf_counter()
+    _fs.atomic_write_bytes(paths.shard(k), data, paths.tmp)
+    t3 = time.perf_counter()
+    spent["make_samples"] += t1 - t0
+    spent["compress"] += t2 - t1
+    spent["write"] += t3 - t2
 
 
 def peak_rss_mb(n: int, scratch: Path) -> float:
