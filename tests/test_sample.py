@@ -1,4 +1,5 @@
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from hypothesis import strategies as st
 
 from conftest import coverage, straightness
 from trajgen import GenerationConfig, make_sample
+from trajgen.camera import max_coverage
 from trajgen.motions import MOTIONS
 
 DEFAULT = GenerationConfig()
@@ -157,6 +159,10 @@ configs = st.builds(
     noise_scale=st.floats(0.0, 1.0),
     augment_prob=st.floats(0.0, 1.0),
     style=st.sampled_from(["dot", "trail"]),
+    roll=st.floats(0.0, 180.0),
+    coverage_jitter=st.floats(0.0, 0.5),
+    placement=st.floats(0.0, 1.0),
+    speed_variation=st.floats(0.0, 1.0),
 )
 
 
@@ -167,8 +173,8 @@ def test_any_config_is_in_frame_finite_deterministic_and_covered(config, index):
     assert s.video.shape == (config.frames, config.size, config.size, 3)
     assert np.isfinite(s.trajectory_3d).all() and np.isfinite(s.points_2d).all() and np.isfinite(s.camera).all()
     assert in_frame_with_margin(s.points_2d, config.size, config.radius)
-    target = min(config.coverage, (config.size - 1 - 2 * config.radius) / config.size)
-    assert abs(coverage(s.points_2d, config.size) - target) <= 0.1
+    target = min(config.coverage, max_coverage(config.size, config.radius))
+    assert abs(coverage(s.points_2d, config.size) - target) <= config.coverage_jitter + 1e-5
     again = make_sample(config, index)
     np.testing.assert_array_equal(s.video, again.video)
     np.testing.assert_array_equal(s.points_2d, again.points_2d)
@@ -180,3 +186,107 @@ def test_rendering_into_a_given_array_gives_the_same_video():
     np.testing.assert_array_equal(buffer[1], make_sample(DEFAULT, 9).video)
     assert s.video is buffer[1] or np.shares_memory(s.video, buffer)
     assert not buffer[0].any() and not buffer[2].any()
+
+
+# ---------------------------------------------------------------- framing and pacing knobs
+
+KNOBS_OFF = DEFAULT.replace(roll=0.0, coverage_jitter=0.0, placement=0.0, speed_variation=0.0)
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("roll", -1.0, "a number of degrees in [0, 180]"),
+    ("roll", 181, "a number of degrees in [0, 180]"),
+    ("coverage_jitter", 0.6, "a number in [0, 0.5]"),
+    ("placement", 1.5, "a number in [0, 1]"),
+    ("speed_variation", float("nan"), "a number in [0, 1]"),
+    ("speed_variation", "fast", "a number in [0, 1]"),
+])
+def test_knobs_out_of_range_are_refused_with_the_option_name(field, value, rule):
+    from trajgen import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        DEFAULT.replace(**{field: value})
+    assert str(e.value).startswith(f"{field} (--{field.replace('_', '-')}) must be {rule}, got ")
+
+
+def test_generate_refuses_an_out_of_range_knob_as_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+
+    from trajgen.cli import main
+
+    result = CliRunner().invoke(main, ["generate", "--n", "4", "--out", str(tmp_path / "r"), "--placement", "2"])
+    assert result.exit_code == 2
+    assert "placement (--placement) must be a number in [0, 1], got 2.0" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_knobs_are_content_fields_in_the_fingerprint():
+    for field, value in (("roll", 90.0), ("coverage_jitter", 0.05), ("placement", 0.5), ("speed_variation", 0.5)):
+        changed = DEFAULT.replace(**{field: value})
+        assert changed.content_fingerprint() != DEFAULT.content_fingerprint(), field
+        assert GenerationConfig.from_json(changed.to_json()) == changed
+
+
+def test_knobs_off_frame_every_path_centred_upright_at_exactly_the_coverage():
+    for i in range(40):
+        s = make_sample(KNOBS_OFF, i)
+        assert coverage(s.points_2d, 64) == pytest.approx(0.7, abs=1e-5)
+        centre = 0.5 * (s.points_2d.max(axis=0) + s.points_2d.min(axis=0))
+        np.testing.assert_allclose(centre, [31.5, 31.5], atol=1e-4)
+        down = s.camera[9:12]
+        assert down[2] <= 1e-6  # world z points up on screen (image y grows downwards)
+
+
+def test_default_framing_moves_and_rolls_within_the_margin():
+    centres, downs, covers = [], [], []
+    for i in range(200):
+        s = make_sample(DEFAULT, i)
+        assert in_frame_with_margin(s.points_2d, 64, DEFAULT.radius)
+        centres.append(0.5 * (s.points_2d.max(axis=0) + s.points_2d.min(axis=0)))
+        downs.append(s.camera[11])
+        covers.append(coverage(s.points_2d, 64))
+    assert np.ptp(np.array(centres), axis=0).min() > 8
+    assert min(downs) < -0.9 and max(downs) > 0.9  # upright and upside down both occur
+    assert min(covers) < 0.62 and max(covers) > 0.78
+    assert all(abs(c - 0.7) <= 0.1 for c in covers)
+
+
+def _linear_steps(config, i):
+    s = make_sample(config, i)
+    assert s.class_name == "linear"
+    return np.linalg.norm(np.diff(s.trajectory_3d.astype(np.float64), axis=0), axis=1)
+
+
+def test_speed_variation_zero_keeps_a_linear_path_at_constant_speed():
+    config = KNOBS_OFF.replace(augment_prob=0.0)
+    for i in range(0, 40, 4):
+        steps = _linear_steps(config, i)
+        np.testing.assert_allclose(steps, steps.mean(), rtol=1e-4)
+
+
+def test_default_pace_varies_along_a_linear_path_and_says_so():
+    config = DEFAULT.replace(augment_prob=0.0)
+    ratios = []
+    for i in range(0, 400, 4):
+        steps = _linear_steps(config, i)
+        ratios.append(steps.max() / steps.min())
+        s = make_sample(config, i)
+        assert ("sin(πt)/π" in s.equation) == (ratios[-1] > 1.01), s.equation
+    assert np.median(ratios) > 2
+
+
+def test_equation_gives_the_filmed_path():
+    """The printed parameters, pace included, reproduce the (unaugmented, noise-free) 3D path."""
+    import math
+
+    config = DEFAULT.replace(augment_prob=0.0)
+    t = np.linspace(0, 1, config.frames)
+    for i in range(0, 200, 4):
+        s = make_sample(config, i)
+        nums = [float(x) for x in re.findall(r"-?\d+\.\d+", s.equation)]
+        k = 0.0
+        if "sin(πt)/π" in s.equation:
+            k = nums[-1] * (1 if "t + " in s.equation.split("with t ↦")[1] else -1)
+        tt = t + k / math.pi * np.sin(math.pi * t)
+        p0, v = np.array(nums[0:3]), np.array(nums[3:6])
+        np.testing.assert_allclose(s.trajectory_3d, p0 + np.outer(tt, v), atol=0.02)

@@ -1,12 +1,12 @@
 """Samples in bulk: simulate → frame → render many sample indices at once, as arrays.
 
 The same pipeline as one sample, over a whole shard: each sample's uniforms come from
-its own counter-based stream (streams.py), its motion parameters are drawn from them
-(plain Python floats: cheap), and then the paths, the sensor noise, the framing and the
-drawing are numpy over all samples of a class, or of the shard. Only elementwise
-operations are used on the arrays (no BLAS, no reductions that add along an axis), so
-sample i's numbers do not depend on which other samples share its batch:
-``make_sample(config, i)`` is exactly row i of the shard that holds it.
+its own counter-based stream (streams.py); its motion parameters are drawn from them in
+plain Python floats (cheap); then the paths, the sensor noise, the framing, the pace and
+the drawing are numpy over all samples of a class, or of the shard. Only elementwise
+operations are used on the arrays (no BLAS, no sums along an axis), so sample i's numbers
+do not depend on which other samples share its batch: ``make_sample(config, i)`` is
+exactly row i of the shard that holds it.
 
 Stream layout of one draw of sample i (a draw that cannot be framed is redrawn from the
 next block of the same stream): ``UNIFORMS`` uniforms (motion, augmentation, camera),
@@ -15,24 +15,26 @@ then 2·T·3 uniforms for the T×3 normal numbers of the sensor noise.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from trajgen import streams
-from trajgen.camera import MAX_TILT_DEG, UNIFORMS_PER_CAMERA, max_coverage
+from trajgen.camera import UNIFORMS_PER_CAMERA, frame
 from trajgen.config import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.motions import (
     MOTIONS, UNIFORMS_PER_AUGMENTATION, UNIFORMS_PER_DRAW, Augmentation, Motion, Params, augment_params,
-    draw_augmentation,
+    draw_augmentation, stack,
 )
 from trajgen.render import render_videos
 
 MAX_REDRAWS = 100
+# a varied pace keeps every frame-to-frame step within this share of the dot's diameter
+SPEED_LIMIT = 0.95
 UNIFORMS = UNIFORMS_PER_DRAW + UNIFORMS_PER_AUGMENTATION + UNIFORMS_PER_CAMERA
+_PACE = UNIFORMS_PER_DRAW - 1  # the motion's last uniform draws the pace
 
 
 @dataclass
@@ -58,9 +60,20 @@ def _times(frames: int) -> np.ndarray:
 
 
 def draw_parameters(config: GenerationConfig, motion: Motion, u: list[float]) -> tuple[Augmentation, Params]:
-    """One sample's augmentation and motion parameters from its draw's uniforms."""
+    """One sample's augmentation and motion parameters (at the class's natural pace) from its draw's uniforms."""
     aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
-    return aug, augment_params(motion, motion.draw(u), aug)
+    return aug, augment_params(motion, motion.draw(u, config.frames), aug)
+
+
+def pace_limit(points_2d: np.ndarray, diameter: float, speed_variation: float) -> np.ndarray:
+    """The largest speed variation k (see motions.warped) that keeps every step of each path
+    (m, T, 2) at its natural pace within SPEED_LIMIT of the dot's diameter: a step grows by
+    at most 1 + k when the pace varies. (m,)"""
+    steps = np.diff(points_2d, axis=1)
+    longest = np.sqrt((steps[..., 0] * steps[..., 0] + steps[..., 1] * steps[..., 1]).max(axis=1, initial=0.0))
+    with np.errstate(all="ignore"):  # rows that could not be framed hold garbage
+        reach = np.minimum(speed_variation, np.maximum(0.0, SPEED_LIMIT * diameter / longest - 1.0))
+    return np.where(longest > 0, reach, speed_variation)
 
 
 def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = None) -> SampleArrays:
@@ -88,36 +101,26 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
             break
         u = streams.uniforms(keys[pending], draw * block, UNIFORMS)
         noise = streams.normals(keys[pending], draw * block + UNIFORMS, 3 * frames).reshape(-1, frames, 3)
-        u_rows = u.tolist()
-        path = np.empty((len(pending), frames, 3))
-        normal = np.empty((len(pending), 3))
-        noise_std = np.empty(len(pending))
-        draws = []
+        framed = np.zeros(len(pending), bool)
         for label in np.unique(labels[pending]).tolist():
             rows = np.flatnonzero(labels[pending] == label)
             motion = MOTIONS[config.classes[label]]
-            params = []
-            for row in rows.tolist():
-                aug, p = draw_parameters(config, motion, u_rows[row])
-                draws.append((row, (motion, aug, p)))
-                params.append(p)
-                noise_std[row] = aug.noise_std
-                normal[row] = motion.view_normal(p)
-            path[rows] = batch_path(motion, params, t)
-        path += noise * noise_std[:, None, None]
-        framed, camera_rows, ok = frame_batch(path, normal, u[:, UNIFORMS - UNIFORMS_PER_CAMERA:], config)
-        done = pending[ok]
-        points[done], points_2d[done], camera[done] = path[ok], framed[ok], camera_rows[ok]
-        redraws[done] = draw
-        for row, what in draws:
-            if ok[row]:
-                chosen[pending[row]] = what
-        pending = pending[~ok]
-    else:
-        if len(pending):  # pragma: no cover - only reachable with a broken motion definition
-            i = int(index[pending[0]])
-            raise TrajgenError(f"sample {i} ({config.classes[i % len(config.classes)]}) could not be framed "
-                               f"in {MAX_REDRAWS} draws")
+            drawn = [draw_parameters(config, motion, u_row) for u_row in u[rows].tolist()]
+            params = [p for _, p in drawn]
+            noise_std = np.array([aug.noise_std for aug, _ in drawn])
+            found = _place(config, motion, params, noise[rows] * noise_std[:, None, None], u[rows], t)
+            framed[rows] = found[3]
+            done = rows[found[3]]
+            points[pending[done]], points_2d[pending[done]], camera[pending[done]] = (a[found[3]] for a in found[:3])
+            for row, ok, (aug, _), p in zip(rows.tolist(), found[3].tolist(), drawn, params):
+                if ok:
+                    chosen[pending[row]] = (motion, aug, p)
+        redraws[pending[framed]] = draw
+        pending = pending[~framed]
+    if len(pending):  # pragma: no cover - only reachable with a broken motion definition
+        i = int(index[pending[0]])
+        raise TrajgenError(f"sample {i} ({config.classes[i % len(config.classes)]}) could not be framed "
+                           f"in {MAX_REDRAWS} draws")
     render_videos(points_2d, config, videos)
     return SampleArrays(
         index=index,
@@ -132,103 +135,29 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
     )
 
 
-# ---------------------------------------------------------------- paths of many samples of one class
-
-def _column(params: list[Params], key: str) -> np.ndarray:
-    """One parameter of every sample: (m,) for numbers, (m, 3) for vectors."""
-    return np.array([p[key] for p in params], np.float64)
-
-
-def _line(params, t):
-    p0, v = _column(params, "p0"), _column(params, "v")
-    return t[None, :, None] * v[:, None, :] + p0[:, None, :]
-
-
-def _circle(params, t, radius="R"):
-    angle = _column(params, "omega")[:, None] * t[None, :] + _column(params, "phi")[:, None]
-    r = _column(params, radius)[:, None]
-    a, b, c = _column(params, "a") * r, _column(params, "b") * r, _column(params, "c")
-    return np.cos(angle)[..., None] * a[:, None, :] + np.sin(angle)[..., None] * b[:, None, :] + c[:, None, :]
-
-
-def _helix(params, t):
-    climb = _column(params, "h")[:, None] * t[None, :]
-    return _circle(params, t, "r") + climb[..., None] * _column(params, "k")[:, None, :]
-
-
-def _throw(params, t):
-    p0, v0, g = _column(params, "p0"), _column(params, "v0"), _column(params, "g")
-    points = t[None, :, None] * v0[:, None, :] + p0[:, None, :]
-    points[..., 2] -= 0.5 * g[:, None] * (t * t)[None, :]
-    return points
-
-
-_PATHS = {"linear": _line, "circular": _circle, "helical": _helix, "parabolic": _throw}
-
-
-def batch_path(motion: Motion, params: list[Params], t: np.ndarray) -> np.ndarray:
-    """(m, T, 3) points of m samples of one motion class (a motion without a batch form: one by one)."""
-    if motion.name in _PATHS:
-        return _PATHS[motion.name](params, t)
-    return np.stack([motion.path(p, t) for p in params]).reshape(len(params), len(t), 3)
-
-
-# ---------------------------------------------------------------- framing many samples at once
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.sqrt(v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1] + v[:, 2] * v[:, 2])[:, None]
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
-                     a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
-
-
-def _choose(mask: np.ndarray, yes, no) -> np.ndarray:
-    return np.where(mask[:, None], np.asarray(yes, np.float64), np.asarray(no, np.float64))
-
-
-def frame_batch(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: GenerationConfig):
-    """camera.frame for m paths at once: (points_2d (m, T, 2), camera (m, 15), framed (m,) bool).
-
-    Rows whose draw cannot be framed hold garbage and framed False."""
-    size = config.size
-    coverage = min(config.coverage, max_coverage(size, config.radius))
-    with np.errstate(all="ignore"):  # rows that cannot be framed may divide by zero
-        lo3, hi3 = points.min(axis=1), points.max(axis=1)
-        centre = 0.5 * (lo3 + hi3)
-        d = points - centre[:, None, :]
-        radius = np.sqrt((d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2]).max(axis=1))
-        ok = np.isfinite(radius) & (radius >= 1e-6)
-
-        # tilt the view direction by up to MAX_TILT_DEG towards a random side, from either side
-        n = _unit(view_normal)
-        a = _unit(_cross(n, _choose(np.abs(n[:, 0]) < 0.9, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))))
-        b = _cross(n, a)
-        tilt_angle = math.radians(MAX_TILT_DEG) * u[:, 0]
-        tilt = np.sin(tilt_angle) / np.cos(tilt_angle)
-        side = np.where(u[:, 2] < 0.5, 1.0, -1.0)[:, None]
-        turn = 2 * np.pi * u[:, 1]
-        forward = _unit(side * n + (side * tilt[:, None] * np.cos(turn)[:, None]) * a
-                        + (side * tilt[:, None] * np.sin(turn)[:, None]) * b)
-        up = _choose(np.abs(forward[:, 2]) < 0.99, (0.0, 0.0, 1.0), (1.0, 0.0, 0.0))  # world z up on screen
-        right = _unit(_cross(forward, up))
-        down = _cross(forward, right)
-        distance = radius * (2.5 + 1.5 * u[:, 3])
-        eye = centre - distance[:, None] * forward
-
-        rel = points - eye[:, None, :]
-        depth = rel[..., 0] * forward[:, None, 0] + rel[..., 1] * forward[:, None, 1] + rel[..., 2] * forward[:, None, 2]
-        x = (rel[..., 0] * right[:, None, 0] + rel[..., 1] * right[:, None, 1] + rel[..., 2] * right[:, None, 2]) / depth
-        y = (rel[..., 0] * down[:, None, 0] + rel[..., 1] * down[:, None, 1] + rel[..., 2] * down[:, None, 2]) / depth
-        ok &= depth.min(axis=1) >= 0.25 * distance
-        lo_x, hi_x, lo_y, hi_y = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
-        span = np.maximum(hi_x - lo_x, hi_y - lo_y)
-        ok &= np.isfinite(span) & (span >= 1e-6)
-        focal = coverage * size / span
-        cx = 0.5 * (size - 1) - 0.5 * focal * (lo_x + hi_x)
-        cy = 0.5 * (size - 1) - 0.5 * focal * (lo_y + hi_y)
-        points_2d = np.stack([focal[:, None] * x + cx[:, None], focal[:, None] * y + cy[:, None]], axis=-1)
-        camera = np.concatenate([np.stack([focal, cx, cy], axis=1), eye, right, down, forward], axis=1)
-    return points_2d, camera, ok
+def _place(config: GenerationConfig, motion: Motion, params: list[Params], noise: np.ndarray, u: np.ndarray,
+           t: np.ndarray):
+    """Frame m draws of one motion, vary their pace within the speed limit and frame them afresh:
+    (points (m, T, 3), points_2d, camera, framed (m,) bool). ``params`` gain their "warp"."""
+    m = len(params)
+    normal = np.array([motion.view_normal(p) for p in params], np.float64).reshape(m, 3)
+    tilt = np.full(m, motion.max_tilt)
+    camera_u = u[:, UNIFORMS - UNIFORMS_PER_CAMERA:]
+    columns = stack(params)
+    points = motion.path(columns, t) + noise
+    points_2d, camera, framed = frame(points, normal, camera_u, config, tilt)
+    if not motion.varies_speed or config.speed_variation == 0:
+        return points, points_2d, camera, framed
+    reach = pace_limit(points_2d, 2 * config.radius, config.speed_variation)
+    retimed = reach > 0  # reach 0: already as fast as the limit allows, the natural pace it is
+    warp = reach * (2 * u[:, _PACE] - 1)
+    for p, k, yes in zip(params, warp.tolist(), retimed.tolist()):
+        if yes:
+            p["warp"] = k
+    columns["warp"] = np.where(retimed, warp, 0.0)
+    with np.errstate(all="ignore"):  # rows that could not be framed hold garbage
+        paced = motion.path(columns, t) + noise
+    paced_2d, paced_camera, framed_again = frame(paced, normal, camera_u, config, tilt)
+    keep = ~retimed[:, None, None]
+    return (np.where(keep, points, paced), np.where(keep, points_2d, paced_2d),
+            np.where(keep[:, 0], camera, paced_camera), framed & (framed_again | ~retimed))

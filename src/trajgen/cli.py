@@ -96,6 +96,15 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--classes", default=",".join(DEFAULT_CLASSES), show_default=True, callback=_classes,
               help="Comma-separated motion classes.")
 @click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True)
+@click.option("--roll", type=float, default=180.0, show_default=True,
+              help="Camera roll about the viewing axis, up to ± this many degrees (0-180; 0: world z up).")
+@click.option("--coverage-jitter", type=float, default=0.1, show_default=True,
+              help="Each sample's coverage is drawn within ± this of --coverage (0-0.5).")
+@click.option("--placement", type=float, default=1.0, show_default=True,
+              help="Share of the free margin the path may be moved within (0-1; 0: centred).")
+@click.option("--speed-variation", type=float, default=1.0, show_default=True,
+              help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
+                   "standing still to double speed), within the limit of one dot diameter per frame.")
 @click.option("--compress-level", type=int, default=1, show_default=True, help="Shard compression 0-9: 0 stores; 1-3 → ISA-L deflate level 1, 4-6 → 2, 7-9 → 3.")
 @workers_option
 @scheduler_option
@@ -105,7 +114,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @quiet_option
 @translate_errors
 def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale, augment_prob, classes, style,
-             compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
+             roll, coverage_jitter, placement, speed_variation, compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
     """Make a new run: shards committed one by one, PROGRESS.txt kept current.
 
     \b
@@ -116,6 +125,7 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
     config = GenerationConfig(
         n=n, checkpoint_every=checkpoint_every, seed=seed, frames=frames, size=size, coverage=coverage,
         noise_scale=noise_scale, augment_prob=augment_prob, classes=classes, style=style,
+        roll=roll, coverage_jitter=coverage_jitter, placement=placement, speed_variation=speed_variation,
         compress_level=compress_level,
     )
     if dry_run:

@@ -17,6 +17,7 @@ STYLES = ("dot", "trail")
 CONTENT_FIELDS = (
     "seed", "frames", "size", "coverage", "noise_scale", "augment_prob", "classes",
     "style", "dot_radius", "color", "background", "trail_length",
+    "roll", "coverage_jitter", "placement", "speed_variation",
 )
 
 
@@ -27,6 +28,13 @@ class GenerationConfig:
     ``dot_radius`` None means 5 px at 64×64, scaled with ``size``. ``color`` and
     ``background`` are RGB. ``coverage`` is capped at what leaves the dot radius of
     margin on every side (0.83 at 64×64 with the default dot).
+
+    The framing and timing vary per sample so that no single frame tells the class:
+    the camera rolls by up to ±``roll`` degrees about its viewing axis, each sample's
+    coverage is drawn within ±``coverage_jitter`` of ``coverage``, the path is placed
+    anywhere within the share ``placement`` of the free margin (0: centred), and the
+    speed along linear, circular and helical paths varies by up to ±``speed_variation``
+    of its mean (1: from standing still to double speed).
     """
 
     n: int = 10_000
@@ -44,6 +52,10 @@ class GenerationConfig:
     background: tuple[int, int, int] = (255, 255, 255)
     trail_length: int = 5
     compress_level: int = 1
+    roll: float = 180.0
+    coverage_jitter: float = 0.1
+    placement: float = 1.0
+    speed_variation: float = 1.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -135,6 +147,14 @@ def _validate(c: GenerationConfig) -> None:
         _fail("noise_scale", "a finite number ≥ 0", c.noise_scale)
     if not (_is_real(c.augment_prob) and 0 <= c.augment_prob <= 1):
         _fail("augment_prob", "a number in [0, 1]", c.augment_prob)
+    if not (_is_real(c.roll) and 0 <= c.roll <= 180):
+        _fail("roll", "a number of degrees in [0, 180]", c.roll)
+    if not (_is_real(c.coverage_jitter) and 0 <= c.coverage_jitter <= 0.5):
+        _fail("coverage_jitter", "a number in [0, 0.5]", c.coverage_jitter)
+    if not (_is_real(c.placement) and 0 <= c.placement <= 1):
+        _fail("placement", "a number in [0, 1]", c.placement)
+    if not (_is_real(c.speed_variation) and 0 <= c.speed_variation <= 1):
+        _fail("speed_variation", "a number in [0, 1]", c.speed_variation)
     if c.dot_radius is not None and not (_is_real(c.dot_radius) and 0 < c.dot_radius <= c.size / 4):
         _fail("dot_radius", f"a number in (0, size/4 = {c.size / 4:g}]", c.dot_radius)
     if c.style not in STYLES:

@@ -18,6 +18,15 @@ from trajgen._vec import Vec, combine, norm, orthonormal_pair
 
 # Parameter values are floats or 3-vectors as float tuples (cheap to make and to turn).
 Params = dict[str, object]
+# The parameters of m samples of one motion, stacked: name → (m,) or (m, 3) float64 array.
+Columns = dict[str, np.ndarray]
+
+
+def stack(params: list[Params]) -> Columns:
+    """Stack the parameters of samples of one motion into columns (a missing "warp" is 0)."""
+    columns = {key: np.array([p[key] for p in params], np.float64) for key in params[0] if key != "warp"}
+    columns["warp"] = np.array([p.get("warp", 0.0) for p in params], np.float64)
+    return columns
 
 
 def _unit(u: float, v: float) -> Vec:
@@ -45,23 +54,51 @@ def _v(x: Vec) -> str:
 class Motion:
     """One motion class.
 
-    ``draw(u)`` turns a list of 12 uniforms into parameters; ``path(p, t)`` gives (T, 3) points;
-    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best);
+    ``draw(u, frames)`` turns a list of 12 uniforms into parameters for a clip of ``frames``
+    frames; ``path(columns, t)`` gives the (m, T, 3) points of m samples at once (their
+    parameters stacked by ``stack``), on the pace ``warped`` sets if ``varies_speed``;
+    ``view_normal(p)`` is the direction the camera looks along (so the shape shows best),
+    give or take ``max_tilt`` degrees;
     ``points``/``vectors`` name the parameters the augmentation moves or turns.
     """
 
     name: str
-    draw: Callable[[np.ndarray], Params]
-    path: Callable[[Params, np.ndarray], np.ndarray]
+    draw: Callable[[list[float], int], Params]
+    path: Callable[[Columns, np.ndarray], np.ndarray]
     view_normal: Callable[[Params], np.ndarray]
     equation: Callable[[Params], str]
     description: Callable[[Params], str]
     points: tuple[str, ...] = ()
     vectors: tuple[str, ...] = ()
+    varies_speed: bool = True  # False: the timing is physics (a throw), never warped
+    max_tilt: float = 25.0  # degrees the camera may turn away from view_normal
+
+
+def warped(c: Columns, t: np.ndarray) -> np.ndarray:
+    """The paths' own time s(t) = t + k·sin(πt)/π, (m, T): speed 1 + k at the start, 1 - k at
+    the end (k = c["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
+    return t[None, :] + (c["warp"] / math.pi)[:, None] * np.sin(math.pi * t)[None, :]
+
+
+def _along(s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(m, T) times · (m, 3) vectors → (m, T, 3)."""
+    return s[:, :, None] * v[:, None, :]
+
+
+def _time(p: Params) -> str:
+    k = p.get("warp", 0.0)
+    return f", with t ↦ t {'+' if k >= 0 else '-'} {abs(k):.2f}·sin(πt)/π" if abs(k) >= 0.005 else ""
+
+
+def _pace(p: Params) -> str:
+    k = p.get("warp", 0.0)
+    if abs(k) < 0.05:
+        return ""
+    return f" It {'slows down' if k > 0 else 'speeds up'} as it goes ({1 + k:.2f}× to {1 - k:.2f}× its mean speed)."
 
 
 # linear: p(t) = p0 + t·v, constant velocity
-def _linear_draw(u: list[float]) -> Params:
+def _linear_draw(u: list[float], frames: int) -> Params:
     direction = _unit(u[3], u[4])
     a, b = orthonormal_pair(direction)
     turn = 2 * math.pi * u[6]
@@ -72,36 +109,45 @@ def _linear_draw(u: list[float]) -> Params:
 LINEAR = Motion(
     name="linear",
     draw=_linear_draw,
-    path=lambda p, t: np.outer(t, p["v"]) + p["p0"],
+    path=lambda c, t: _along(warped(c, t), c["v"]) + c["p0"][:, None, :],
     view_normal=lambda p: p["side"],
-    equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}",
-    description=lambda p: f"Moves in a straight line at a constant {norm(p['v']):.2f} units/s.",
+    equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}{_time(p)}",
+    description=lambda p: (
+        f"Moves in a straight line at {'a constant ' if not p.get('warp') else 'a mean '}{norm(p['v']):.2f} units/s."
+        + _pace(p)
+    ),
     points=("p0",),
     vectors=("v", "side"),
 )
 
 
-# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), at least 5/8 of a turn
-def _circular_draw(u: list[float]) -> Params:
+def _budget(frames: int) -> float:
+    """How much turning a clip of ``frames`` frames can show with every step within the dot's
+    diameter, relative to 16 frames (never below 0.6, so a class keeps its look in short clips)."""
+    return min(1.0, max(0.6, (frames - 1) / 15))
+
+
+# circular: p(t) = c + R(cos(ωt+φ)·a + sin(ωt+φ)·b), sweeping 180° to 297° in 16 frames
+def _circular_draw(u: list[float], frames: int) -> Params:
     normal = _unit(u[3], u[4])
     a, b = orthonormal_pair(normal)
-    sweep = math.pi * (1.25 + 0.75 * u[6])
+    sweep = math.pi * (1.0 + 0.65 * u[6]) * _budget(frames)
     return {
         "c": _point(u), "R": 0.5 + u[5], "omega": sweep if u[7] < 0.5 else -sweep,
         "phi": 2 * math.pi * u[8], "a": a, "b": b, "normal": normal,
     }
 
 
-def _circle(p: Params, t: np.ndarray) -> np.ndarray:
-    angle = p["omega"] * t + p["phi"]
-    ab = np.array([p["a"], p["b"]]) * p["R"]
-    return np.stack([np.cos(angle), np.sin(angle)], axis=1) @ ab + p["c"]
+def _circle(c: Columns, t: np.ndarray, radius: str = "R") -> np.ndarray:
+    angle = c["omega"][:, None] * warped(c, t) + c["phi"][:, None]
+    r = c[radius][:, None]
+    return _along(np.cos(angle), c["a"] * r) + _along(np.sin(angle), c["b"] * r) + c["c"][:, None, :]
 
 
 def _circle_equation(p: Params, radius: float) -> str:
     return (
         f"p(t) = {_v(p['c'])} + {radius:.2f}·(cos({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['a'])}"
-        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])})"
+        f" + sin({p['omega']:.2f}t + {p['phi']:.2f})·{_v(p['b'])}){_time(p)}"
     )
 
 
@@ -113,28 +159,31 @@ CIRCULAR = Motion(
     equation=lambda p: _circle_equation(p, p["R"]),
     description=lambda p: (
         f"Moves {'anticlockwise' if p['omega'] > 0 else 'clockwise'} round a circle of radius {p['R']:.2f}, "
-        f"sweeping {abs(math.degrees(p['omega'])):.0f}° at {abs(p['omega']):.2f} rad/s."
+        f"sweeping {abs(math.degrees(p['omega'])):.0f}° at {'' if not p.get('warp') else 'a mean of '}"
+        f"{abs(p['omega']):.2f} rad/s." + _pace(p)
     ),
     points=("c",),
     vectors=("a", "b", "normal"),
+    max_tilt=65.0,  # seen obliquely a circle is an ellipse, so it need not stay on a ring round the centre
 )
 
 
-# helical: a circle in the plane normal to axis k, climbing along k; 1.5 to 2.5 turns
-def _helical_draw(u: list[float]) -> Params:
+# helical: a circle in the plane normal to axis k, climbing along k; 1 to 1.5 turns in 16 frames,
+# 2 to 3.3 diameters long (more turns or a fatter coil would jump further than the dot is wide)
+def _helical_draw(u: list[float], frames: int) -> Params:
     axis = _unit(u[3], u[4])
     a, b = orthonormal_pair(axis)
-    turns = 1.5 + u[6]
+    turns = (1.0 + 0.5 * u[6]) * _budget(frames)
     radius = 0.3 + 0.2 * u[5]
-    height = 2 * radius * (1.5 + u[7])
+    height = 2 * radius * (2.0 + 1.3 * u[7])
     return {
         "c": _point(u), "r": radius, "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
         "phi": 2 * math.pi * u[9], "h": height, "a": a, "b": b, "k": axis,
     }
 
 
-def _helix(p: Params, t: np.ndarray) -> np.ndarray:
-    return _circle({**p, "R": p["r"]}, t) + np.outer(p["h"] * t, p["k"])
+def _helix(c: Columns, t: np.ndarray) -> np.ndarray:
+    return _circle(c, t, "r") + _along(c["h"][:, None] * warped(c, t), c["k"])
 
 
 HELICAL = Motion(
@@ -142,30 +191,30 @@ HELICAL = Motion(
     draw=_helical_draw,
     path=_helix,
     view_normal=lambda p: p["a"],  # side-on: a helix seen along its axis would be a circle
-    equation=lambda p: f"{_circle_equation(p, p['r'])} + {p['h']:.2f}t·{_v(p['k'])}",
+    equation=lambda p: f"{_circle_equation({**p, 'warp': 0.0}, p['r'])} + {p['h']:.2f}t·{_v(p['k'])}{_time(p)}",
     description=lambda p: (
         f"Spirals along a helix of radius {p['r']:.2f} and pitch {p['h'] * 2 * math.pi / abs(p['omega']):.2f}, "
-        f"making {abs(p['omega']) / (2 * math.pi):.1f} turns."
+        f"making {abs(p['omega']) / (2 * math.pi):.1f} turns." + _pace(p)
     ),
     points=("c",),
     vectors=("a", "b", "k"),
 )
 
 
-# parabolic: a throw under gravity along -z; the apex falls in the middle 30% of the clip
-def _parabolic_draw(u: list[float]) -> Params:
+# parabolic: a throw under gravity along -z; the apex falls in the middle 60% of the clip
+def _parabolic_draw(u: list[float], frames: int) -> Params:
     heading = 2 * math.pi * u[3]
     cos_h, sin_h = math.cos(heading), math.sin(heading)
     g = 3.0 + 3.0 * u[4]
-    apex_time = 0.35 + 0.3 * u[5]
+    apex_time = 0.2 + 0.6 * u[5]
     speed = 0.8 + 0.6 * u[6]
     v0 = (speed * cos_h, speed * sin_h, g * apex_time)
     return {"p0": _point(u), "v0": v0, "g": g, "side": (-sin_h, cos_h, 0.0)}
 
 
-def _throw(p: Params, t: np.ndarray) -> np.ndarray:
-    points = np.outer(t, p["v0"]) + p["p0"]
-    points[:, 2] -= 0.5 * p["g"] * t * t
+def _throw(c: Columns, t: np.ndarray) -> np.ndarray:
+    points = _along(np.broadcast_to(t, (len(c["g"]), len(t))), c["v0"]) + c["p0"][:, None, :]
+    points[:, :, 2] -= 0.5 * c["g"][:, None] * (t * t)[None, :]
     return points
 
 
@@ -181,6 +230,7 @@ PARABOLIC = Motion(
     ),
     points=("p0",),
     vectors=("v0", "side"),
+    varies_speed=False,
 )
 
 MOTIONS: dict[str, Motion] = {m.name: m for m in (LINEAR, CIRCULAR, HELICAL, PARABOLIC)}

@@ -1,22 +1,13 @@
-"""make_sample(config, index): the deterministic per-index pipeline simulate → frame → render."""
+"""make_sample(config, index): one sample of the dataset, made by the bulk pipeline (bulk.py) for one index."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from trajgen.camera import UNIFORMS_PER_CAMERA, frame, max_coverage
 from trajgen.config import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.motions import (
-    MOTIONS, UNIFORMS_PER_AUGMENTATION, UNIFORMS_PER_DRAW, augment_params, draw_augmentation,
-)
-from trajgen.render import render_video
-
-MAX_REDRAWS = 100
-_UNIFORMS = UNIFORMS_PER_DRAW + UNIFORMS_PER_AUGMENTATION + UNIFORMS_PER_CAMERA
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,29 +26,6 @@ class Sample:
     equation: str
     description: str
     redraws: int = 0  # framing redraws it took
-
-
-@lru_cache(maxsize=64)
-def _times(frames: int) -> np.ndarray:
-    t = np.linspace(0.0, 1.0, frames)
-    t.flags.writeable = False
-    return t
-
-
-def sample_rng(seed: int, index: int) -> np.random.Generator:
-    """The sample's own random stream, keyed by (seed, index) only."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence((seed, index))))
-
-
-def simulate(config: GenerationConfig, motion, rng: np.random.Generator, t: np.ndarray):
-    """One draw of a path: (uniforms, augmentation, parameters, (T, 3) points with noise)."""
-    u = rng.random(_UNIFORMS).tolist()
-    aug = draw_augmentation(u[UNIFORMS_PER_DRAW:], config.augment_prob, config.noise_scale)
-    params = augment_params(motion, motion.draw(u), aug)
-    points = motion.path(params, t)
-    if aug.noise_std > 0:
-        points = points + rng.normal(0.0, aug.noise_std, points.shape)
-    return u, aug, params, points
 
 
 def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
