@@ -227,9 +227,24 @@ def test_workers_that_cannot_see_the_run_directory_are_refused(two_workers, tmp_
         generate(SMALL, out, scheduler=address)
     message = str(e.value)
     assert "\n" not in message and "shared filesystem" in message and str(out) in message
-    assert f"trajgen resume {out}" in message
-    assert json.loads((out / "manifest.json").read_text())["shards"] == []
-    assert list((out / "shards").iterdir()) == [] and list((out / ".tmp").iterdir()) == []
+    # found before anything was created: the same command works once the workers see the directory
+    assert "resume" not in message and "the same command again" in message
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert generate(SMALL, out, scheduler=address).made_samples == SMALL.n
+
+
+def test_a_scheduler_without_workers_is_found_before_the_run_is_created(tmp_path, monkeypatch):
+    import trajgen.dask_executor as dx
+
+    monkeypatch.setattr(dx, "CONNECT_TIMEOUT", 1.0)
+    out = tmp_path / "runs" / "new"
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as empty:
+        with pytest.raises(TrajgenError) as e:
+            generate(SMALL, out, scheduler=empty.scheduler_address)
+    message = str(e.value)
+    assert "has no workers" in message and "resume" not in message and "the same command again" in message
+    assert not (tmp_path / "runs").exists()
 
 
 def test_missing_dask_says_what_to_install(tmp_path, monkeypatch):

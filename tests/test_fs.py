@@ -69,7 +69,9 @@ def test_operation_count_of_one_atomic_write_and_one_append(run, faults):
     # open, write, fsync, replace, fsync dir
     assert _fs.operation_count() == 5
     _fs.append_line(root / "run.log", "hello")
-    assert _fs.operation_count() == 6
+    assert _fs.operation_count() == 7  # append, and the directory's fsync of the new log
+    _fs.append_line(root / "run.log", "again")
+    assert _fs.operation_count() == 8
 
 
 def test_append_line_appends_whole_lines(run, faults):
@@ -200,7 +202,7 @@ def test_exit_at_every_operation_kills_the_process_without_a_torn_file(run):
     clean = _child(root, tmp)
     assert clean.returncode == 0, clean.stderr
     count = int(clean.stdout)
-    assert count == 6
+    assert count == 7
     for k in range(1, count + 1):
         (root / "a.bin").write_bytes(b"old")
         (root / "run.log").unlink(missing_ok=True)
@@ -209,7 +211,8 @@ def test_exit_at_every_operation_kills_the_process_without_a_torn_file(run):
         assert crashed.returncode == 77, (k, crashed.stderr)
         assert crashed.stdout == ""
         assert (root / "a.bin").read_bytes() in (b"old", b"new contents")
-        assert not (root / "run.log").exists()
+        # the 7th operation is the fsync of the directory that the new log was created in
+        assert (root / "run.log").exists() == (k == 7)
 
 
 def test_fault_log_lists_every_operation(run, tmp_path):
@@ -217,5 +220,5 @@ def test_fault_log_lists_every_operation(run, tmp_path):
     log = tmp_path / "ops.log"
     assert _child(root, tmp, log=log).returncode == 0
     kinds = [line.split()[1] for line in log.read_text().splitlines()]
-    assert kinds == ["open", "write", "fsync", "rename", "fsyncdir", "append"]
-    assert [line.split()[0] for line in log.read_text().splitlines()] == ["1", "2", "3", "4", "5", "6"]
+    assert kinds == ["open", "write", "fsync", "rename", "fsyncdir", "append", "fsyncdir"]
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["1", "2", "3", "4", "5", "6", "7"]

@@ -150,8 +150,14 @@ def test_render_scales_dot_radius_with_size():
     assert 250 < dark < 400  # a filled disc of radius 10 covers about 314 pixels
 
 
+def _fitting(**fields) -> GenerationConfig:
+    """A config whose coverage is within what its frame allows (more is refused)."""
+    cap = max_coverage(fields["size"], 5.0 * fields["size"] / 64)
+    return GenerationConfig(**{**fields, "coverage": min(fields["coverage"], cap)})
+
+
 configs = st.builds(
-    GenerationConfig,
+    _fitting,
     seed=st.integers(0, 2**32),
     frames=st.integers(2, 24),
     size=st.integers(8, 96),

@@ -15,12 +15,20 @@ read at import (and again by ``_reset_faults()``). Each primitive operation
 
 Errors: ENOSPC, EIO, EDQUOT, EFBIG, EROFS. With TRAJGEN_FAULT_LOG=path every
 operation is also logged to that file as "K kind path" (not itself counted).
+
+``recording(callback)`` reports every change this module makes to the disk, right after
+the system call returned, as one dict: {"op": create|write|fsync|rename|fsyncdir|append|
+mkdir|unlink|rmtree|done, "path": absolute path, ...} with "data" (bytes) for write and
+append and "to" for rename; "done" marks the return of a durable write (atomic_write_bytes,
+append_line): from then on the caller may tell the user. That is enough to replay a run's
+I/O and rebuild what a power cut may leave on disk (tests/test_power_loss.py).
 """
 
 import errno
 import os
 import shutil
 import threading
+from contextlib import contextmanager
 
 KINDS = ("open", "write", "fsync", "rename", "fsyncdir", "append")
 ERRORS = ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS")
@@ -30,6 +38,7 @@ _lock = threading.Lock()
 _faults = []  # (action, kind or None, k)
 _counts = {}
 _log_path = None
+_recorder = None  # callback of recording(); None costs one check per operation
 
 
 def _parse_faults(spec):
@@ -76,6 +85,24 @@ def _op(kind, path):
                 raise OSError(code, os.strerror(code))
 
 
+@contextmanager
+def recording(callback):
+    """Call ``callback(op)`` for every disk change made through this module while inside."""
+    global _recorder
+    previous, _recorder = _recorder, callback
+    try:
+        yield
+    finally:
+        _recorder = previous
+
+
+def _record(op, path, **details):
+    if _recorder is not None:
+        if "data" in details:
+            details["data"] = bytes(details["data"])
+        _recorder({"op": op, "path": os.path.abspath(os.fspath(path)), **details})
+
+
 def _log(text):
     fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -110,23 +137,29 @@ def atomic_write_bytes(path, data, tmp_dir):
     """
     _op("open", path)
     tmp, fd = _open_unique(path, tmp_dir)
+    _record("create", tmp)
     try:
         try:
             _op("write", path)
             _write_all(fd, data)
+            _record("write", tmp, data=data)
             _op("fsync", path)
             os.fsync(fd)
+            _record("fsync", tmp)
         finally:
             os.close(fd)
         _op("rename", path)
         os.replace(tmp, path)
+        _record("rename", tmp, to=os.path.abspath(os.fspath(path)))
     except BaseException:
         try:
             os.unlink(tmp)
+            _record("unlink", tmp)
         except OSError:
             pass
         raise
     fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
 
 
 def fsync_dir(path):
@@ -137,31 +170,69 @@ def fsync_dir(path):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+        _record("fsyncdir", path)
     finally:
         os.close(fd)
 
 
 def append_line(path, line):
-    """Append one line (newline added if missing) to a log file and fsync it."""
+    """Append one line (newline added if missing) to a log file and fsync it (and, when
+    this creates the file, its directory: a power cut must not take back a logged line)."""
     if not line.endswith("\n"):
         line += "\n"
     _op("append", path)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    flags = os.O_WRONLY | os.O_APPEND | getattr(os, "O_BINARY", 0)
+    try:
+        fd, created = os.open(path, flags), False
+    except FileNotFoundError:
+        fd, created = os.open(path, flags | os.O_CREAT, 0o666), True
+        _record("create", path)
     try:
         _write_all(fd, line.encode("utf-8"))
+        _record("append", path, data=line.encode("utf-8"))
         os.fsync(fd)
+        _record("fsync", path)
     finally:
         os.close(fd)
+    if created:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
 
 
 def clear_dir(path):
     """Empty directory ``path`` (the run's .tmp/), creating it if missing."""
-    os.makedirs(path, exist_ok=True)
+    make_dirs(path)
     for entry in os.scandir(path):
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
+            _record("rmtree", entry.path)
         else:
-            os.unlink(entry.path)
+            remove_file(entry.path)
+
+
+def make_dirs(path):
+    """Create directory ``path`` and any missing parents, each made durable in its parent
+    (a power cut must not take back a run directory that already holds committed shards)."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        make_dirs(parent)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if os.path.isdir(path):  # made meanwhile by another process
+            return
+        raise
+    _record("mkdir", path)
+    fsync_dir(parent)
+
+
+def remove_file(path):
+    """Unlink ``path``; not made durable (a file that comes back is one the run ignores or remakes)."""
+    os.unlink(path)
+    _record("unlink", path)
 
 
 
@@ -179,7 +250,7 @@ def discard_temp_files(tmp_dir, pids):
         parts = entry.name.rsplit(".", 3)  # base, pid, random, "tmp"
         if len(parts) == 4 and parts[3] == "tmp" and parts[1] in pids:
             try:
-                os.unlink(entry.path)
+                remove_file(entry.path)
             except FileNotFoundError:
                 pass
 

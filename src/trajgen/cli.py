@@ -70,6 +70,14 @@ def _classes(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
+def _rgb(ctx, param, value: str):
+    """"R,G,B" → a tuple of ints; anything else is passed on as given, for the config's range error."""
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        return value
+
+
 workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None,
     help="Worker processes on this machine [default: number of CPUs].")
@@ -87,7 +95,8 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True,
+              help="Random seed: sample i depends only on the seed, the content options and i.")
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames per video (MAGVIT-v2 likes 17).")
 @click.option("--size", type=int, default=64, show_default=True, help="Frame width and height in pixels.")
 @click.option("--coverage", type=float, default=0.7, show_default=True, help="Share of the frame the path fills.")
@@ -95,7 +104,15 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--augment-prob", type=float, default=0.8, show_default=True, help="Probability of augmenting a sample.")
 @click.option("--classes", default=",".join(DEFAULT_CLASSES), show_default=True, callback=_classes,
               help="Comma-separated motion classes.")
-@click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True)
+@click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True,
+              help="dot: one dot per frame; trail: also the last --trail-length positions, older ones fainter.")
+@click.option("--dot-radius", type=float, default=None,
+              help="Dot radius in pixels (up to --size/4) [default: 5 at 64×64, scaled with --size].")
+@click.option("--color", default="0,0,255", show_default=True, callback=_rgb, help="Dot colour R,G,B (0-255).")
+@click.option("--background", default="255,255,255", show_default=True, callback=_rgb,
+              help="Background colour R,G,B (0-255).")
+@click.option("--trail-length", type=int, default=5, show_default=True,
+              help="Positions drawn per frame with --style trail (1-1000).")
 @click.option("--roll", type=float, default=180.0, show_default=True,
               help="Camera roll about the viewing axis, up to ± this many degrees (0-180; 0: world z up).")
 @click.option("--coverage-jitter", type=float, default=0.1, show_default=True,
@@ -105,7 +122,8 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--speed-variation", type=float, default=1.0, show_default=True,
               help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
                    "standing still to double speed), within the limit of one dot diameter per frame.")
-@click.option("--compress-level", type=int, default=1, show_default=True, help="Shard compression 0-9: 0 stores; 1-3 → ISA-L deflate level 1, 4-6 → 2, 7-9 → 3.")
+@click.option("--compress-level", type=click.IntRange(0, 9), default=1, show_default=True,
+              help="Shard compression; 0 stores them uncompressed, 1-3 → ISA-L deflate level 1, 4-6 → 2, 7-9 → 3.")
 @workers_option
 @scheduler_option
 @interval_option
@@ -114,7 +132,8 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @quiet_option
 @translate_errors
 def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale, augment_prob, classes, style,
-             roll, coverage_jitter, placement, speed_variation, compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
+             dot_radius, color, background, trail_length, roll, coverage_jitter, placement, speed_variation,
+             compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
     """Make a new run: shards committed one by one, PROGRESS.txt kept current.
 
     \b
@@ -124,8 +143,8 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
     """
     config = GenerationConfig(
         n=n, checkpoint_every=checkpoint_every, seed=seed, frames=frames, size=size, coverage=coverage,
-        noise_scale=noise_scale, augment_prob=augment_prob, classes=classes, style=style,
-        roll=roll, coverage_jitter=coverage_jitter, placement=placement, speed_variation=speed_variation,
+        noise_scale=noise_scale, augment_prob=augment_prob, classes=classes, style=style, dot_radius=dot_radius,
+        color=color, background=background, trail_length=trail_length, roll=roll, coverage_jitter=coverage_jitter, placement=placement, speed_variation=speed_variation,
         compress_level=compress_level,
     )
     if dry_run:
@@ -140,7 +159,7 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
     summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
                            show_bar=_show_bar(quiet))
     if not quiet:
-        click.echo(f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shards → {summary.run_dir} "
+        click.echo(f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shard{'s' if config.num_shards != 1 else ''} → {summary.run_dir} "
                    f"({summary.seconds:.1f} s, {summary.rate:,.0f} samples/s)")
     _maybe_export(summary.run_dir, export_when_done, quiet)
 
@@ -150,12 +169,17 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 @workers_option
 @scheduler_option
 @interval_option
+@click.option("--allow-version-change", is_flag=True,
+              help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
+                   "the shards made now record theirs and verify reports the run as mixed.")
 @quiet_option
 @translate_errors
-def resume(run_dir, workers, scheduler, progress_interval, quiet):
+def resume(run_dir, workers, scheduler, progress_interval, allow_version_change, quiet):
     """Finish an interrupted run: make only the missing shards.
 
-    The result is byte-identical to a run that was never interrupted.
+    The result is byte-identical to a run that was never interrupted. Refuses, changing
+    nothing, when the installed trajgen/numpy/OpenCV/deflate versions differ from those
+    in the run's config.json, unless --allow-version-change.
 
     \b
     Example:
@@ -164,7 +188,7 @@ def resume(run_dir, workers, scheduler, progress_interval, quiet):
     from trajgen.run import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                         show_bar=_show_bar(quiet))
+                         show_bar=_show_bar(quiet), allow_version_change=allow_version_change)
     if quiet:
         return
     if summary.already_complete:

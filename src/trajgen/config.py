@@ -26,8 +26,8 @@ class GenerationConfig:
     """Everything that defines a dataset. Sample i depends only on the content fields and i.
 
     ``dot_radius`` None means 5 px at 64×64, scaled with ``size``. ``color`` and
-    ``background`` are RGB. ``coverage`` is capped at what leaves the dot radius of
-    margin on every side (0.83 at 64×64 with the default dot).
+    ``background`` are RGB. ``coverage`` may be at most what leaves the dot radius of
+    margin on every side (0.827 at 64×64 with the default dot); more is refused.
 
     The framing and timing vary per sample so that no single frame tells the class:
     the camera rolls by up to ±``roll`` degrees about its viewing axis, each sample's
@@ -143,6 +143,7 @@ def _validate(c: GenerationConfig) -> None:
     integer("compress_level", 0, 9)
     if not (_is_real(c.coverage) and 0 < c.coverage <= 1):
         _fail("coverage", "a number in (0, 1]", c.coverage)
+    _check_coverage_fits(c)
     if not (_is_real(c.noise_scale) and 0 <= c.noise_scale < float("inf")):
         _fail("noise_scale", "a finite number ≥ 0", c.noise_scale)
     if not (_is_real(c.augment_prob) and 0 <= c.augment_prob <= 1):
@@ -170,3 +171,17 @@ def _validate(c: GenerationConfig) -> None:
         v = getattr(c, field)
         if not (isinstance(v, (tuple, list)) and len(v) == 3 and all(_is_int(x) and 0 <= x <= 255 for x in v)):
             _fail(field, "three integers R,G,B in [0, 255]", v)
+
+
+def _check_coverage_fits(c: GenerationConfig) -> None:
+    """--coverage above what leaves the dot its radius of margin on every side is refused,
+    not silently capped (config.json then records the coverage that was used)."""
+    from trajgen.camera import max_coverage
+
+    if c.dot_radius is not None and not (_is_real(c.dot_radius) and 0 < c.dot_radius <= c.size / 4):
+        return  # dot_radius gets its own error
+    cap = max_coverage(c.size, c.radius)
+    if c.coverage > cap:
+        raise ConfigError(f"coverage (--coverage) must be at most {int(cap * 1000) / 1000:.3f} at --size {c.size} with a "
+                          f"dot radius of {c.radius:g} px (every point keeps the dot's radius inside the frame), "
+                          f"got {c.coverage!r}")

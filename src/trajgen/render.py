@@ -9,6 +9,10 @@ import numpy as np
 
 from trajgen.config import GenerationConfig
 
+def opencv_version() -> str:
+    return cv2.__version__
+
+
 _SHIFT = 4  # fixed-point bits: cv2 draws at 1/16 px positions
 _ONE = 1 << _SHIFT
 

@@ -10,6 +10,7 @@ done, and is made again.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shlex
@@ -55,6 +56,14 @@ class Interrupted(TrajgenError):
         super().__init__(message or f"stopped by {signal.Signals(signum).name}")
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class VersionChangedError(RunError):
+    """resume under other versions of what decides the bytes than the run was made with."""
+
+
+class WorkerVersionError(TrajgenError):
+    """A worker runs other versions than the run needs; it wrote nothing. Picklable (crosses from a worker)."""
 
 
 class ShardWriteError(StorageError):
@@ -106,9 +115,11 @@ class ShardResult:
     bytes: int
     class_counts: dict[str, int]
     redraws: int
+    versions: dict[str, str] | None = None  # of the process that made it (see versions.byte_versions)
 
     def manifest_entry(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "redraws"} | {"framing_redraws": self.redraws}
+        entry = {k: v for k, v in asdict(self).items() if k not in ("redraws", "versions")}
+        return entry | {"framing_redraws": self.redraws}
 
 
 # A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
@@ -162,8 +173,20 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
     return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
 
 
-def produce_shard(config: GenerationConfig, run_dir: str, k: int) -> ShardResult:
-    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker."""
+def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None) -> ShardResult:
+    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
+
+    With ``versions`` (what the run is made with), a worker running other versions refuses
+    before it writes anything."""
+    from trajgen.versions import byte_versions, differences
+
+    mine = byte_versions()
+    changed = differences(versions, mine) if versions is not None else []
+    if changed:
+        raise WorkerVersionError(
+            f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
+            f"({', '.join(changed)}) and made no shard; install the run's versions on every "
+            f"worker, then run: {resume_command(run_dir)}")
     paths = RunPaths(Path(run_dir))
     arrays, class_counts, redraws = build_shard_arrays(config, k)
     try:
@@ -171,7 +194,7 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int) -> ShardResult
     except OSError as e:
         raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {_os_reason(e)}", e.errno) from None
     r = config.shard_range(k)
-    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws)
+    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
 
 
 def _os_reason(e: OSError) -> str:
@@ -268,6 +291,16 @@ def read_config(run_dir: os.PathLike | str) -> GenerationConfig:
         raise RunError(f"cannot read {paths.config}: field {e} is missing; the run's config is damaged") from None
     except (OSError, ValueError, TypeError) as e:
         raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}; the run's config is damaged") from None
+
+
+def read_config_file(run_dir: os.PathLike | str) -> dict:
+    """config.json as recorded (config, versions, ...); RunError when damaged."""
+    read_config(run_dir)  # checks it
+    try:
+        data = json.loads(RunPaths(Path(run_dir)).config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunError(f"cannot read {run_dir}/config.json: {' '.join(str(e).split())}") from None
+    return data
 
 
 def _existing_run(run_dir: os.PathLike | str) -> RunPaths:
@@ -377,6 +410,9 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
     # local workers start now, so their imports overlap the space check below
     with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)) as executor:
+        check_target = getattr(executor, "check_target", None)  # a cluster's workers, before anything exists
+        if check_target is not None:
+            check_target(root)
         if check_space:
             from trajgen.preflight import require_free_space
 
@@ -386,16 +422,19 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
 
 def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        _fs.make_dirs(root)
     except OSError as e:
         raise RunError(f"cannot create {root}: {e.strerror or e}; choose another --out") from None
     paths = RunPaths(root)
     with _locked(paths):
         _check_new_run_dir(root)  # again, now that no one else can be creating it
         _fs.clear_dir(paths.tmp)
-        paths.shards.mkdir(exist_ok=True)
+        _fs.make_dirs(paths.shards)
+        from trajgen.versions import byte_versions
+
+        versions = byte_versions()
         try:
-            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config)), paths.tmp)
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions)), paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             _fs.clear_dir(paths.tmp)
@@ -403,15 +442,22 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
             raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar)
+                     show_bar=show_bar, run_versions=versions)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
-           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False) -> RunSummary:
-    """Finish a run: make only the shards its manifest does not list."""
+           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
+           allow_version_change: bool = False) -> RunSummary:
+    """Finish a run: make only the shards its manifest does not list.
+
+    Refuses (VersionChangedError, nothing changed) when the installed versions of what
+    decides the bytes differ from those config.json records, unless ``allow_version_change``:
+    then the shards made now record their versions in the manifest (a mixed run)."""
     paths = _existing_run(run_dir)
     manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
     config = read_config(paths.root)
+    config_file = read_config_file(paths.root)
+    run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
     with _locked(paths):
         if manifest is not None:
             manifest = read_manifest(paths.root)  # again, now that it is ours
@@ -428,15 +474,37 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
         from trajgen.executors import choose_executor
 
+        if changed:  # _work reports a log that cannot be written
+            note = _log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
+                             f"the shards made now record theirs")
+            _best_effort(lambda: _fs.append_line(paths.log, note))
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
-            return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar)
+            return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
+                         run_versions=run_versions)
 
 
-def _config_file(config: GenerationConfig) -> dict:
+def _config_file(config: GenerationConfig, versions: dict[str, str]) -> dict:
     from trajgen import __version__
 
-    return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict()}
+    return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict(),
+            "versions": versions}
+
+
+def _check_versions(root: Path, config_file: dict, manifest: dict | None,
+                    allow_change: bool) -> tuple[dict[str, str], list[str]]:
+    """The versions the run records and how the installed ones differ ('numpy 1.26.4 → 2.0.0');
+    VersionChangedError if they differ, more shards are due and no change was allowed."""
+    from trajgen.versions import byte_versions, differences, install_advice, recorded_versions
+
+    recorded, running = recorded_versions(config_file), byte_versions()
+    changed = differences(recorded, running)
+    if not changed or allow_change or (manifest is not None and manifest.get("status") == "complete"):
+        return recorded, changed
+    raise VersionChangedError(
+        f"{root} was made with other versions of what decides its bytes (run → installed): {', '.join(changed)}; "
+        f"install the run's versions ({install_advice(recorded, running)}) and resume, or go on with these, "
+        f"marking the run as mixed: {resume_command(root)} --allow-version-change")
 
 
 def _check_new_run_dir(root: Path) -> None:
@@ -474,7 +542,7 @@ def _log_line(event: str) -> str:
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar) -> RunSummary:
+          show_bar, run_versions: dict[str, str]) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -499,11 +567,18 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
                     f"shards_to_make={len(todo)} of {config.num_shards}"))
                 reporter.start()
-            results = executor.run(produce_shard, config, str(paths.root), todo)
+            from trajgen.versions import byte_versions, differences
+
+            # every worker makes its shards with the versions this process runs (the run's, unless a change was allowed)
+            results = executor.run(functools.partial(produce_shard, versions=byte_versions()), config,
+                                   str(paths.root), todo)
             with closing(results):
                 for result in results:  # an executor's own failures pass through as they are
                     with signals.deferred(), _writing(f"commit shard {result.index} ({result.file})"):
-                        manifest["shards"].append(result.manifest_entry())  # a commit is never cut in half by Ctrl-C
+                        entry = result.manifest_entry()
+                        if result.versions is not None and differences(run_versions, result.versions):
+                            entry["versions"] = result.versions  # a mixed run: verify names these shards
+                        manifest["shards"].append(entry)  # a commit is never cut in half by Ctrl-C
                         manifest["shards"].sort(key=lambda s: s["index"])
                         if len(manifest["shards"]) == config.num_shards:
                             manifest["status"] = "complete"
@@ -559,7 +634,7 @@ def _remove_unlisted_shards(paths: RunPaths, committed: set[int]) -> None:
     listed = {paths.shard(k).name for k in committed}
     for p in paths.shards.glob("shard-*.npz"):
         if p.name not in listed:
-            p.unlink()
+            _fs.remove_file(p)
 
 
 class _SignalGuard:

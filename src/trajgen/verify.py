@@ -17,7 +17,7 @@ from trajgen import _fs
 from trajgen.camera import CAMERA_COLUMNS, is_visible
 from trajgen.config import GenerationConfig
 from trajgen.errors import CorruptShardError
-from trajgen.run import RunPaths, read_config, read_manifest, resume_command, shard_file
+from trajgen.run import RunPaths, read_config, read_config_file, read_manifest, resume_command, shard_file
 from trajgen.sample import make_sample
 from trajgen.shards import read_shard, sha256_file
 
@@ -121,9 +121,37 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
         report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}")
     if deep:
-        report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample")
+        report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
+                            + _deep_versions_note(paths))
+    _mixed_versions_note(report, paths, entries)
     _check_files(report, paths, entries, in_progress)
     return report
+
+
+def _deep_versions_note(paths: RunPaths) -> str:
+    """Said when the samples were regenerated under other versions than the run records."""
+    from trajgen.versions import byte_versions, differences, recorded_versions
+
+    changed = differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+    return (f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
+            f"a version effect, not damage" if changed else "")
+
+
+def _mixed_versions_note(report: VerifyReport, paths: RunPaths, entries: list[dict]) -> None:
+    """A run resumed with --allow-version-change: which shards other versions made (a warning, not damage)."""
+    from trajgen.versions import differences, recorded_versions
+
+    recorded = recorded_versions(read_config_file(paths.root))
+    groups: dict[str, list[int]] = {}
+    for e in entries:
+        if isinstance(e.get("versions"), dict):
+            changed = differences(recorded, {str(k): str(v) for k, v in e["versions"].items()})
+            if changed:
+                groups.setdefault(", ".join(changed), []).append(e["index"])
+    for changed, shards in groups.items():
+        report.notes.append(f"mixed versions: shards {', '.join(map(str, shards))} were made with other versions than "
+                            f"the rest of the run (run → shard): {changed} (resumed with --allow-version-change); "
+                            f"their samples may differ from a run made in one go")
 
 
 _ENTRY_FIELDS = {"index": int, "file": str, "start": int, "count": int, "sha256": str, "bytes": int, "class_counts": dict}
