@@ -224,3 +224,29 @@ def test_missing_shard_is_a_clear_error(run_dir, tmp_path):
     with pytest.raises(CorruptShardError, match="shard-00003.npz"):
         run[35]
     assert run[5].index == 5
+
+
+def test_shard_sampler_with_workers_decodes_each_shard_once(run_dir, torch, tmp_path, monkeypatch):
+    """Every worker used to decode every shard: batches go to the workers in turn, each batch
+    from any shard. Told the loader's workers and batch size, the sampler gives each worker its own shards."""
+    from torch.utils.data import DataLoader
+
+    import trajgen.dataset
+
+    log = tmp_path / "decodes.txt"
+
+    def logged_read_shard(path):
+        with open(log, "a") as f:  # the workers are forked: they log through a file
+            f.write(f"{path}\n")
+        return read_shard(path)
+
+    monkeypatch.setattr(trajgen.dataset, "read_shard", logged_read_shard)
+    ds = open_run(run_dir).torch_dataset()
+    for seed in (0, 1):
+        log.write_text("")
+        sampler = ds.shard_sampler(seed=seed, num_workers=2, batch_size=4)
+        loader = DataLoader(ds, batch_size=4, sampler=sampler, num_workers=2)
+        labels = torch.cat([label for _, label in loader])
+        assert len(labels) == 42 and sorted(list(sampler)) == list(range(42))
+        decodes = log.read_text().splitlines()
+        assert len(decodes) <= 5 + 1, decodes  # 5 shards: once each, one more where the workers' shares meet

@@ -210,3 +210,154 @@ def test_malformed_manifest_entry_is_reported(run):
     (run / "manifest.json").write_text(json.dumps(manifest))
     messages = problems_for(verify_run(run), "manifest.json")
     assert any("malformed" in m for m in messages) and any("twice" in m for m in messages), messages
+
+
+# ---------------------------------------------------------------- damage or generation
+
+BLANK = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=4, size=16, color=(255, 255, 255))
+
+
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory):
+    """A run whose config itself makes duplicate videos: the dot is drawn in the background's colour."""
+    out = tmp_path_factory.mktemp("verify_blank") / "run"
+    generate(BLANK, out, workers=1)
+    return out
+
+
+def test_duplicates_made_by_the_config_are_not_damage(blank):
+    report = verify_run(blank, deep=True, deep_samples=40)
+    assert not report.ok  # still a failed check
+    dups = [p for p in report.problems if "duplicate video" in p.message]
+    assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
+    assert not any(p.kind == "damage" for p in report.problems), report.text
+    assert "backup" not in report.summary and "repair" not in report.summary
+    assert "the config that made this run produces duplicate videos" in report.summary, report.summary
+    assert "colour" in report.summary, report.summary
+    assert "not damage" in report.text
+    shown = [line for line in report.text.splitlines() if "duplicate video:" in line]
+    assert len(shown) == 20 and report.text.endswith("... and 19 more duplicate videos"), report.text
+
+
+def test_duplicates_under_other_versions_are_judged_by_the_bytes(blank, tmp_path, monkeypatch):
+    """Installed versions differ from the run's: make_sample may differ for that alone, so it is not asked."""
+    import trajgen.verify
+
+    copy = tmp_path / "run"
+    shutil.copytree(blank, copy)
+    recorded = json.loads((copy / "config.json").read_text())
+    recorded["versions"] = {**recorded.get("versions", {}), "numpy": "0.0.1"}
+    (copy / "config.json").write_text(json.dumps(recorded))
+
+    def no_regeneration(*args, **kwargs):
+        raise AssertionError("make_sample called although the versions differ")
+
+    monkeypatch.setattr(trajgen.verify, "make_sample", no_regeneration)
+    report = verify_run(copy)
+    dups = [p for p in report.problems if "duplicate video" in p.message]
+    assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
+
+
+def test_deep_mismatch_is_damage_only_under_the_run_s_own_versions(run):
+    def nudge(arrays):
+        arrays["trajectory_3d"][5, 0, 0] += 1.0
+
+    rewrite_shard(run, 2, nudge)
+    mismatch = [p for p in verify_run(run, deep=True, deep_samples=40).problems if "differs from make_sample" in p.message]
+    assert [p.kind for p in mismatch] == ["damage"]
+    recorded = json.loads((run / "config.json").read_text())
+    recorded["versions"] = {**recorded.get("versions", {}), "numpy": "0.0.1"}
+    (run / "config.json").write_text(json.dumps(recorded))
+    report = verify_run(run, deep=True, deep_samples=40)
+    mismatch = [p for p in report.problems if "differs from make_sample" in p.message]
+    assert [p.kind for p in mismatch] == ["other"], report.text
+    assert "backup" not in report.summary and "version effect" in report.text, report.text
+
+
+def test_generation_advice_names_the_settings_that_are_too_small():
+    from trajgen.verify import GENERATION, Problem, _generation_advice
+
+    made = [Problem("shards/shard-00001.npz", "duplicate video: index 14 is the same video as index 4", GENERATION)]
+    advice = _generation_advice(GenerationConfig(frames=2, size=8), made)
+    assert "(--frames 2 --size 8 is too small to make every sample distinct)" in advice, advice
+    assert "more --frames or a larger --size" in advice and "backup" not in advice
+    advice = _generation_advice(GenerationConfig(frames=2, size=8, coverage=1e-300), made)
+    assert "--frames 2 --size 8 --coverage 1e-300 is too small" in advice and "larger --coverage" in advice, advice
+    assert "do not vary enough" in _generation_advice(GenerationConfig(), made)
+
+
+def test_cli_tiny_config_never_gets_damage_advice(tmp_path):
+    """--frames 2 --size 8 (and --coverage 1e-300): duplicates, if any, are the config's, not damage.
+    With the framing's jitter and placement off, every path is a point in the centre: all duplicates."""
+    collapsed = ["--coverage", "1e-300", "--coverage-jitter", "0", "--placement", "0"]
+    for extra in ([], ["--coverage", "1e-300"], collapsed):
+        out = tmp_path / f"run{len(extra)}"
+        made = run_cli("generate", "--n", 40, "--checkpoint-every", 10, "--frames", 2, "--size", 8, *extra,
+                       "--out", out, "--quiet")
+        assert made.returncode == 0, made.stderr
+        result = run_cli("verify", "--deep", out)
+        if result.returncode == 0 and extra != collapsed:  # every video distinct: nothing to advise
+            assert "OK" in result.stdout
+            continue
+        assert result.returncode == 1
+        error = result.stderr.strip()
+        assert error.startswith("Error: ") and len(error.splitlines()) == 1, error
+        assert "backup" not in error and "generate again" in error and "--frames 2 --size 8" in error, error
+        assert "duplicate video" in result.stdout and "(made by the config, not damage)" in result.stdout
+        if extra:
+            assert "--coverage 1e-300" in error, error
+
+
+def test_damaged_bytes_get_damage_advice(run):
+    data = bytearray(shard(run, 2).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard(run, 2).write_bytes(bytes(data))
+    report = verify_run(run)
+    assert [p.kind for p in report.problems] == ["damage"] * len(report.problems), report.text
+    assert f"trajgen repair {run}" in report.summary and "backup" in report.summary, report.summary
+
+
+def test_duplicate_in_a_rewritten_shard_is_damage(run):
+    """The bytes match the manifest, but make_sample makes another video for that index: not the config's doing."""
+    first_video = read_shard(shard(run, 0))["videos"][1].copy()
+
+    def copy_over(arrays):
+        arrays["videos"][2] = first_video
+
+    rewrite_shard(run, 3, copy_over)
+    report = verify_run(run)
+    dup = [p for p in report.problems if "duplicate" in p.message]
+    assert len(dup) == 1 and dup[0].kind == "damage", report.text
+    assert "make_sample" in dup[0].message
+    assert "backup" in report.summary, report.summary
+
+
+def test_imbalance_in_matching_shards_is_from_generation(run):
+    def relabel(arrays):
+        arrays["labels"][:] = 0
+
+    rewrite_shard(run, 1, relabel)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"][1]["class_counts"] = {"linear": 10, "circular": 0, "helical": 0, "parabolic": 0}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_run(run)
+    unbalanced = [p for p in report.problems if "unbalanced" in p.message]
+    assert unbalanced and all(p.kind == "generation" for p in unbalanced), report.text
+    assert not any(p.kind == "damage" for p in report.problems), report.text
+    assert "backup" not in report.summary and "made" in report.summary, report.summary
+
+
+def test_missing_indices_are_damage(run):
+    def gap(arrays):
+        arrays["index"][3] = 999
+
+    rewrite_shard(run, 0, gap)
+    report = verify_run(run)
+    assert any("index is incomplete" in p.message and p.kind == "damage" for p in report.problems), report.text
+
+
+def test_report_files_are_allowed_in_the_run(run):
+    (run / "report.html").write_text("<html></html>")
+    (run / "report.json").write_text("{}")
+    report = verify_run(run)
+    assert report.ok, report.text

@@ -245,6 +245,8 @@ def verify(run_dir, deep):
 
     Checks checksums and sizes, counts and class balance, arrays, indices, labels,
     points in frame, duplicate videos and stray files, and names each bad file.
+    Tells damage (repair or restore the shards) from what the config itself made
+    (duplicates or imbalance in shards that match the manifest: change the config).
 
     \b
     Example:
@@ -333,3 +335,29 @@ def repair(run_dir):
     if not result.ok:
         click.echo(f"Error: {result.summary}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory for report.html and report.json [default: RUN_DIR; files replaced].")
+@translate_errors
+def report(run_dir, out_dir):
+    """Measure how good a run's samples are: report.html to look at, report.json for programs.
+
+    Per class: a montage of samples, coverage, a heat map of the dot, step lengths,
+    parameter histograms and near-duplicate paths; for the run: the single-frame and
+    motion probes and identical videos. Each number is set against its target with a
+    check mark. One self-contained page (opens offline). Works on a run in progress
+    (committed shards only).
+
+    \b
+    Example:
+      trajgen report runs/20261128_1150_n10000
+      trajgen report runs/20261128_1150_n10000 -o ~/Sync/reports
+    """
+    from trajgen.report import make_report
+
+    result = make_report(run_dir, out_dir)
+    click.echo(f"Report {result.html_path} and {result.json_path.name} ({result.samples:,} samples"
+               f"{'' if result.complete else ', run not complete'}): {result.summary}")

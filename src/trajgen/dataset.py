@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import bisect
 import os
-import zipfile
-import zlib
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -23,7 +21,7 @@ from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError
 from trajgen.run import RunPaths, read_manifest, shard_file
 from trajgen.sample import Sample
-from trajgen.shards import SHARD_KEYS, read_shard
+from trajgen.shards import SHARD_KEYS, read_members, read_shard
 
 DEFAULT_CACHE_SHARDS = 2
 
@@ -86,13 +84,11 @@ class Run:
         if self._labels is None:
             parts = []
             for entry in self.shards:
-                path = self._path(entry)
                 try:
-                    with np.load(path, allow_pickle=False) as z:  # members load lazily: only labels is read
-                        parts.append(z["labels"])
-                except (OSError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({type(e).__name__}: "
-                                            f"{' '.join(str(e).split())}); check the run with: trajgen verify {self.root}") from None
+                    parts.append(read_members(self._path(entry), ["labels"])["labels"])  # only labels is inflated
+                except CorruptShardError as e:
+                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({e}); "
+                                            f"check the run with: trajgen verify {self.root}") from None
             self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
         return self._labels
 
@@ -119,13 +115,42 @@ class Run:
         return {k: np.concatenate([p[k] for p in parts])[back] for k in keys}
 
     # ------------------------------------------------------------ torch
-    def torch_dataset(self, frames: int | None = None):
-        """A map-style ``torch.utils.data.Dataset`` of (video float32 (C, T, H, W) in [0, 1], label).
+    def torch_dataset(self, frames: int | None = None, dtype: str = "float32"):
+        """A map-style ``torch.utils.data.Dataset`` of (video (C, T, H, W), label), random access.
 
+        ``dtype`` "float32" (default) gives values in [0, 1], "uint8" the bytes as stored.
         ``frames`` keeps the first ``frames`` frames of each video (default: all)."""
         from trajgen._torch import VideoDataset  # torch is imported here only: it is an optional extra
 
-        return VideoDataset(self, frames)
+        return VideoDataset(self, frames, dtype)
+
+    def torch_stream(self, frames: int | None = None, dtype: str = "uint8", shuffle: bool = True, seed: int = 0,
+                     rank: int | None = None, world_size: int | None = None, shuffle_buffer: int = 2048,
+                     with_index: bool = False):
+        """A ``torch.utils.data.IterableDataset`` for training: (video (C, T, H, W), label), or
+        (video, label, global index) with ``with_index=True``, read shard by shard.
+
+        - Each DataLoader worker of each DDP rank reads its own part of the epoch. ``rank`` and
+          ``world_size`` come from ``torch.distributed`` when it is initialized (make the stream
+          after ``init_process_group``), else they are 0 and 1; or pass both.
+        - Every rank gets ``len(run) // world_size`` samples per epoch, so DDP ranks step together:
+          the epoch's sequence (shards in shuffled order) is cut into equal contiguous parts, split
+          within shards where they meet, and the last ``len(run) % world_size`` samples of the
+          sequence (fewer than ``world_size``; different ones each epoch when shuffled) sit out the
+          epoch. So an epoch holds each sample at most once, exactly once when it divides.
+        - ``dtype`` "uint8" (default; the bytes as stored: normalize on the GPU with
+          ``video.float().div_(255)``) or "float32" in [0, 1].
+        - ``shuffle``: shard order shuffled, and the samples of consecutive shards holding at most
+          ``shuffle_buffer`` samples (at least one shard) mixed; a worker holds up to about three
+          times that many decoded videos (this block, the next one decoded ahead, the last one's stragglers). Deterministic for (seed, epoch); ``set_epoch(e)`` before each epoch.
+        - ``state_dict()``/``load_state_dict()``: torchdata's ``StatefulDataLoader`` resumes mid-epoch
+          with exactly the rest of the epoch (same run, options and ``num_workers``).
+        - Reads the shards committed when the run was opened (a run still being written works).
+        """
+        from trajgen._torch import VideoStream  # torch is imported here only: it is an optional extra
+
+        return VideoStream(self, frames=frames, dtype=dtype, shuffle=shuffle, seed=seed, rank=rank,
+                           world_size=world_size, shuffle_buffer=shuffle_buffer, with_index=with_index)
 
     # ------------------------------------------------------------ internals
     def _locate(self, position: int) -> tuple[int, int]:

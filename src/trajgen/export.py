@@ -23,7 +23,7 @@ from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError, StorageError
 from trajgen.preflight import existing_ancestor, free_bytes
 from trajgen.run import RunError, RunPaths, read_manifest, resume_command, shard_file
-from trajgen.shards import SHARD_KEYS, npy_header, sha256_file, zip_member
+from trajgen.shards import SHARD_KEYS, npy_header, read_members, sha256_file, zip_member
 
 LAYOUTS = ("nthwc", "ntchw")
 DTYPES = ("uint8", "float32")
@@ -150,8 +150,7 @@ def _write_member(zf: zipfile.ZipFile, key: str, dt: np.dtype, shape: tuple, pat
     with zf.open(zip_member(f"{key}.npy", level), "w", force_zip64=True) as member:
         member.write(npy_header(dt, shape))
         for entry in entries:
-            with np.load(paths.root / shard_file(entry["index"]), allow_pickle=False) as z:
-                block = z[key]  # this member only: an npz loads lazily
+            block = read_members(paths.root / shard_file(entry["index"]), [key])[key]  # this member only (ISA-L)
             for start in range(0, len(block), rows or len(block)):
                 member.write(_convert(block[start : start + rows if rows else None], key, dt, layout))
             del block  # before the next shard is decoded: one shard in memory, not two

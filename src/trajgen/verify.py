@@ -1,13 +1,17 @@
 """verify: check a run against its manifest and the shard contract, shard by shard.
 
 Reads only. Memory: one decoded shard at a time plus an 8-byte hash per sample for
-the duplicate check. The report names each bad file and what is wrong with it.
+the duplicate check. The report names each bad file and what is wrong with it, and
+tells damage (bytes that changed after the commit, unreadable or missing shards) from
+properties of the generation (duplicate videos or unbalanced classes in shards whose
+bytes match the manifest): the advice differs, both fail the check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,15 +28,23 @@ from trajgen.shards import read_shard, sha256_file
 DEEP_SAMPLES = 200
 RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock"}
 RUN_DIRS = {"shards", ".tmp"}
-# what users make from a run and may keep in it: exports and previews
+# what users make from a run and may keep in it: exports, previews and the quality report
 PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
+PRODUCT_FILES = {"report.html", "report.json"}
 _SHOWN = 5  # sample indices listed per problem
+_SHOWN_DUPLICATES = 20  # duplicate-video lines listed in the report's text
+_CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
+
+DAMAGE = "damage"  # the files changed after they were made: restore or regenerate
+GENERATION = "generation"  # the files are as the config made them: change the config
+OTHER = "other"  # bookkeeping: incomplete run, stray files, manifest entries
 
 
 @dataclass(frozen=True)
 class Problem:
     file: str  # relative to the run directory
     message: str
+    kind: str = OTHER  # DAMAGE, GENERATION or OTHER
 
 
 @dataclass
@@ -46,13 +58,15 @@ class VerifyReport:
     checked_shards: int = 0
     checked_samples: int = 0
     deep_checked: int = 0
+    config: GenerationConfig | None = None
+    repairable: set[str] = field(default_factory=set)  # shard files whose bytes are not what the manifest records
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
-    def add(self, file: str, message: str) -> None:
-        self.problems.append(Problem(file, message))
+    def add(self, file: str, message: str, kind: str = OTHER) -> None:
+        self.problems.append(Problem(file, message, kind))
 
     @property
     def text(self) -> str:
@@ -62,11 +76,19 @@ class VerifyReport:
         if self.ok:
             lines.append("OK: every check passed")
             return "\n".join(lines)
-        by_file: dict[str, list[str]] = {}
+        by_file: dict[str, list[Problem]] = {}
         for p in self.problems:
-            by_file.setdefault(p.file, []).append(p.message)
+            by_file.setdefault(p.file, []).append(p)
         lines.append(f"PROBLEMS: {len(self.problems)} in {len(by_file)} file(s)")
-        lines += [f"  {file}: {message}" for file, messages in by_file.items() for message in messages]
+        duplicates = 0
+        for p in (p for problems in by_file.values() for p in problems):
+            if p.message.startswith("duplicate video"):
+                duplicates += 1
+                if duplicates > _SHOWN_DUPLICATES:
+                    continue
+            lines.append(f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else ""))
+        if duplicates > _SHOWN_DUPLICATES:
+            lines.append(f"  ... and {duplicates - _SHOWN_DUPLICATES:,} more duplicate videos")
         return "\n".join(lines)
 
     @property
@@ -76,11 +98,48 @@ class VerifyReport:
         if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
             return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
         shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-        damaged = any(p.file.startswith("shards/") and not p.message.startswith(("is not listed", "stray"))
-                      for p in self.problems)
-        advice = ("restore the damaged shards from a backup, or make the run again with the same config "
-                  "(the bytes will be identical)" if damaged else "see the report above for what to do with each")
+        made = [p for p in self.problems if p.kind == GENERATION]
+        if any(p.kind == DAMAGE for p in self.problems):
+            if self.repairable:
+                advice = (f"remake the damaged shards with: trajgen repair {shlex.quote(os.fspath(self.run_dir))} "
+                          f"(or restore them from a backup)")
+            else:
+                advice = ("restore the damaged shards from a backup, or make the run again with the same config "
+                          "(the bytes will be identical)")
+            if made:
+                advice += f"; {len(made)} other problem(s) come from the config itself, not damage (see above)"
+        elif made:
+            advice = "not damage: " + _generation_advice(self.config, made)
+        else:
+            advice = "see the report above for what to do with each"
         return f"verify found {len(self.problems)} problem(s) in {shown}; {advice}"
+
+
+def _generation_advice(config: GenerationConfig | None, made: list[Problem]) -> str:
+    """What to change when the shards are exactly what the config made."""
+    advice = []
+    if any("duplicate video" in p.message for p in made):
+        small, more = [], []
+        if config is not None:  # the settings that leave too few distinct videos
+            for flag, value, limit, remedy in (("--frames", config.frames, 8, "more --frames"),
+                                               ("--size", config.size, 32, "a larger --size"),
+                                               ("--coverage", config.coverage, 0.3, "a larger --coverage")):
+                if value < limit:
+                    small.append(f"{flag} {value:g}")
+                    more.append(remedy)
+        if config is not None and tuple(config.color) == tuple(config.background):
+            why, more = "the dot's colour is the background's, so every video is blank", ["another colour"]
+        elif small:
+            why = f"{' '.join(small)} is too small to make every sample distinct"
+        else:
+            why = "its samples do not vary enough to be all distinct"
+        more = more or ["more --frames", "a larger --size"]
+        advice.append(f"the config that made this run produces duplicate videos ({why}); generate again with "
+                      f"{', '.join(more[:-1]) + ' or ' if len(more) > 1 else ''}{more[-1]}")
+    if any("unbalanced" in p.message for p in made):
+        advice.append("the classes were unbalanced when the run was made (its shards match the manifest); "
+                      "make the run again with this trajgen")
+    return "; ".join(advice)
 
 
 def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0) -> VerifyReport:
@@ -90,7 +149,7 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     paths = RunPaths(Path(run_dir))
     manifest = read_manifest(paths.root, check_entries=False)  # RunError when missing or not a run
     config = GenerationConfig.from_dict(manifest["config"])
-    report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]))
+    report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]), config=config)
     if read_config(paths.root) != config:
         report.add("config.json", "describes a different run than manifest.json")
     in_progress = _fs.is_locked(paths.lock)
@@ -101,25 +160,32 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     hashes = np.zeros(int(starts[-1]), np.uint64)  # the duplicate check's whole memory
     hashed = np.zeros(int(starts[-1]), bool)
     chosen = _deep_choice(starts, deep_samples, seed) if deep else np.empty(0, np.int64)
+    versions_changed = bool(_version_changes(paths))
     totals = np.zeros(len(config.classes), np.int64)
+    as_made = np.zeros(len(entries), bool)  # the shard's bytes are what the manifest records
     for slot, entry in enumerate(entries):
         arrays = _check_shard(report, paths, config, entry)
         if arrays is None:
             continue
+        as_made[slot] = shard_file(entry["index"]) not in report.repairable
         report.checked_shards += 1
         report.checked_samples += len(arrays["index"])
         labels = arrays["labels"]
         totals += np.bincount(labels[(labels >= 0) & (labels < len(config.classes))], minlength=len(config.classes))
         lo = int(starts[slot])
-        for row, video in enumerate(arrays["videos"]):
-            hashes[lo + row] = int.from_bytes(hashlib.blake2b(video.tobytes(), digest_size=8).digest(), "little")
+        hashes[lo : lo + len(arrays["videos"])] = video_hashes(arrays["videos"])
         hashed[lo : lo + len(arrays["videos"])] = True
         rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
-        _check_deep(report, config, entry, arrays, rows.tolist())
-    _check_duplicates(report, entries, starts, hashes, hashed)
+        # other versions than made the run may regenerate other bytes: then a mismatch in a shard that
+        # matches the manifest is not evidence of damage
+        _check_deep(report, config, entry, arrays, rows.tolist(),
+                    DAMAGE if not versions_changed or not as_made[slot] else OTHER)
+        del arrays  # before the next shard is decoded: one shard in memory, not two
+    _check_duplicates(report, config, entries, starts, hashes, hashed, as_made, confirm=not versions_changed)
     report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
     if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
-        report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}")
+        report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}",
+                   GENERATION if as_made.all() else DAMAGE)
     if deep:
         report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
                             + _deep_versions_note(paths))
@@ -128,11 +194,16 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     return report
 
 
-def _deep_versions_note(paths: RunPaths) -> str:
-    """Said when the samples were regenerated under other versions than the run records."""
+def _version_changes(paths: RunPaths) -> list[str]:
+    """The byte-deciding versions installed here that differ from the run's (make_sample may then differ)."""
     from trajgen.versions import byte_versions, differences, recorded_versions
 
-    changed = differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+    return differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+
+
+def _deep_versions_note(paths: RunPaths) -> str:
+    """Said when the samples were regenerated under other versions than the run records."""
+    changed = _version_changes(paths)
     return (f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
             f"a version effect, not damage" if changed else "")
 
@@ -193,47 +264,53 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
     name = shard_file(entry["index"])
     path = paths.root / name
     if not path.is_file():
-        report.add(name, "is missing (listed in the manifest, not on disk)")
+        report.add(name, "is missing (listed in the manifest, not on disk)", DAMAGE)
+        report.repairable.add(name)
         return None
     size = path.stat().st_size
     if size != entry["bytes"]:
-        report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)")
+        report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
+                   DAMAGE)
+        report.repairable.add(name)
     elif sha256_file(path) != entry["sha256"]:
-        report.add(name, "sha256 does not match the manifest (the file changed after it was committed)")
+        report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
+        report.repairable.add(name)
     try:
         arrays = read_shard(path)
     except CorruptShardError as e:
-        report.add(name, str(e).replace(f"shard file {path} ", "", 1))
+        report.add(name, str(e).replace(f"shard file {path} ", "", 1), DAMAGE)
         return None
     n, count, size_px = len(arrays["index"]), entry["count"], config.size
     expected = {"videos": (count, config.frames, size_px, size_px, 3), "camera": (count, len(CAMERA_COLUMNS))}
     for key, shape in expected.items():
         if arrays[key].shape != shape:
-            report.add(name, f"{key} has shape {arrays[key].shape}, expected {shape}")
+            report.add(name, f"{key} has shape {arrays[key].shape}, expected {shape}", DAMAGE)
     if n != count:
         return None  # nothing below can line up
     index = arrays["index"]
     want = np.arange(entry["start"], entry["start"] + count)
     if not np.array_equal(index, want):
         if np.array_equal(np.sort(index), want):
-            report.add(name, "index is not in order (it must run from start to end)")
+            report.add(name, "index is not in order (it must run from start to end)", DAMAGE)
         else:
             row = int(np.flatnonzero(np.sort(index) != want)[0])
-            report.add(name, f"index is incomplete: expected {want[0]}..{want[-1]}, first gap near {want[row]}")
+            report.add(name, f"index is incomplete: expected {want[0]}..{want[-1]}, first gap near {want[row]}", DAMAGE)
     labels, classes = arrays["labels"], config.classes
     bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
     if len(bad):
-        report.add(name, f"{len(bad)} label(s) outside 0..{len(classes) - 1}: {_indices(index[bad])}")
+        report.add(name, f"{len(bad)} label(s) outside 0..{len(classes) - 1}: {_indices(index[bad])}", DAMAGE)
     counts = np.bincount(labels[(labels >= 0) & (labels < len(classes))], minlength=len(classes)).tolist()
     if dict(zip(classes, counts)) != entry["class_counts"]:
-        report.add(name, f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}")
+        report.add(name, f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}",
+                   DAMAGE)
     if max(counts) - min(counts) > 1:
-        report.add(name, f"classes are unbalanced: {dict(zip(classes, counts))}")
+        report.add(name, f"classes are unbalanced: {dict(zip(classes, counts))}",
+                   DAMAGE if name in report.repairable else GENERATION)
     if arrays["points_2d"].shape[1:] == (config.frames, 2):
         outside = [row for row in range(n) if not is_visible(arrays["points_2d"][row], size_px, config.radius)]
         if outside:
             report.add(name, f"{len(outside)} sample(s) out of frame (points_2d within {config.radius:g} px of the edge "
-                             f"or outside): {_indices(index[outside])}")
+                             f"or outside): {_indices(index[outside])}", DAMAGE)
     return arrays
 
 
@@ -242,7 +319,8 @@ def _deep_choice(starts: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=min(k, total), replace=False))
 
 
-def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int]) -> None:
+def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int],
+                kind: str = DAMAGE) -> None:
     name = shard_file(entry["index"])
     for row in rows:
         i = entry["start"] + row
@@ -252,7 +330,7 @@ def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arr
                 "camera": s.camera, "equations": s.equation, "descriptions": s.description}
         differ = [key for key, value in mine.items() if not _same_bytes(arrays[key][row], value)]
         if differ:
-            report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}")
+            report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}", kind)
 
 
 def _same_bytes(stored, made) -> bool:
@@ -262,18 +340,36 @@ def _same_bytes(stored, made) -> bool:
     return stored.shape == made.shape and stored.tobytes() == made.astype(stored.dtype).tobytes()
 
 
-def _check_duplicates(report: VerifyReport, entries: list[dict], starts: np.ndarray, hashes: np.ndarray, hashed: np.ndarray) -> None:
+def video_hashes(videos: np.ndarray) -> np.ndarray:
+    """An 8-byte blake2b hash (uint64) of each video's bytes: equal videos, equal hashes."""
+    return np.array([int.from_bytes(hashlib.blake2b(v.tobytes(), digest_size=8).digest(), "little") for v in videos],
+                    np.uint64).reshape(len(videos))
+
+
+def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: list[dict], starts: np.ndarray,
+                      hashes: np.ndarray, hashed: np.ndarray, as_made: np.ndarray, confirm: bool = True) -> None:
+    """Equal videos anywhere in the run. A pair in shards whose bytes match the manifest is the config's doing
+    when make_sample makes those same videos again (checked for the first pairs, unless other versions are
+    installed than made the run: then make_sample could differ for that reason alone); otherwise it is damage."""
     order = np.flatnonzero(hashed)
     order = order[np.argsort(hashes[order], kind="stable")]
     same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
-    for j in same:
+    for n, j in enumerate(same):
         first, dup = int(order[j]), int(order[j + 1])  # stable sort: first < dup
         first_slot, dup_slot = (int(np.searchsorted(starts, p, side="right")) - 1 for p in (first, dup))
         first_index = entries[first_slot]["start"] + first - int(starts[first_slot])
         dup_index = entries[dup_slot]["start"] + dup - int(starts[dup_slot])
-        report.add(shard_file(entries[dup_slot]["index"]),
-                   f"duplicate video: index {dup_index} is the same video as index {first_index} "
+        message = (f"duplicate video: index {dup_index} is the same video as index {first_index} "
                    f"({shard_file(entries[first_slot]['index'])})")
+        kind = GENERATION if as_made[first_slot] and as_made[dup_slot] else DAMAGE
+        if kind == GENERATION and confirm and n < _CONFIRMED_PAIRS:
+            remade = [i for i, p in ((first_index, first), (dup_index, dup))
+                      if video_hashes(make_sample(config, i).video[None])[0] != hashes[p]]
+            if remade:
+                kind = DAMAGE
+                message += (f", but make_sample makes a different video for index {remade[0]} "
+                            f"(the shard changed after it was made)")
+        report.add(shard_file(entries[dup_slot]["index"]), message, kind)
 
 
 def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool) -> None:
@@ -283,7 +379,7 @@ def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_
     for p in sorted(paths.root.iterdir()):
         if p.name in RUN_FILES | RUN_DIRS:
             continue
-        if p.is_file() and p.name.endswith(PRODUCT_SUFFIXES):
+        if p.is_file() and (p.name.endswith(PRODUCT_SUFFIXES) or p.name in PRODUCT_FILES):
             products.append(p.name)
         else:
             report.add(p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere")
