@@ -39,7 +39,7 @@ class Check:
 
 def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     """Make and compress a small trial shard, and scale it to the whole run."""
-    from trajgen.run import build_shard_arrays
+    from trajgen.shardmaker import build_shard_arrays
     from trajgen.shards import encode_shard
 
     m = min(config.n, TRIAL_SAMPLES)
@@ -106,7 +106,7 @@ def filesystem_checks(target: Path) -> list[Check]:
 
 def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, list[str]]:
     """The plan and the checks, as ✓/✗ lines; True when every check passes."""
-    from trajgen.run import RunError, _check_new_run_dir
+    from trajgen.rundir import RunError, check_new_run_dir
 
     est = estimate(config, workers)
     free = free_bytes(out)
@@ -116,7 +116,7 @@ def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, li
     ]
     checks = []
     try:
-        _check_new_run_dir(out)
+        check_new_run_dir(out)
         checks.append(Check(True, f"output directory {out} is free to use"))
     except RunError as e:
         checks.append(Check(False, str(e)))
@@ -136,7 +136,7 @@ def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, li
 
 
 def require_free_space(config: GenerationConfig, out: Path) -> None:
-    from trajgen.run import RunError
+    from trajgen.rundir import RunError
 
     est = estimate(config)
     free = free_bytes(out)

@@ -18,12 +18,10 @@ import signal
 import socket
 import time
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
-
-import numpy as np
 
 from trajgen import _fs
 from trajgen.config import GenerationConfig
@@ -31,18 +29,20 @@ from trajgen.errors import ConfigError, StorageError, TrajgenError
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
-from trajgen.bulk import make_samples
-from trajgen.shards import shard_codec, write_shard
+from trajgen.shards import shard_codec
+from trajgen.rundir import RunError, RunPaths, check_new_run_dir, log_line, resume_command, shard_file
+from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others import them from trajgen.run
+    ShardResult, ShardWriteError, WorkerVersionError, build_shard_arrays, os_reason, produce_shard, videos_buffer,
+    videos_buffer_kept,
+)
+
+_check_new_run_dir, _log_line, _os_reason = check_new_run_dir, log_line, os_reason  # their names before they moved
 
 # 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with ISA-L.
 # Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
 RUN_FORMAT = "trajgen-run/2"
 READABLE_FORMATS = ("trajgen-run/1", RUN_FORMAT)
 PROGRESS_INTERVAL = 30.0
-
-
-class RunError(TrajgenError):
-    """The run directory is missing, not a run, damaged, or cannot be created."""
 
 
 class RunLockedError(RunError):
@@ -60,146 +60,6 @@ class Interrupted(TrajgenError):
 
 class VersionChangedError(RunError):
     """resume under other versions of what decides the bytes than the run was made with."""
-
-
-class WorkerVersionError(TrajgenError):
-    """A worker runs other versions than the run needs; it wrote nothing. Picklable (crosses from a worker)."""
-
-
-class ShardWriteError(StorageError):
-    """A shard could not be written; picklable so it can cross from a worker."""
-
-    def __init__(self, message: str, errno_code: int | None = None):
-        super().__init__(message)
-        self.errno_code = errno_code
-
-    def __reduce__(self):
-        return (ShardWriteError, (str(self), self.errno_code))
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    config = property(lambda self: self.root / "config.json")
-    manifest = property(lambda self: self.root / "manifest.json")
-    log = property(lambda self: self.root / "run.log")
-    progress_json = property(lambda self: self.root / "progress.json")
-    shards = property(lambda self: self.root / "shards")
-    lock = property(lambda self: self.root / ".lock")
-    tmp = property(lambda self: self.root / ".tmp")
-
-    def shard(self, k: int) -> Path:
-        return self.root / shard_file(k)
-
-
-def shard_file(k: int) -> str:
-    return f"shards/shard-{k:05d}.npz"
-
-
-def resume_command(run_dir: os.PathLike | str) -> str:
-    return f"trajgen resume {shlex.quote(os.fspath(run_dir))}"
-
-
-# ---------------------------------------------------------------- making one shard
-
-@dataclass(frozen=True)
-class ShardResult:
-    """What a worker reports about a shard it wrote; becomes one manifest entry."""
-
-    index: int
-    file: str
-    start: int
-    count: int
-    sha256: str
-    bytes: int
-    class_counts: dict[str, int]
-    redraws: int
-    versions: dict[str, str] | None = None  # of the process that made it (see versions.byte_versions)
-
-    def manifest_entry(self) -> dict:
-        entry = {k: v for k, v in asdict(self).items() if k not in ("redraws", "versions")}
-        return entry | {"framing_redraws": self.redraws}
-
-
-# A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
-# first touch of fresh memory costs up to 0.3 s per 200 MB shard. Elsewhere (this process,
-# Dask workers) nothing is kept, so no memory outlives the run.
-_keep_videos_buffer = False
-_videos_buffer: np.ndarray | None = None
-
-
-def videos_buffer(config: GenerationConfig, n: int) -> np.ndarray:
-    """An uint8 (n, T, H, W, 3) array for a shard's videos (reused in pool workers)."""
-    global _videos_buffer
-    frame = (config.frames, config.size, config.size, 3)
-    if not _keep_videos_buffer:
-        return np.empty((n, *frame), np.uint8)
-    if _videos_buffer is None or _videos_buffer.shape[1:] != frame or len(_videos_buffer) < n:
-        _videos_buffer = None  # free the old one first
-        _videos_buffer = np.ones((max(n, min(config.checkpoint_every, config.n)), *frame), np.uint8)  # touched now
-    return _videos_buffer[:n]
-
-
-@contextmanager
-def videos_buffer_kept() -> Iterator[None]:
-    """Keep one videos buffer from shard to shard while this process makes shards one after
-    another (fresh memory for every shard costs ~0.1 s of page faults); freed at the end."""
-    global _keep_videos_buffer, _videos_buffer
-    previous, _keep_videos_buffer = _keep_videos_buffer, True
-    try:
-        yield
-    finally:
-        _keep_videos_buffer = previous
-        if not previous:
-            _videos_buffer = None
-
-
-def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
-    """Make the samples of shard k in bulk (numpy over the shard), stored in index order."""
-    indices = config.shard_range(k)
-    made = make_samples(config, indices, videos_buffer(config, len(indices)))
-    arrays = {
-        "videos": made.videos,
-        "labels": made.labels,
-        "index": made.index,
-        "trajectory_3d": made.trajectory_3d,
-        "points_2d": made.points_2d,
-        "camera": made.camera,
-        "equations": np.array(made.equations, dtype=str),
-        "descriptions": np.array(made.descriptions, dtype=str),
-    }
-    counts = np.bincount(made.labels, minlength=len(config.classes))
-    return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
-
-
-def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None) -> ShardResult:
-    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
-
-    With ``versions`` (what the run is made with), a worker running other versions refuses
-    before it writes anything."""
-    from trajgen.versions import byte_versions, differences
-
-    mine = byte_versions()
-    changed = differences(versions, mine) if versions is not None else []
-    if changed:
-        raise WorkerVersionError(
-            f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
-            f"({', '.join(changed)}) and made no shard; install the run's versions on every "
-            f"worker, then run: {resume_command(run_dir)}")
-    paths = RunPaths(Path(run_dir))
-    arrays, class_counts, redraws = build_shard_arrays(config, k)
-    try:
-        info = write_shard(paths.shard(k), arrays, config.compress_level, paths.tmp)
-    except OSError as e:
-        raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {_os_reason(e)}", e.errno) from None
-    r = config.shard_range(k)
-    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
-
-
-def _os_reason(e: OSError) -> str:
-    name = errno.errorcode.get(e.errno or 0, "")
-    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
 
 
 _ADVICE = {
@@ -404,7 +264,7 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
              check_space: bool = True) -> RunSummary:
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
     root = Path(out) if out is not None else default_out(config)
-    _check_new_run_dir(root)
+    check_new_run_dir(root)
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
@@ -427,7 +287,7 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         raise RunError(f"cannot create {root}: {e.strerror or e}; choose another --out") from None
     paths = RunPaths(root)
     with _locked(paths):
-        _check_new_run_dir(root)  # again, now that no one else can be creating it
+        check_new_run_dir(root)  # again, now that no one else can be creating it
         _fs.clear_dir(paths.tmp)
         _fs.make_dirs(paths.shards)
         from trajgen.versions import byte_versions
@@ -439,7 +299,7 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         except OSError as e:
             _fs.clear_dir(paths.tmp)
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
-            raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
+            raise StorageError(f"could not create the run in {root}: {os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
                      show_bar=show_bar, run_versions=versions)
@@ -470,12 +330,12 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
                            f"samples this version makes differently; finish it with the trajgen version named in "
                            f"{paths.config}, or start a new run")
         if manifest["status"] == "complete":
-            _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
+            _fs.append_line(paths.log, log_line("resume: already complete, nothing to do"))
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
         from trajgen.executors import choose_executor
 
         if changed:  # _work reports a log that cannot be written
-            note = _log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
+            note = log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
                              f"the shards made now record theirs")
             _best_effort(lambda: _fs.append_line(paths.log, note))
         left = config.num_shards - len(manifest["shards"])
@@ -507,19 +367,6 @@ def _check_versions(root: Path, config_file: dict, manifest: dict | None,
         f"marking the run as mixed: {resume_command(root)} --allow-version-change")
 
 
-def _check_new_run_dir(root: Path) -> None:
-    if (root / "config.json").exists() or (root / "manifest.json").exists():
-        raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
-    if root.exists() and not root.is_dir():
-        raise RunError(f"{root} exists and is not a directory; choose another --out")
-    if root.is_dir():
-        # what a crash before config.json was committed leaves behind may be reused
-        leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
-        shards = root / "shards"
-        if leftovers or (shards.is_dir() and any(shards.iterdir())):
-            raise RunError(f"{root} is not empty and not a trajgen run; choose another --out (nothing was changed)")
-
-
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -535,10 +382,6 @@ def _locked(paths: RunPaths) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _log_line(event: str) -> str:
-    return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
@@ -563,7 +406,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     try:
         with signals:
             with _writing("write the run's log or progress files"):
-                _fs.append_line(paths.log, _log_line(
+                _fs.append_line(paths.log, log_line(
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
                     f"shards_to_make={len(todo)} of {config.num_shards}"))
                 reporter.start()
@@ -583,16 +426,16 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         if len(manifest["shards"]) == config.num_shards:
                             manifest["status"] = "complete"
                         _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
-                        _fs.append_line(paths.log, _log_line(
+                        _fs.append_line(paths.log, log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
                         reporter.commit(result.count, result.class_counts, result.redraws)
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
-                _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
+                _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
     except Interrupted as e:
-        stop = _log_line(f"stop: {e}")
+        stop = log_line(f"stop: {e}")
         _fs.clear_dir(paths.tmp)
         _best_effort(lambda: _fs.append_line(paths.log, stop))
         _best_effort(lambda: reporter.finish("STOPPED"))
@@ -601,13 +444,13 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
         message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
         _best_effort(lambda: _fs.clear_dir(paths.tmp))
-        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
+        _best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {message}")))
         error = str(e)
         _best_effort(lambda: reporter.finish("FAILED", error=error))
         raise StorageError(message) from None
     except BaseException as e:
         reason = " ".join(str(e).split()) or type(e).__name__
-        _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {reason}")))
+        _best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {reason}")))
         _best_effort(lambda: reporter.finish("FAILED", error=reason))
         raise
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
@@ -619,7 +462,7 @@ def _writing(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise ShardWriteError(f"could not {what}: {_os_reason(e)}", e.errno) from None
+        raise ShardWriteError(f"could not {what}: {os_reason(e)}", e.errno) from None
 
 
 def _best_effort(action) -> None:
