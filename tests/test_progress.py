@@ -222,3 +222,24 @@ def test_progress_bar_starts_at_completed_samples(capsys):
     err = capsys.readouterr().err
     assert "4000/10000" in err or "4,000/10,000" in err or "4.00k/10.0k" in err
     assert "5000/10000" in err or "5.00k/10.0k" in err
+
+
+def test_running_says_when_the_next_update_is_due():
+    lines = progress.format_progress_text(snapshot(interval_seconds=30.0)).splitlines()
+    assert lines[0].startswith("trajgen RUNNING 40.0%  ")  # the first-line contract stays
+    assert lines[7] == "Last update: 2026-11-28 11:50:42 UTC (host gpu-box, pid 4242)"
+    assert lines[8] == "Next update: by 11:51:12 UTC"
+    assert lines[9] == f"Resume: trajgen resume {RUN}"
+    late = progress.format_progress_text(snapshot(interval_seconds=0.25)).splitlines()
+    assert late[8] == "Next update: by 11:50:43 UTC"  # rounded up, never earlier than due
+    for state in ("COMPLETE", "STOPPED", "FAILED"):
+        text = progress.format_progress_text(snapshot(state=state, interval_seconds=30.0))
+        assert "Next update" not in text
+
+
+def test_interval_round_trips_through_progress_json():
+    snap = snapshot(interval_seconds=1.5)
+    assert progress.snapshot_from_json(json.loads(json.dumps(progress.snapshot_to_json(snap)))) == snap
+    older = progress.snapshot_to_json(snapshot())
+    del older["interval_seconds"]  # progress.json written before the field existed
+    assert progress.snapshot_from_json(older).interval_seconds is None

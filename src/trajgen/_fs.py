@@ -117,10 +117,10 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-def _open_unique(path, tmp_dir):
+def _open_unique(path, tmp_dir, prefix=""):
     base = os.path.basename(os.fspath(path))
     while True:
-        tmp = os.path.join(os.fspath(tmp_dir), f"{base}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
+        tmp = os.path.join(os.fspath(tmp_dir), f"{prefix}{base}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
         try:
             # 0o666 so the umask decides, like any normally created file
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -128,15 +128,16 @@ def _open_unique(path, tmp_dir):
             continue
 
 
-def atomic_write_bytes(path, data, tmp_dir):
+def atomic_write_bytes(path, data, tmp_dir, *, temp_prefix=""):
     """Replace ``path`` with ``data`` (bytes-like) so readers never see a partial file.
 
-    ``tmp_dir`` must exist and be on the same filesystem as ``path``. On failure the
+    ``tmp_dir`` must exist and be on the same filesystem as ``path``; ``temp_prefix``
+    starts the temp file's name (".": hidden from sync clients). On failure the
     temp file is removed and the OSError propagates; ``path`` is then the old file
     (or, if only the final directory fsync failed, the complete new one).
     """
     _op("open", path)
-    tmp, fd = _open_unique(path, tmp_dir)
+    tmp, fd = _open_unique(path, tmp_dir, temp_prefix)
     _record("create", tmp)
     try:
         try:

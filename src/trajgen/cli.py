@@ -87,6 +87,10 @@ scheduler_option = click.option(
 interval_option = click.option(
     "--progress-interval", type=float, default=30.0, show_default=True,
     help="Rewrite PROGRESS.txt at least this often (seconds) while working.")
+progress_to_option = click.option(
+    "--progress-to", type=click.Path(path_type=Path), default=None, metavar="DIR",
+    help="Also keep DIR/PROGRESS.txt and a DIR/PROGRESS.html page current (e.g. a synced folder; "
+         "created if missing; the run remembers it).")
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 
 
@@ -127,19 +131,21 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @workers_option
 @scheduler_option
 @interval_option
+@progress_to_option
 @click.option("--dry-run", is_flag=True, help="Print the plan and check the target; write nothing.")
 @click.option("--export", "export_when_done", is_flag=True, help="Also export one .npz when the run completes.")
 @quiet_option
 @translate_errors
 def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale, augment_prob, classes, style,
              dot_radius, color, background, trail_length, roll, coverage_jitter, placement, speed_variation,
-             compress_level, workers, scheduler, progress_interval, dry_run, export_when_done, quiet):
+             compress_level, workers, scheduler, progress_interval, progress_to, dry_run, export_when_done, quiet):
     """Make a new run: shards committed one by one, PROGRESS.txt kept current.
 
     \b
     Example:
       trajgen generate --n 10000 --checkpoint-every 1000 --out runs/demo
       trajgen generate --n 10000000 --dry-run
+      trajgen generate --n 1000000 --progress-to ~/Dropbox/trajgen   # open PROGRESS.html there
     """
     config = GenerationConfig(
         n=n, checkpoint_every=checkpoint_every, seed=seed, frames=frames, size=size, coverage=coverage,
@@ -151,13 +157,13 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
         from trajgen.preflight import dry_run as plan
         from trajgen.run import default_out
 
-        ok, lines = plan(config, out or default_out(config), workers or _cpus())
+        ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
     from trajgen.run import generate as generate_run
 
     summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                           show_bar=_show_bar(quiet))
+                           show_bar=_show_bar(quiet), progress_to=progress_to)
     if not quiet:
         click.echo(f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shard{'s' if config.num_shards != 1 else ''} → {summary.run_dir} "
                    f"({summary.seconds:.1f} s, {summary.rate:,.0f} samples/s)")
@@ -169,17 +175,19 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 @workers_option
 @scheduler_option
 @interval_option
+@progress_to_option
 @click.option("--allow-version-change", is_flag=True,
               help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
                    "the shards made now record theirs and verify reports the run as mixed.")
 @quiet_option
 @translate_errors
-def resume(run_dir, workers, scheduler, progress_interval, allow_version_change, quiet):
+def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_version_change, quiet):
     """Finish an interrupted run: make only the missing shards.
 
     The result is byte-identical to a run that was never interrupted. Refuses, changing
     nothing, when the installed trajgen/numpy/OpenCV/deflate versions differ from those
-    in the run's config.json, unless --allow-version-change.
+    in the run's config.json, unless --allow-version-change. Progress keeps going to the
+    run's --progress-to folder, if it has one; --progress-to changes it.
 
     \b
     Example:
@@ -188,7 +196,8 @@ def resume(run_dir, workers, scheduler, progress_interval, allow_version_change,
     from trajgen.run import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                         show_bar=_show_bar(quiet), allow_version_change=allow_version_change)
+                         show_bar=_show_bar(quiet), progress_to=progress_to,
+                         allow_version_change=allow_version_change)
     if quiet:
         return
     if summary.already_complete:

@@ -19,6 +19,8 @@ from trajgen.progress import format_duration
 TRIAL_SAMPLES = 32
 PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
 FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
+RATE_ENV = "TRAJGEN_SAMPLES_PER_SECOND"  # pretend one worker makes this many samples/s (to test the 5-minute rule)
+MAX_LOST_SECONDS = 300  # the team's rule: a crash loses at most 5 minutes of work
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Estimate:
     samples_per_second: float  # all workers together
     seconds: float
     peak_memory_bytes: int
+    worker_samples_per_second: float = 0.0
+
+    def shard_seconds(self, config: GenerationConfig) -> float:
+        """How long one worker takes for one shard: the most work a crash can lose."""
+        return min(config.checkpoint_every, config.n) / self.worker_samples_per_second
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
 
     m = min(config.n, TRIAL_SAMPLES)
     trial = config.replace(n=m, checkpoint_every=m)
+    encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
     started = time.perf_counter()
     arrays, _, _ = build_shard_arrays(trial, 0)
     encoded = len(encode_shard(arrays, config.compress_level))
@@ -51,12 +59,15 @@ def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     per_sample = encoded / m
     total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536  # + zip headers, manifest, logs
     parallel = max(1, min(workers, config.num_shards))
-    rate = m / seconds * (parallel * 0.9 if parallel > 1 else 1.0)
+    per_worker = m / seconds * (0.9 if parallel > 1 else 1.0)
+    if os.environ.get(RATE_ENV):
+        per_worker = float(os.environ[RATE_ENV])
+    rate = per_worker * parallel
     raw_shard = sum(a.nbytes for a in arrays.values()) / m * min(config.checkpoint_every, config.n)
     # each making process holds one shard's arrays and its compressed bytes (measured: 254 MB for
     # 1,000 samples at defaults, see artifacts/bench_generate.json); the main one only commits
     peak = parallel * (1.1 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
-    return Estimate(m, per_sample, total, rate, config.n / rate, int(peak))
+    return Estimate(m, per_sample, total, rate, config.n / rate, int(peak), worker_samples_per_second=per_worker)
 
 
 def existing_ancestor(path: Path) -> Path:
@@ -104,7 +115,26 @@ def filesystem_checks(target: Path) -> list[Check]:
     return checks
 
 
-def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, list[str]]:
+def progress_folder_check(out: Path, progress_to) -> Check:
+    """--progress-to: outside the run, and a file can be made there (a probe, removed at once)."""
+    from trajgen.errors import ConfigError
+    from trajgen.rundir import check_progress_to
+
+    try:
+        folder = Path(check_progress_to(Path(out), progress_to))
+    except ConfigError as e:
+        return Check(False, str(e))
+    where = existing_ancestor(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".trajgen-check-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return Check(False, f"progress folder {folder}: cannot write in {where}: {e.strerror or e}")
+    return Check(True, f"progress folder {folder} can be written" + ("" if folder.is_dir() else " (created on start)"))
+
+
+def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None) -> tuple[bool, list[str]]:
     """The plan and the checks, as ✓/✗ lines; True when every check passes."""
     from trajgen.rundir import RunError, check_new_run_dir
 
@@ -125,6 +155,9 @@ def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, li
     checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {_size(free)}"
                         + ("" if est.total_bytes < free else f" — not enough for {_size(est.total_bytes)}")))
     checks.extend(filesystem_checks(out))
+    checks.append(lost_work_check(config, est))
+    if progress_to is not None:
+        checks.append(progress_folder_check(out, progress_to))
     lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
     lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
                  f"(about {est.samples_per_second:,.0f} samples/s)")
@@ -135,7 +168,37 @@ def dry_run(config: GenerationConfig, out: Path, workers: int) -> tuple[bool, li
     return ok, lines
 
 
-def require_free_space(config: GenerationConfig, out: Path) -> None:
+def _checkpoint_that_fits(est: Estimate) -> int:
+    """The largest round --checkpoint-every whose shard takes one worker at most 5 minutes."""
+    fit = int(MAX_LOST_SECONDS * est.worker_samples_per_second)
+    if fit >= 100:
+        step = 10 ** (len(str(fit)) - 2)  # two significant digits
+        fit = fit // step * step
+    return max(1, fit)
+
+
+def lost_work_check(config: GenerationConfig, est: Estimate) -> Check:
+    """The 5-minute rule: a crash loses at most the shards in flight, one per worker."""
+    seconds = est.shard_seconds(config)
+    what = (f"one {min(config.checkpoint_every, config.n):,}-sample shard per worker at about "
+            f"{est.worker_samples_per_second:,.{0 if est.worker_samples_per_second >= 10 else 1}f} samples/s each")
+    if seconds <= MAX_LOST_SECONDS:
+        return Check(True, f"A crash loses at most {format_duration(seconds)} of work ({what}; the limit is 5 minutes)")
+    return Check(False, f"A crash can lose {format_duration(seconds)} of work ({what}), more than 5 minutes: "
+                        f"use --checkpoint-every {_checkpoint_that_fits(est)} or less")
+
+
+def warn_if_shards_are_slow(config: GenerationConfig, est: Estimate) -> None:
+    """A real run only warns about the 5-minute rule (the dry run fails on it)."""
+    check = lost_work_check(config, est)
+    if not check.ok:
+        from trajgen.progress import warn
+
+        warn(None, check.text)
+
+
+def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
+    """The estimate, or RunError when the run would not fit in the free space at ``out``."""
     from trajgen.rundir import RunError
 
     est = estimate(config)
@@ -143,6 +206,7 @@ def require_free_space(config: GenerationConfig, out: Path) -> None:
     if est.total_bytes >= free:
         raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
                        f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
+    return est
 
 
 def _size(n: float) -> str:

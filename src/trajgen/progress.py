@@ -35,6 +35,7 @@ class ProgressSnapshot:
     host: str
     pid: int
     updated_at: datetime
+    interval_seconds: float | None = None  # the heartbeat: the next update is due this long after updated_at
 
     def __post_init__(self):
         if self.state not in STATES:
@@ -83,6 +84,14 @@ def _eta_text(snapshot):
     return f"{format_duration(eta)} (about {when} UTC)"
 
 
+def _next_update_text(snapshot):
+    """When the next rewrite is due (rounded up to the second), so a reader knows when to worry."""
+    due = _utc(snapshot.updated_at) + timedelta(seconds=snapshot.interval_seconds)
+    if due.microsecond:
+        due = due.replace(microsecond=0) + timedelta(seconds=1)
+    return f"Next update: by {due:%H:%M:%S} UTC"
+
+
 def format_progress_text(snapshot):
     """The PROGRESS.txt text: the state and percentage on line 1, one fact per line."""
     s = snapshot
@@ -101,6 +110,8 @@ def format_progress_text(snapshot):
         f"Framing redraws: {s.framing_redraws:,}",
         f"Last update: {_utc(s.updated_at):%Y-%m-%d %H:%M:%S} UTC (host {s.host}, pid {s.pid})",
     ]
+    if s.state == "RUNNING" and s.interval_seconds is not None:
+        lines.append(_next_update_text(s))
     if s.state != "COMPLETE":
         lines.append(f"Resume: trajgen resume {shlex.quote(s.run_dir)}")
     return "\n".join(lines) + "\n"
@@ -129,6 +140,22 @@ def write_progress(run_dir, snapshot, tmp_dir):
     _fs.atomic_write_bytes(os.path.join(run_dir, "PROGRESS.txt"), text, tmp_dir)
     body = json.dumps(snapshot_to_json(snapshot), indent=2, ensure_ascii=False) + "\n"
     _fs.atomic_write_bytes(os.path.join(run_dir, "progress.json"), body.encode("utf-8"), tmp_dir)
+
+
+def warn(log_path, message, kind="warning"):
+    """Report what does not stop the run: ``warning: ...`` (or ``note: ...``) in run.log (if given), and
+    ``Warning: ...`` on stderr (above the progress bar, if one is drawn). Never raises."""
+    from tqdm import tqdm
+
+    try:
+        if log_path is not None:
+            _fs.append_line(log_path, f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {kind}: {message}")
+    except OSError:
+        pass
+    try:
+        tqdm.write(f"{kind.capitalize()}: {message}", file=sys.stderr)
+    except (OSError, ValueError):  # stderr closed
+        pass
 
 
 class RateMeter:
@@ -225,7 +252,7 @@ class ProgressReporter:
     ``bar``: True (or "bar") for a terminal bar, "lines" for plain progress lines, False for neither."""
 
     def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
-                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar):
+                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar, mirror_to=None):
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
         self._fixed = dict(run_dir=os.fspath(display_dir), total_samples=total_samples, total_shards=total_shards,
                            checkpoint_every=checkpoint_every, host=socket.gethostname(), pid=os.getpid())
@@ -239,14 +266,21 @@ class ProgressReporter:
         self._stopped = threading.Event()
         self._interval = interval
         self._thread = threading.Thread(target=self._heartbeat, name="trajgen-progress", daemon=True)
+        self._last_shard = None  # the newest committed shard file, for the page's thumbnail
+        self._mirror = None
+        if mirror_to is not None:  # --progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder
+            from .progress_page import ProgressMirror
+
+            self._mirror = ProgressMirror(mirror_to, self._run_dir, self._tmp_dir, interval, warn=self._warn)
 
     def start(self):
         self.write("RUNNING")
         self._thread.start()
 
-    def commit(self, count, class_counts, redraws):
-        """Record one committed shard (made by this process) and rewrite the progress files."""
+    def commit(self, count, class_counts, redraws, shard=None):
+        """Record one committed shard (made by this process; ``shard`` its file) and rewrite the progress files."""
         with self._lock:
+            self._last_shard = shard if shard is not None else self._last_shard
             self._done_samples += count
             self._done_shards += 1
             self._redraws += redraws
@@ -269,14 +303,26 @@ class ProgressReporter:
                 state=state, completed_samples=self._done_samples, completed_shards=self._done_shards,
                 rate=rate, elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining),
                 class_counts=dict(self._class_counts), framing_redraws=self._redraws, error=error,
-                updated_at=datetime.now(timezone.utc), **self._fixed,
+                updated_at=datetime.now(timezone.utc), interval_seconds=self._interval, **self._fixed,
             )
 
     def write(self, state, error=None):
         with self._write_lock:
             snapshot = self.snapshot(state, error)
-            write_progress(self._run_dir, snapshot, self._tmp_dir)
+            try:
+                write_progress(self._run_dir, snapshot, self._tmp_dir)
+            finally:  # the mirror hears even of a run directory that cannot be written (it is on another disk)
+                if self._mirror is not None:
+                    self._mirror.publish(snapshot, self._last_shard)
             return snapshot
+
+    def flush_mirror(self, timeout=None):
+        """Wait until the --progress-to folder shows the latest write (True), or ``timeout`` passed."""
+        return self._mirror is None or self._mirror.flush(timeout)
+
+    def _warn(self, message, kind="warning"):
+        """A problem that does not stop the run: one line in run.log and on stderr."""
+        warn(os.path.join(self._run_dir, "run.log"), message, kind)
 
     def finish(self, state, error=None):
         """Stop the heartbeat and write the final state; best effort when the disk is failing."""
@@ -290,6 +336,9 @@ class ProgressReporter:
             if state in ("RUNNING", "COMPLETE"):
                 raise
             return
+        finally:
+            if self._mirror is not None:
+                self._mirror.close()
         if self._lines is not None and state == "COMPLETE":  # STOPPED and FAILED get the CLI's own line
             self._lines.finish(lambda: progress_line(snapshot))
 

@@ -30,7 +30,9 @@ from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
 )
 from trajgen.shards import shard_codec
-from trajgen.rundir import RunError, RunPaths, check_new_run_dir, log_line, resume_command, shard_file
+from trajgen.rundir import (
+    RunError, RunPaths, check_new_run_dir, check_progress_to, log_line, resume_command, shard_file,
+)
 from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others import them from trajgen.run
     ShardResult, ShardWriteError, WorkerVersionError, build_shard_arrays, os_reason, produce_shard, videos_buffer,
     videos_buffer_kept,
@@ -261,10 +263,14 @@ def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
 
 def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
              scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-             check_space: bool = True) -> RunSummary:
-    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it."""
+             check_space: bool = True, progress_to: os.PathLike | str | None = None) -> RunSummary:
+    """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
+
+    ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
+    PROGRESS.html page; the run remembers it for ``resume``."""
     root = Path(out) if out is not None else default_out(config)
     check_new_run_dir(root)
+    progress_to = check_progress_to(root, progress_to)
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
@@ -274,13 +280,15 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
         if check_target is not None:
             check_target(root)
         if check_space:
-            from trajgen.preflight import require_free_space
+            from trajgen.preflight import require_free_space, warn_if_shards_are_slow
 
-            require_free_space(config, root)
-        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar)
+            warn_if_shards_are_slow(config, require_free_space(config, root))
+        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar,
+                      progress_to=progress_to)
 
 
-def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar) -> RunSummary:
+def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar,
+           progress_to: str | None = None) -> RunSummary:
     try:
         _fs.make_dirs(root)
     except OSError as e:
@@ -294,7 +302,8 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
 
         versions = byte_versions()
         try:
-            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions)), paths.tmp)
+            _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions) | _progress_to_entry(progress_to)),
+                                   paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             _fs.clear_dir(paths.tmp)
@@ -302,18 +311,20 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
             raise StorageError(f"could not create the run in {root}: {os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar, run_versions=versions)
+                     show_bar=show_bar, run_versions=versions, progress_to=progress_to)
 
 
 def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
            progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-           allow_version_change: bool = False) -> RunSummary:
+           allow_version_change: bool = False, progress_to: os.PathLike | str | None = None) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list.
 
     Refuses (VersionChangedError, nothing changed) when the installed versions of what
     decides the bytes differ from those config.json records, unless ``allow_version_change``:
-    then the shards made now record their versions in the manifest (a mixed run)."""
+    then the shards made now record their versions in the manifest (a mixed run).
+    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
     paths = _existing_run(run_dir)
+    progress_to = check_progress_to(paths.root, progress_to)
     manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
     config = read_config(paths.root)
     config_file = read_config_file(paths.root)
@@ -338,10 +349,11 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             note = log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
                              f"the shards made now record theirs")
             _best_effort(lambda: _fs.append_line(paths.log, note))
+        progress_to = _remember_progress_to(paths, progress_to)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
-                         run_versions=run_versions)
+                         run_versions=run_versions, progress_to=progress_to)
 
 
 def _config_file(config: GenerationConfig, versions: dict[str, str]) -> dict:
@@ -367,6 +379,26 @@ def _check_versions(root: Path, config_file: dict, manifest: dict | None,
         f"marking the run as mixed: {resume_command(root)} --allow-version-change")
 
 
+def _progress_to_entry(progress_to: str | None) -> dict:
+    return {} if progress_to is None else {"progress_to": progress_to}
+
+
+def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
+    """The run's --progress-to folder: ``progress_to`` if given (written into config.json
+    atomically when it changes), else the one config.json remembers."""
+    doc = read_config_file(paths.root)
+    remembered = doc.get("progress_to") if isinstance(doc.get("progress_to"), str) else None
+    if progress_to is None or progress_to == remembered:
+        return remembered
+    try:
+        _fs.make_dirs(paths.tmp)
+        _fs.atomic_write_bytes(paths.config, _json_bytes(doc | _progress_to_entry(progress_to)), paths.tmp)
+    except OSError as e:
+        raise StorageError(f"could not record --progress-to in {paths.config}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'check the disk')}, then run the same command again") from None
+    return progress_to
+
+
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -385,7 +417,7 @@ def _locked(paths: RunPaths) -> Iterator[None]:
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar, run_versions: dict[str, str]) -> RunSummary:
+          show_bar, run_versions: dict[str, str], progress_to: str | None = None) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -397,7 +429,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         checkpoint_every=config.checkpoint_every, class_counts=done_counts,
         completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
-        interval=progress_interval, bar=show_bar,
+        interval=progress_interval, bar=show_bar, mirror_to=progress_to,
     )
     started = time.monotonic()
     made_samples = 0
@@ -429,7 +461,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         _fs.append_line(paths.log, log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
-                        reporter.commit(result.count, result.class_counts, result.redraws)
+                        reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trajgen.errors import TrajgenError
+from trajgen.errors import ConfigError, TrajgenError
 
 
 class RunError(TrajgenError):
@@ -56,3 +56,16 @@ def check_new_run_dir(root: Path) -> None:
 
 def log_line(event: str) -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
+
+
+def check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
+    """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
+    if progress_to is None:
+        return None
+    folder = Path(os.path.abspath(progress_to))
+    if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
+        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
+                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
+    return str(folder)

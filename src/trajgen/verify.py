@@ -26,7 +26,7 @@ from trajgen.sample import make_sample
 from trajgen.shards import read_shard, sha256_file
 
 DEEP_SAMPLES = 200
-RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock"}
+RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock", "progress_history.json"}
 RUN_DIRS = {"shards", ".tmp"}
 # what users make from a run and may keep in it: exports, previews and the quality report
 PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
