@@ -154,30 +154,12 @@ def _deflate_member(header, raw, level):
     crc = isal_zlib.crc32(raw, crc)  # ISA-L's crc32 is ~5× zlib's speed; same value
     if level is None:
         return crc, len(header) + raw.size, [header, raw.data]
-    # Rarely, under load, ISA-L has made another (equally valid) choice of match for the same
-    # input; the cause is not known. The bytes of a shard must depend on its arrays alone, so a
-    # member is deflated until two passes agree (twice, nearly always; ~25 µs per sample more).
-    seen = []
-    for _ in range(_MAX_PASSES):
-        payload = _deflate_pass(header, raw, level)
-        joined = b"".join(payload)
-        if joined in seen:
-            return crc, len(header) + raw.size, [joined]
-        seen.append(joined)
-    raise RuntimeError(f"ISA-L deflated the same data {_MAX_PASSES} different ways")  # pragma: no cover
-
-
-_MAX_PASSES = 5
-
-
-def _deflate_pass(header, raw, level):
-    """One ISA-L raw-deflate stream of header then raw bytes, fed in fixed pieces (the bytes depend on them)."""
     deflater = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     payload = [deflater.compress(header)]
     for start in range(0, raw.size, _CHUNK):
         payload.append(deflater.compress(raw[start : start + _CHUNK].data))
     payload.append(deflater.flush())
-    return payload
+    return crc, len(header) + raw.size, payload
 
 
 def _zip64_extra(*values):
