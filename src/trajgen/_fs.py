@@ -22,12 +22,19 @@ mkdir|unlink|rmtree|done, "path": absolute path, ...} with "data" (bytes) for wr
 append and "to" for rename; "done" marks the return of a durable write (atomic_write_bytes,
 append_line): from then on the caller may tell the user. That is enough to replay a run's
 I/O and rebuild what a power cut may leave on disk (tests/test_power_loss.py).
+
+Tests force an interleaving of two processes (or threads) with TRAJGEN_PAUSE=name,...
+and TRAJGEN_PAUSE_DIR=dir: see ``pause_point``.
 """
 
 import errno
 import os
+import platform
 import shutil
+import struct
+import sys
 import threading
+import time
 from contextlib import contextmanager
 
 KINDS = ("open", "write", "fsync", "rename", "fsyncdir", "append")
@@ -56,13 +63,22 @@ def _parse_faults(spec):
     return faults
 
 
+fault_error = None  # a TRAJGEN_FAULT that does not parse: the CLI reports it, any operation raises it
+
+
 def _reset_faults():
-    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero."""
-    global _faults, _counts, _log_path
+    """Re-read TRAJGEN_FAULT / TRAJGEN_FAULT_LOG and restart the counters at zero
+    (ValueError, also kept in ``fault_error``, when TRAJGEN_FAULT does not parse)."""
+    global _faults, _counts, _log_path, fault_error
     with _lock:
-        _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
         _counts = {None: 0, **{kind: 0 for kind in KINDS}}
         _log_path = os.environ.get("TRAJGEN_FAULT_LOG") or None
+        _faults, fault_error = [], None
+        try:
+            _faults = _parse_faults(os.environ.get("TRAJGEN_FAULT", ""))
+        except ValueError as e:
+            fault_error = e
+            raise
 
 
 def operation_count():
@@ -71,6 +87,8 @@ def operation_count():
 
 
 def _op(kind, path):
+    if fault_error is not None:
+        raise fault_error
     with _lock:
         _counts[None] += 1
         _counts[kind] += 1
@@ -204,11 +222,14 @@ def clear_dir(path):
     """Empty directory ``path`` (the run's .tmp/), creating it if missing."""
     make_dirs(path)
     for entry in os.scandir(path):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-            _record("rmtree", entry.path)
-        else:
-            remove_file(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+                _record("rmtree", entry.path)
+            else:
+                remove_file(entry.path)
+        except FileNotFoundError:
+            pass  # gone already: what matters is that it is gone
 
 
 def make_dirs(path):
@@ -256,29 +277,70 @@ def discard_temp_files(tmp_dir, pids):
                 pass
 
 
+# The run lock. On Linux it is an open-file-description (OFD) record lock on the whole
+# file: like flock it belongs to the open file, not to the process (closing some other
+# descriptor of .lock in the same process keeps it; a spawned worker never inherits it),
+# and unlike flock it can be *tested without being taken* (F_OFD_GETLK). So `status` and
+# `verify` only look, and a generate/resume starting at that moment is never refused
+# because a reader was looking. A shared flock as the probe would be such a lock, and
+# making writers retry would only shrink the window. Elsewhere: flock, probed by taking a
+# shared lock for an instant.
+def _has_ofd_locks():
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    # struct flock as packed below is the layout of these 64-bit Linux ABIs
+    return sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK") and \
+        platform.machine() in ("x86_64", "aarch64", "ppc64le", "riscv64", "s390x")
+
+
+_OFD = _has_ofd_locks()
+
+
+def _flock_struct(kind):
+    # struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding); l_len 0 = to EOF
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0)
+
+
+def _take(fd):
+    """Take the run lock on ``fd`` without waiting; False when another open file holds it."""
+    import fcntl
+
+    try:
+        if _OFD:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK))
+        else:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
+
+
 def try_lock(path, holder):
-    """Take an exclusive non-blocking flock on ``path``; return the open fd, or None if
+    """Take the run lock on ``path`` without waiting; return the open fd, or None if
     another process holds it. ``holder`` (e.g. "pid 42 on host") is written into the
     file for the error a second writer gets. The fd is close-on-exec, so a spawned
     worker cannot keep the lock alive after the holder dies."""
-    import fcntl
-
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
+        if not _take(fd):
+            os.close(fd)
+            return None
     except BaseException:
         os.close(fd)
         raise
+    pause_point("lock-taken")
     os.ftruncate(fd, 0)
     os.pwrite(fd, holder.encode("utf-8"), 0)
     return fd
 
 
 def is_locked(path):
-    """Whether some process holds the flock on ``path`` (a probe that takes and drops it)."""
+    """Whether some process holds the run lock on ``path``. Takes no lock on Linux (see
+    above); OSError when ``path`` exists but cannot be opened."""
     import fcntl
 
     try:
@@ -286,12 +348,43 @@ def is_locked(path):
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
+        if _OFD:
+            found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK))
+            locked = struct.unpack("hhqqi4x", found)[0] != fcntl.F_UNLCK
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                locked = False
+            except BlockingIOError:
+                locked = True
+        pause_point("lock-probe")
+        return locked
     finally:
-        os.close(fd)  # closing drops the probe's lock
-    return False
+        os.close(fd)  # (with flock, this drops the probe's own lock)
+
+
+_paused = set()
+
+
+def pause_point(name):
+    """A named point where a test can hold this process: when TRAJGEN_PAUSE lists ``name``,
+    the first arrival creates TRAJGEN_PAUSE_DIR/<name>.reached and waits (signals still
+    arrive) until TRAJGEN_PAUSE_DIR/<name>.go exists. Does nothing otherwise."""
+    names, where = os.environ.get("TRAJGEN_PAUSE"), os.environ.get("TRAJGEN_PAUSE_DIR")
+    if not names or not where or name not in names.split(","):
+        return
+    with _lock:
+        if name in _paused:
+            return
+        _paused.add(name)
+    reached = os.path.join(where, f"{name}.reached")
+    part = f"{reached}.{os.getpid()}.part"  # several processes may arrive at once
+    with open(part, "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(part, reached)
+    go = os.path.join(where, f"{name}.go")
+    while not os.path.exists(go):
+        time.sleep(0.002)
 
 
 def read_text(path, default=""):
@@ -301,4 +394,7 @@ def read_text(path, default=""):
     except OSError:
         return default
 
-_reset_faults()
+try:
+    _reset_faults()
+except ValueError:  # kept in fault_error: the CLI reports it as a usage error, any operation raises it
+    pass

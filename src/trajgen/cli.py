@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 import trajgen
 from trajgen.config import DEFAULT_CLASSES, GenerationConfig
-from trajgen.errors import ConfigError, TrajgenError
+from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
 
 
 def _fail(e: TrajgenError) -> None:
@@ -25,21 +31,95 @@ def _fail(e: TrajgenError) -> None:
     sys.exit(e.exit_code)
 
 
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM outside a run's own handling (which raises run.Interrupted instead)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise _Stopped(signum)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """While a command runs, SIGINT and SIGTERM raise _Stopped, so what it was writing is cleaned up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# what a command stopped by a signal left behind, and what to do next
+_STOPPED = {
+    "generate": "; if the run directory holds a config.json, trajgen resume RUN_DIR finishes the run (keeping every "
+                "committed shard), else run the same command again",
+    "resume": "; every committed shard is kept: run the same trajgen resume again",
+    "export": "; the partial file was removed and nothing else was changed: export again",
+    "preview": "; the partial picture or video was removed: run the preview again",
+    "verify": "; nothing was changed: run verify again",
+}
+
+
+def _stopped(name: str, signum: int) -> None:
+    sig = signal.Signals(signum).name
+    click.echo(f"Error: {name} stopped by {sig}{_STOPPED.get(name, '; nothing was changed')}", err=True)
+    sys.exit(128 + signum)
+
+
 def translate_errors(command):
     """Turn library errors into `Error: ...` lines and exit codes; never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _signals_raise():
+                return command(*args, **kwargs)
+        except _Stopped as e:
+            _stopped(command.__name__, e.signum)
+        except KeyboardInterrupt:  # SIGINT with Python's own handler (library use of the commands)
+            _stopped(command.__name__, signal.SIGINT)
         except TrajgenError as e:
             _fail(e)
-        except KeyboardInterrupt:  # Ctrl-C before the run installed its own handler
-            click.echo("Error: stopped by SIGINT before any shard was made; run the command again "
-                       "(or trajgen resume RUN_DIR if the run directory holds a config.json)", err=True)
-            sys.exit(130)
+        except OSError as e:  # the library maps the ones it foresees; any other is still one line
+            click.echo(f"Error: {_os_error_line(e)}", err=True)
+            sys.exit(1)
+        except MemoryError:  # the bounds checked before allocating did not cover it: still one line
+            click.echo(f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
+                       f"or --per-class, or fewer --workers (nothing was committed that is not whole)", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _os_error_line(e: OSError) -> str:
+    """One line for an OSError: the path, the reason and the fix."""
+    where = f" {e.filename}" if e.filename is not None else ""
+    return f"cannot use{where}: {os_reason(e)}; {os_advice(e)}"
+
+
+def entry() -> None:
+    """The console command: main(), with a signal at any moment ending in one line (see __main__)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_stopped)
+    try:
+        try:
+            main()
+        finally:  # the command is over: a signal from now on changes nothing (not even during shutdown)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)
+    except _Stopped as e:  # between commands: while click parses, or while an error line is written
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        os.write(2, f"Error: stopped by {signal.Signals(e.signum).name}\n".encode())
+        os._exit(128 + e.signum)
 
 
 def _show_bar(quiet: bool) -> bool | str:
@@ -64,10 +144,35 @@ def main() -> None:
       cat runs/*/PROGRESS.txt
       trajgen resume runs/20261128_1150_n10000
     """
+    from trajgen import _fs
+
+    if _fs.fault_error is not None:
+        raise click.UsageError(f"{_fs.fault_error} (TRAJGEN_FAULT injects faults for tests; unset it)")
 
 
 def _classes(ctx, param, value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+_ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def _scheduler_address(ctx, param, value: str | None) -> str | None:
+    """A Dask scheduler address that parses: tcp://HOST:PORT (or tls://, or HOST:PORT)."""
+    if value is None:
+        return None
+    m = _ADDRESS.fullmatch(value.strip())
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise click.BadParameter(f"{value!r} is not a Dask scheduler address; give the tcp://HOST:PORT that "
+                                 f"`dask scheduler` prints (e.g. tcp://10.0.0.5:8786)")
+    return value.strip()
+
+
+def _run_dir_name(ctx, param, value: Path | None) -> Path | None:
+    """A new run's directory name: no control characters (they would split PROGRESS.txt's lines)."""
+    if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in str(value)):
+        raise click.BadParameter(f"{str(value)!r} contains a control character (e.g. a newline); choose a plain name")
+    return value
 
 
 def _rgb(ctx, param, value: str):
@@ -82,11 +187,11 @@ workers_option = click.option(
     "--workers", type=click.IntRange(min=1), default=None,
     help="Worker processes on this machine [default: number of CPUs].")
 scheduler_option = click.option(
-    "--scheduler", metavar="tcp://HOST:PORT", default=None,
+    "--scheduler", metavar="tcp://HOST:PORT", default=None, callback=_scheduler_address,
     help="Run the shards on this Dask cluster (needs trajgen[dask] and a shared filesystem).")
 interval_option = click.option(
     "--progress-interval", type=float, default=30.0, show_default=True,
-    help="Rewrite PROGRESS.txt at least this often (seconds) while working.")
+    help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.")
 progress_to_option = click.option(
     "--progress-to", type=click.Path(path_type=Path), default=None, metavar="DIR",
     help="Also keep DIR/PROGRESS.txt and a DIR/PROGRESS.html page current (e.g. a synced folder; "
@@ -97,7 +202,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @main.command()
 @click.option("--n", "n", type=int, default=10_000, show_default=True, help="Number of samples.")
 @click.option("--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path), default=None, callback=_run_dir_name,
               help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].")
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Random seed: sample i depends only on the seed, the content options and i.")
@@ -200,6 +305,8 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
                          allow_version_change=allow_version_change)
     if quiet:
         return
+    if summary.repaired:
+        click.echo(f"Repaired: {summary.repaired}")
     if summary.already_complete:
         click.echo(f"{run_dir} is already complete ({summary.total_samples:,} samples); nothing to do.")
     else:
@@ -238,9 +345,9 @@ def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
 
 
 def _cpus() -> int:
-    import os
+    from trajgen.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
 
-    return os.cpu_count() or 1
+    return usable_cpus()
 
 
 # ---------------------------------------------------------------- using a run: verify, export, preview
@@ -279,8 +386,8 @@ def verify(run_dir, deep):
 @click.option("--dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
               help="uint8 0-255, or float32 in [0, 1].")
 @click.option("--compress-level", type=click.IntRange(0, 9), default=None,
-              help="zlib deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
-@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+              help="Deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
+@click.option("--force", is_flag=True, help="Replace the output if it is a regular file (never the run's own files).")
 @translate_errors
 def export(run_dir, out, layout, dtype, compress_level, force):
     """Write a complete run as one .npz, streamed shard by shard.
@@ -302,8 +409,8 @@ def export(run_dir, out, layout, dtype, compress_level, force):
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Contact sheet PNG [default: RUN_DIR/preview.png, replaced].")
-@click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4.")
+              help="Contact sheet, .png or .jpg [default: RUN_DIR/preview.png]; an existing picture is replaced.")
+@click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4 (.mp4).")
 @click.option("--per-class", type=click.IntRange(min=1), default=6, show_default=True, help="Samples per class (row).")
 @translate_errors
 def preview(run_dir, out, video, per_class):

@@ -144,8 +144,8 @@ def _validate(c: GenerationConfig) -> None:
     if not (_is_real(c.coverage) and 0 < c.coverage <= 1):
         _fail("coverage", "a number in (0, 1]", c.coverage)
     _check_coverage_fits(c)
-    if not (_is_real(c.noise_scale) and 0 <= c.noise_scale < float("inf")):
-        _fail("noise_scale", "a finite number ≥ 0", c.noise_scale)
+    if not (_is_real(c.noise_scale) and 0 <= c.noise_scale <= 100):
+        _fail("noise_scale", "a finite number ≥ 0 and ≤ 100", c.noise_scale)
     if not (_is_real(c.augment_prob) and 0 <= c.augment_prob <= 1):
         _fail("augment_prob", "a number in [0, 1]", c.augment_prob)
     if not (_is_real(c.roll) and 0 <= c.roll <= 180):

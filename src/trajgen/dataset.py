@@ -197,6 +197,10 @@ class Run:
         if len(arrays["index"]) != entry["count"]:
             raise CorruptShardError(f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "
                                     f"says {entry['count']}; check the run with: trajgen verify {self.root}")
+        frame = (self.config.frames, self.config.size, self.config.size, 3)
+        if arrays["videos"].shape[1:] != frame:  # e.g. a shard of another run copied in
+            raise CorruptShardError(f"{shard_file(entry['index'])} holds videos of shape {arrays['videos'].shape[1:]}, "
+                                    f"this run's are {frame}; check the run with: trajgen verify {self.root}")
         return arrays
 
     def __getstate__(self) -> dict:

@@ -103,11 +103,20 @@ class ProcessExecutor:
 
     def start(self, config: GenerationConfig | None = None) -> None:
         """Spawn the workers now, so their start-up (imports, and the first touch of a shard's
-        memory) overlaps this process's set-up."""
-        self._ready = self._pool(self.workers)
-        with _ctrl_c_blocked():
-            for _ in range(self.workers):
-                self._ready.submit(_warm_up, config)
+        memory) overlaps this process's set-up. On any failure (Ctrl-C included) the workers
+        started so far are stopped before the error goes on."""
+        try:
+            self._ready = self._pool(self.workers)
+            with _ctrl_c_blocked():
+                for _ in range(self.workers):
+                    self._ready.submit(_warm_up, config)
+            _fs.pause_point("workers-started")
+        except BaseException as e:
+            self.close()
+            if isinstance(e, OSError):  # e.g. EMFILE: too many open files for this many workers
+                raise WorkerLostError(f"could not start {self.workers} worker processes: {e.strerror or e}; "
+                                      f"use fewer --workers (or raise the open-file limit, ulimit -n)") from None
+            raise
 
     def close(self) -> None:
         pool, self._ready = self._ready, None
@@ -129,7 +138,7 @@ class ProcessExecutor:
         # one shard queued beyond the busy workers, so none waits while this process commits;
         # a queued shard is only its number: each worker still holds one shard's arrays at most
         in_flight = workers + 1
-        restarts = 0
+        restarts = 0  # pool restarts since the last shard arrived: the budget is for deaths without progress
         pool = None
         running: dict = {}
         try:
@@ -160,6 +169,7 @@ class ProcessExecutor:
                         waiting.appendleft(k)
                         broken = True
                         continue
+                    restarts = 0
                     yield result
                 if broken:
                     # the pool is unusable once a worker died: every shard in it is made again
@@ -171,8 +181,9 @@ class ProcessExecutor:
                     if restarts > MAX_POOL_RESTARTS:
                         from trajgen.rundir import resume_command
 
-                        raise WorkerLostError(f"worker processes died {restarts} times (out of memory? killed?); "
-                                              f"the run is resumable: {resume_command(run_dir)}")
+                        raise WorkerLostError(f"worker processes died {restarts} times in a row without finishing a "
+                                              f"shard (out of memory? killed?); the run is resumable: "
+                                              f"{resume_command(run_dir)}")
         finally:
             if pool is not None:
                 _stop(pool, run_dir)
@@ -188,6 +199,7 @@ def _quiet_resource_tracker() -> None:
 
 
 def _warm_up(config: GenerationConfig | None) -> None:
+    _fs.pause_point("warm-up")
     from trajgen import shardmaker  # numpy, OpenCV and the pipeline, imported before the first shard
 
     if config is not None:
@@ -196,14 +208,38 @@ def _warm_up(config: GenerationConfig | None) -> None:
 
 def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> None:
     """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is
-    safe; the half-written files of the killed workers are removed."""
-    processes = list((pool._processes or {}).values())
-    for p in processes:
-        if p.is_alive():
-            p.kill()
-    pool.shutdown(wait=True, cancel_futures=True)
-    if run_dir is not None:
-        _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
+    safe; the half-written files of the killed workers are removed. A Ctrl-C meanwhile waits
+    until every worker is gone."""
+    with _signals_held():
+        processes = list((pool._processes or {}).values())
+        for p in processes:
+            if p.is_alive():
+                p.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        if run_dir is not None:
+            _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM that arrive inside are delivered when it ends (main thread only: the
+    only one where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig, handler in previous.items():
+        if handler is not None:  # None: installed outside Python, left alone
+            signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def usable_cpus() -> int:

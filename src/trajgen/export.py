@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from trajgen import _fs
+from trajgen import output
 from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError, StorageError
 from trajgen.preflight import existing_ancestor, free_bytes
-from trajgen.run import RunError, RunPaths, read_manifest, resume_command, shard_file
+from trajgen.run import RunError, RunPaths, lock_holder, read_manifest, resume_command, shard_file
 from trajgen.shards import SHARD_KEYS, npy_header, read_members, sha256_file, zip_member
 
 LAYOUTS = ("nthwc", "ntchw")
@@ -60,15 +61,16 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
         raise ConfigError(f"compress level must be an integer in [0, 9], got {level!r}")
     entries = sorted(manifest["shards"], key=lambda s: s["index"])
     if manifest["status"] != "complete" or len(entries) != config.num_shards:
+        holder = lock_holder(paths)
+        if holder is not None:
+            raise RunError(f"{paths.root} is being written by {holder} ({len(entries)} of {config.num_shards} shards so "
+                           f"far); wait for it to finish (trajgen status {shlex.quote(str(paths.root))}), then export")
         raise RunError(f"{paths.root} is incomplete: {len(entries)} of {config.num_shards} shards committed; "
                        f"finish it with `{resume_command(paths.root)}`, then export")
     out = Path(out) if out is not None else paths.root
-    if out.is_dir():
+    if output.is_dir(out) and output.run_part(out, paths.root) is None:
         out = out / default_export_name(config.n)
-    if out.exists() and not force:
-        raise ExportError(f"{out} already exists; choose another -o, or pass --force to replace it (nothing was changed)")
-    if not out.parent.is_dir():
-        raise ExportError(f"{out.parent} does not exist; create it or choose another -o")
+    output.check_target(out, paths.root, option="-o", force=force)
 
     shapes = _check_shards(paths, entries)
     members = _members(shapes, config.n, layout, dtype)
@@ -80,24 +82,21 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
     if need > free:
         raise ExportError(f"not enough free space at {existing_ancestor(out.parent)}: the export needs about "
                           f"{need / 1e6:,.1f} MB, {free / 1e6:,.1f} MB is free; free some space or choose another -o")
-    partial = out.parent / f".{out.name}.{os.getpid()}.partial"
+    partial = output.partial_path(out)
     try:
-        with open(partial, "wb") as f:
+        with open(partial, "xb") as f:
             with zipfile.ZipFile(f, "w") as zf:
                 for key, (dt, shape) in members.items():
                     _write_member(zf, key, dt, shape, paths, entries, layout, level)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, out)
-        _fs.fsync_dir(out.parent)
+        output.publish(partial, out, replace=force)
     except OSError as e:
-        partial.unlink(missing_ok=True)
-        advice = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "check the disk"
-        raise ExportError(f"could not write {out}: {e.strerror or e}; {advice} and export again "
+        advice = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else output.advice(e)
+        raise ExportError(f"could not write {out}: {output.reason(e)}; {advice} and export again "
                           f"(the partial file was removed)") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    finally:
+        partial.unlink(missing_ok=True)  # also when stopped by a signal
     return out
 
 
@@ -110,7 +109,11 @@ def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[
         path = paths.root / name
         if not path.is_file():
             raise CorruptShardError(f"{name} is missing; check the run with: trajgen verify {paths.root}")
-        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+        try:
+            same = path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
+        except OSError as e:  # e.g. no permission to read it
+            raise ExportError(f"cannot read {name}: {e.strerror or e}; make it readable, then export again") from None
+        if not same:
             raise CorruptShardError(f"{name} does not match the sha256 and size in the manifest; "
                                     f"check the run with: trajgen verify {paths.root}")
         try:

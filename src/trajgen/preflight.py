@@ -1,5 +1,5 @@
 """The pre-launch checklist: size and time measured from a small trial, free space, and
-in-place checks that the target filesystem supports what a run relies on (flock,
+in-place checks that the target filesystem supports what a run relies on (the run lock,
 fsync, atomic rename). Leaves nothing behind.
 """
 
@@ -17,7 +17,10 @@ from trajgen.config import GenerationConfig
 from trajgen.progress import format_duration
 
 TRIAL_SAMPLES = 32
+TRIAL_BYTES = 64 * 2**20  # the trial's arrays stay under this whatever the frame size (at least one sample)
+STRING_BYTES = 2048  # one sample's equation and description as numpy unicode strings, generously
 PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
+MIN_PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL = 0.01, 86_400.0  # seconds: at most 100 rewrites a second
 FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
 RATE_ENV = "TRAJGEN_SAMPLES_PER_SECOND"  # pretend one worker makes this many samples/s (to test the 5-minute rule)
 MAX_LOST_SECONDS = 300  # the team's rule: a crash loses at most 5 minutes of work
@@ -44,12 +47,93 @@ class Check:
     text: str
 
 
+def check_progress_interval(seconds: float) -> None:
+    """ConfigError unless PROGRESS.txt's refresh interval is finite and sensible."""
+    from trajgen.errors import ConfigError
+
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and \
+        MIN_PROGRESS_INTERVAL <= seconds <= MAX_PROGRESS_INTERVAL  # False for nan
+    if not ok:
+        raise ConfigError(f"progress interval (--progress-interval) must be a number of seconds in "
+                          f"[{MIN_PROGRESS_INTERVAL:g}, {MAX_PROGRESS_INTERVAL:g}], got {seconds!r}")
+
+
+def sample_bytes(config: GenerationConfig) -> int:
+    """Memory of one sample's arrays in a shard: the video, its paths and camera, its strings."""
+    t, s = config.frames, config.size
+    return t * s * s * 3 + t * (3 + 2) * 4 + 15 * 4 + 2 * 8 + STRING_BYTES
+
+
+def trial_samples(config: GenerationConfig) -> int:
+    """How many samples the size-and-speed trial makes: up to TRIAL_SAMPLES, within TRIAL_BYTES."""
+    return max(1, min(config.n, TRIAL_SAMPLES, TRIAL_BYTES // sample_bytes(config)))
+
+
+def memory_bytes() -> int | None:
+    """What this machine (or its container's memory limit) can hold; None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit.isdigit():
+            total = min(total, int(limit)) if total else int(limit)
+    except OSError:
+        pass
+    return total if total and total > 0 else None
+
+
+def process_peak_bytes(config: GenerationConfig, shard_samples: int) -> float:
+    """Peak memory of one process making a shard of ``shard_samples`` (its arrays and compressed
+    bytes; measured: 254 MB for 1,000 samples at defaults, see artifacts/bench_generate.json)."""
+    return 1.1 * sample_bytes(config) * shard_samples + PROCESS_BASELINE_BYTES
+
+
+def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: bool = True, resuming: bool = False) -> None:
+    """ConfigError (a usage error) when one sample, or ``workers`` shards at once (None: one per
+    usable CPU), cannot fit in this machine's memory: found before anything is allocated, with the
+    limit stated. ``shards=False`` checks one sample only (the shards are made on other machines).
+    ``resuming``: the layout is the run's, so the advice is fewer workers or a larger machine."""
+    from trajgen.errors import ConfigError
+
+    ram = memory_bytes()
+    if ram is None:
+        return
+    one = process_peak_bytes(config, 1)
+    if one > ram:
+        raise ConfigError(f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
+                          f"{_size(one)} of memory, more than this machine's {_size(ram)}; "
+                          + ("resume the run on a machine with more memory" if resuming
+                             else "use fewer --frames or a smaller --size"))
+    if not shards:
+        return
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    shard = min(config.checkpoint_every, config.n)
+    parallel = max(1, min(workers, config.num_shards))
+    need = parallel * process_peak_bytes(config, shard)
+    if need <= ram:
+        return
+    fits = int((ram / parallel - PROCESS_BASELINE_BYTES) / (1.1 * sample_bytes(config)))
+    who = f"{parallel} workers making a shard each" if parallel > 1 else "making one shard"
+    fewer = " (or use fewer --workers)" if parallel > 1 and process_peak_bytes(config, shard) <= ram else ""
+    if resuming:
+        raise ConfigError(f"this run's shards ({shard:,} samples of {_size(sample_bytes(config))}) need about "
+                          f"{_size(need)} of memory for {who}, more than this machine's {_size(ram)}; "
+                          + ("use fewer --workers" if fewer else "resume the run on a machine with more memory"))
+    raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {_size(need)} of memory for "
+                      f"{who} ({shard:,} samples of {_size(sample_bytes(config))}), more than this machine's "
+                      f"{_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")
+
+
 def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     """Make and compress a small trial shard, and scale it to the whole run."""
     from trajgen.shardmaker import build_shard_arrays
     from trajgen.shards import encode_shard
 
-    m = min(config.n, TRIAL_SAMPLES)
+    m = trial_samples(config)
     trial = config.replace(n=m, checkpoint_every=m)
     encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
     started = time.perf_counter()
@@ -85,7 +169,7 @@ def free_bytes(path: Path) -> int:
 
 
 def filesystem_checks(target: Path) -> list[Check]:
-    """Try flock, fsync and atomic rename in a scratch directory beside the target."""
+    """Try the run lock, fsync and atomic rename in a scratch directory beside the target."""
     where = existing_ancestor(target)
     try:
         scratch = Path(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
@@ -96,8 +180,8 @@ def filesystem_checks(target: Path) -> list[Check]:
         first = _fs.try_lock(scratch / ".lock", "dry run")
         second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
         checks.append(Check(first is not None and second is None,
-                            "lock (flock) works: a second writer is refused" if first is not None and second is None
-                            else "lock (flock) does not exclude a second writer on this filesystem"))
+                            "the run lock works: a second writer is refused" if first is not None and second is None
+                            else "the run lock does not exclude a second writer on this filesystem"))
         for fd in (first, second):
             if fd is not None:
                 os.close(fd)
@@ -138,6 +222,7 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     """The plan and the checks, as ✓/✗ lines; True when every check passes."""
     from trajgen.rundir import RunError, check_new_run_dir
 
+    check_memory(config, workers)
     est = estimate(config, workers)
     free = free_bytes(out)
     lines = [
@@ -204,6 +289,12 @@ def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
     est = estimate(config)
     free = free_bytes(out)
     if est.total_bytes >= free:
+        where = existing_ancestor(out)
+        try:  # no room, or no files at all (/proc, a read-only mount): say which
+            shutil.rmtree(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
+        except OSError as e:
+            raise RunError(f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); "
+                           f"choose another --out") from None
         raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
                        f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
     return est

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen import _fs, render
+from trajgen import output, render
 from trajgen.dataset import open_run
 from trajgen.errors import ConfigError, StorageError
 from trajgen.run import RunError
@@ -23,6 +23,10 @@ DEFAULT_PER_CLASS = 6
 MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
 PAD, LABEL_W, TITLE_H = 8, 110, 28
 FPS = 8
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_PICTURE_PX = 32_767  # widest and tallest contact sheet written (JPEG stops at 65,500)
+MAX_VIDEO_PX = 8_190  # MPEG-4 part 2, OpenCV's mp4v: frames up to 8,190 px each way
+VIDEO_SUFFIXES = (".mp4",)
 _BACKDROP = (255, 255, 255)
 _EMPTY = (235, 235, 235)
 _FRAME = (200, 200, 200)
@@ -70,12 +74,12 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
         raise ConfigError(f"per_class (--per-class) must be an integer ≥ 1, got {per_class!r}")
     run = open_run(run_dir)
+    out = Path(out) if out is not None else run.root / "preview.png"
+    video = Path(video) if video is not None else None
+    _check_targets(run.root, out, video)
     if len(run) == 0:
         raise RunError(f"{run.root} has no shards committed yet; nothing to preview (see: trajgen status {run.root})")
-    out = Path(out) if out is not None else run.root / "preview.png"
-    for target in (out, video):
-        if target is not None and not Path(target).parent.is_dir():
-            raise PreviewError(f"{Path(target).parent} does not exist; create it or choose another path")
+    _check_size(run.config, len(run.classes), per_class, video is not None)
 
     config = run.config
     labels = run.labels
@@ -99,13 +103,69 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
             text = f"{len(v)} frames"
             render.put_text(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4), 0.35, _CAPTION)
             render.put_text(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12), 0.35, _CAPTION)
-    try:
-        _fs.atomic_write_bytes(out, render.encode_png(sheet), out.parent)
-    except OSError as e:
-        raise PreviewError(f"could not write {out}: {e.strerror or e}") from None
+    _write_file(out, render.encode_image(sheet, out.suffix))
     if video is not None:
         _write_video(preview, base, cells)
     return preview
+
+
+def _check_targets(root: Path, out: Path, video: Path | None) -> None:
+    """Outputs never land on the run's own files or special files; the suffix decides the format.
+    An existing regular file is replaced (the default RUN_DIR/preview.png is made again each time)."""
+    for target, option, suffixes in ((out, "-o", IMAGE_SUFFIXES), (video, "--video", VIDEO_SUFFIXES)):
+        if target is None:
+            continue
+        if output.run_part(target, root) is None and output.is_dir(target):
+            raise output.OutputError(f"{target} is a directory; give {option} a file name")
+        if output.run_part(target, root) is None and target.suffix.lower() not in suffixes:
+            raise ConfigError(f"{option} {target}: the name must end in {' or '.join(suffixes)} (the suffix decides "
+                              f"the format)")
+        output.check_target(target, root, option=option, replace=True)
+    if video is not None and os.path.realpath(video) == os.path.realpath(out):
+        raise ConfigError(f"-o and --video both name {out}; give them different files")
+
+
+def _check_size(config, rows: int, per_class: int, video: bool) -> None:
+    """ConfigError (a usage error, with the limit) for a sheet or video larger than its format allows,
+    or samples shown that would not fit in memory: found before anything is read or drawn."""
+    from trajgen.preflight import memory_bytes, _size
+
+    cell = config.size * max(1, math.ceil(MIN_CELL / config.size))
+    width = LABEL_W + PAD + per_class * (cell + PAD)
+    height = TITLE_H + PAD + rows * (cell + PAD)
+    for limit, what, wanted in ((MAX_VIDEO_PX, "an MP4 (MPEG-4) frame", video), (MAX_PICTURE_PX, "a picture", True)):
+        if not wanted:
+            continue
+        if height + height % 2 > limit:
+            raise ConfigError(f"{rows} rows of {cell} px samples make the grid {height:,} px tall, more than {what} "
+                              f"allows ({limit:,} px); this run's frames are too large to preview"
+                              + (" as a video: leave out --video" if what != "a picture" else ""))
+        most = (limit - LABEL_W - PAD) // (cell + PAD)
+        if width + width % 2 > limit:
+            raise ConfigError(f"--per-class {per_class:,} makes the grid {width:,} px wide, more than {what} allows "
+                              f"({limit:,} px): at most {most:,} samples per class fit; use --per-class {most:,} or less"
+                              + (" with --video" if what != "a picture" else ""))
+    ram = memory_bytes()
+    need = 2 * per_class * rows * config.frames * config.size * config.size * 3  # the samples shown, read and copied
+    if ram is not None and need > ram / 2:
+        most = max(1, int(ram / 2 / (2 * rows * config.frames * config.size * config.size * 3)))
+        raise ConfigError(f"--per-class {per_class:,} needs about {_size(need)} of memory for the samples shown, more "
+                          f"than half this machine's {_size(ram)}: at most {most:,} fit; use --per-class {most:,} or less")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write beside ``path`` under a dot-name, then rename over it (removed if anything stops it)."""
+    partial = output.partial_path(path)
+    try:
+        with open(partial, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        output.publish(partial, path, replace=True)
+    except OSError as e:
+        raise PreviewError(f"could not write {path}: {output.reason(e)}; {output.advice(e)}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def blend_trail(video: np.ndarray, background) -> np.ndarray:
@@ -155,10 +215,12 @@ def _write_video(p: Preview, base: np.ndarray, cells: list) -> None:
                     _paste(image, p, r, c, v[t])
             yield image
 
-    partial = p.video.parent / f".{p.video.stem}.{os.getpid()}.partial{p.video.suffix or '.mp4'}"
+    partial = output.partial_path(p.video)
     try:
         if not render.write_mp4(str(partial), frames(), FPS, p.video_width, p.video_height):
             raise PreviewError(f"OpenCV cannot write MP4 video to {p.video}; check the path, or leave out --video")
-        os.replace(partial, p.video)
+        output.publish(partial, p.video, replace=True, option="--video")
+    except OSError as e:
+        raise PreviewError(f"could not write {p.video}: {output.reason(e)}; {output.advice(e)}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)  # also when stopped by a signal

@@ -316,6 +316,12 @@ class ProgressReporter:
                     self._mirror.publish(snapshot, self._last_shard)
             return snapshot
 
+    def stop(self):
+        """Stop the heartbeat and wait until it has (a write in flight ends first); idempotent."""
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
     def flush_mirror(self, timeout=None):
         """Wait until the --progress-to folder shows the latest write (True), or ``timeout`` passed."""
         return self._mirror is None or self._mirror.flush(timeout)
@@ -326,9 +332,7 @@ class ProgressReporter:
 
     def finish(self, state, error=None):
         """Stop the heartbeat and write the final state; best effort when the disk is failing."""
-        self._stopped.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self.stop()
         self._bar.close()
         try:
             snapshot = self.write(state, error)

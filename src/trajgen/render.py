@@ -131,6 +131,16 @@ def encode_png(image: np.ndarray) -> bytes:
     return data.tobytes()
 
 
+def encode_image(image: np.ndarray, suffix: str) -> bytes:
+    """RGB uint8 image → file bytes in the format ``suffix`` names (".png", ".jpg" or ".jpeg")."""
+    if suffix.lower() == ".png":
+        return encode_png(image)
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:  # pragma: no cover
+        raise ValueError("OpenCV could not encode the JPEG")
+    return data.tobytes()
+
+
 def write_mp4(path: str, frames, fps: float, width: int, height: int) -> bool:
     """Write RGB uint8 frames of width×height to an MP4 (mp4v); False if OpenCV cannot open a writer."""
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))

@@ -16,6 +16,7 @@ import os
 import shlex
 import signal
 import socket
+import stat
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,27 +24,29 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from trajgen import _fs
+from trajgen import _fs, schema
 from trajgen.config import GenerationConfig
-from trajgen.errors import ConfigError, StorageError, TrajgenError
+from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
-    ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json,
+    ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
 )
 from trajgen.shards import shard_codec
 from trajgen.rundir import (
-    RunError, RunPaths, check_new_run_dir, check_progress_to, log_line, resume_command, shard_file,
+    RunError, RunPaths, check_new_run_dir, check_progress_to, live_holder, lock_holder, log_line, resume_command,
+    shard_file,
 )
 from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others import them from trajgen.run
     ShardResult, ShardWriteError, WorkerVersionError, build_shard_arrays, os_reason, produce_shard, videos_buffer,
     videos_buffer_kept,
 )
 
-_check_new_run_dir, _log_line, _os_reason = check_new_run_dir, log_line, os_reason  # their names before they moved
+_check_new_run_dir, _check_progress_to, _log_line, _live_holder = check_new_run_dir, check_progress_to, log_line, live_holder
+_os_reason = os_reason  # the names they had before they moved
 
 # 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with ISA-L.
 # Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
-RUN_FORMAT = "trajgen-run/2"
-READABLE_FORMATS = ("trajgen-run/1", RUN_FORMAT)
+RUN_FORMAT = schema.RUN_FORMAT
+READABLE_FORMATS = schema.READABLE_FORMATS
 PROGRESS_INTERVAL = 30.0
 
 
@@ -111,69 +114,105 @@ def _json_bytes(data: dict) -> bytes:
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def read_manifest(run_dir: os.PathLike | str, *, check_entries: bool = True) -> dict:
-    """The commit record of a run; RunError with a clear line when it is missing or damaged.
+def read_manifest(run_dir: os.PathLike | str, *, check_entries: bool = True, config_file: bool = True) -> dict:
+    """The commit record of a run, checked against the schema; RunError with one clear line when
+    it is missing or damaged.
 
-    ``check_entries=False`` leaves the shard entries unchecked (verify reports each itself)."""
+    Its "status" is taken from the entries (complete exactly when every shard is listed), so a
+    status that disagrees with them never misleads a reader; ``resume`` writes it back.
+    ``check_entries=False`` leaves the shard entries and the status as found (verify reports each
+    itself). ``config_file`` also requires a readable config.json (status only notes it)."""
     paths = _existing_run(run_dir)
-    try:
-        manifest = json.loads(paths.manifest.read_text(encoding="utf-8"))
-        if manifest.get("format") not in READABLE_FORMATS or not isinstance(manifest.get("shards"), list):
-            raise ValueError(f"format is not {RUN_FORMAT}")
-        config = GenerationConfig.from_dict(manifest["config"])
-        for entry in manifest["shards"] if check_entries else ():
-            _check_entry(entry, config)
-        indices = [entry["index"] for entry in manifest["shards"]] if check_entries else []
-        if len(set(indices)) != len(indices):
-            raise ValueError("a shard is listed twice")
-    except FileNotFoundError:
-        raise RunError(f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to rebuild it from config.json") from None
-    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
-        raise RunError(f"cannot read {paths.manifest}: {' '.join(str(e).split())}; the run's commit record is damaged "
-                       f"(restore it from a backup, or start a new run)") from None
+    manifest = _load_manifest(paths, check_entries)
+    if config_file:
+        _read_config_file(paths)
+    if check_entries:
+        manifest["status"] = "complete" if len(manifest["shards"]) == manifest["num_shards"] else "running"
     return manifest
 
 
-def _check_entry(entry: object, config: GenerationConfig) -> None:
-    """A shard entry has every field, of the right type, consistent with the config."""
-    fields = {"index": int, "file": str, "start": int, "count": int, "sha256": str, "bytes": int, "class_counts": dict}
-    if not isinstance(entry, dict) or any(not isinstance(entry.get(k), t) for k, t in fields.items()):
-        raise ValueError(f"a shard entry lacks a field or has one of the wrong type: {json.dumps(entry)[:120]}")
-    k = entry["index"]
-    if not 0 <= k < config.num_shards or entry["file"] != shard_file(k) or \
-            range(entry["start"], entry["start"] + entry["count"]) != config.shard_range(k):
-        raise ValueError(f"shard entry {k} does not match the run's layout")
+def _load_manifest(paths: RunPaths, check_entries: bool = True) -> dict:
+    try:
+        manifest = schema.load_json(paths.manifest)
+        schema.check_manifest(manifest, check_entries=check_entries)
+    except FileNotFoundError:
+        raise RunError(f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to make the run again "
+                       f"from config.json (every shard is made again)") from None
+    except OSError as e:
+        raise RunError(f"cannot read {paths.manifest}: {_os_reason(e)}; {_path_advice(e)}") from None
+    except schema.SchemaError as e:
+        raise RunError(f"cannot read {paths.manifest}: {e}; the run's commit record is damaged (restore it from a backup, "
+                       f"or move it aside and run `{resume_command(paths.root)}` to make every shard again)") from None
+    return manifest
+
+
+def _config_or_damage(paths: RunPaths) -> tuple[GenerationConfig | None, str | None]:
+    """The config in config.json, or what is wrong with the file."""
+    try:
+        return schema.check_config_file(schema.load_json(paths.config)), None
+    except FileNotFoundError:
+        return None, f"{paths.config} is missing"
+    except IsADirectoryError:
+        return None, f"{paths.config} is a directory"
+    except OSError as e:
+        return None, f"cannot read {paths.config}: {_os_reason(e)}"
+    except schema.SchemaError as e:
+        return None, f"{paths.config} is damaged: {e}"
+
+
+def _read_config_file(paths: RunPaths) -> GenerationConfig:
+    config, damage = _config_or_damage(paths)
+    if damage is None:
+        return config
+    try:
+        _load_manifest(paths)
+        intact = True
+    except RunError:
+        intact = False
+    if damage.endswith("is a directory"):
+        then = f"run `{resume_command(paths.root)}` to rebuild it from manifest.json" if intact else "restore it from a backup"
+        raise RunError(f"{damage}, not the run's config; remove it (rmdir {shlex.quote(str(paths.config))}), then {then}")
+    if intact:
+        raise RunError(f"{damage}; manifest.json is intact and holds the whole config: "
+                       f"run `{resume_command(paths.root)}` to rebuild config.json from it")
+    raise RunError(f"{damage}, and so is manifest.json; restore the run from a backup, or make it again with trajgen generate")
 
 
 def read_config(run_dir: os.PathLike | str) -> GenerationConfig:
-    paths = _existing_run(run_dir)
-    try:
-        return GenerationConfig.from_dict(json.loads(paths.config.read_text(encoding="utf-8"))["config"])
-    except KeyError as e:
-        raise RunError(f"cannot read {paths.config}: field {e} is missing; the run's config is damaged") from None
-    except (OSError, ValueError, TypeError) as e:
-        raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}; the run's config is damaged") from None
+    """The run's config from config.json, checked against the schema; RunError naming the field if not."""
+    return _read_config_file(_existing_run(run_dir))
 
 
 def read_config_file(run_dir: os.PathLike | str) -> dict:
-    """config.json as recorded (config, versions, ...); RunError when damaged."""
-    read_config(run_dir)  # checks it
+    """config.json as recorded (config, versions, ...), checked against the schema; RunError when damaged."""
+    paths = _existing_run(run_dir)
+    _read_config_file(paths)  # checks it, with the advice that fits
     try:
-        data = json.loads(RunPaths(Path(run_dir)).config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise RunError(f"cannot read {run_dir}/config.json: {' '.join(str(e).split())}") from None
-    return data
+        return schema.load_json(paths.config)
+    except (OSError, ValueError) as e:  # changed since the check
+        raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}") from None
 
 
 def _existing_run(run_dir: os.PathLike | str) -> RunPaths:
     root = Path(run_dir)
-    if not root.exists():
-        raise RunError(f"{root} does not exist; check the path (runs are usually under runs/)")
-    if not root.is_dir():
-        raise RunError(f"{root} is not a directory")
-    if not (root / "config.json").exists():
-        raise RunError(f"{root} is not a trajgen run (no config.json); start one with: trajgen generate --out {shlex.quote(str(root))}")
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        if os.path.islink(root):
+            raise RunError(f"{root} is a symbolic link to a missing path; fix or remove the link") from None
+        raise RunError(f"{root} does not exist; check the path (runs are usually under runs/)") from None
+    except OSError as e:
+        raise RunError(f"cannot use {root}: {_os_reason(e)}; {_path_advice(e)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunError(f"{root} is not a directory; give the run directory")
+    if not (os.path.lexists(root / "config.json") or os.path.lexists(root / "manifest.json")):
+        raise RunError(f"{root} is not a trajgen run (no manifest.json or config.json); "
+                       f"start one with: trajgen generate --out {shlex.quote(str(root))}")
     return RunPaths(root)
+
+
+def _path_advice(e: OSError) -> str:
+    return os_advice(e)
 
 
 # ---------------------------------------------------------------- status
@@ -197,16 +236,27 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
 
     Reads only; safe while another process writes the run or after it died."""
     paths = _existing_run(run_dir)
-    manifest = read_manifest(paths.root)
+    locked = _probe_lock(paths)  # before reading: a writer that lets go meanwhile has committed its last shard
+    manifest = read_manifest(paths.root, config_file=False)
+    _fs.pause_point("status-read")
+    if locked and not _probe_lock(paths):
+        locked, manifest = False, read_manifest(paths.root, config_file=False)
+    notes = []
     try:
-        progress = json.loads(paths.progress_json.read_text(encoding="utf-8"))
-        snapshot = snapshot_from_json(progress)
-    except (OSError, ValueError, KeyError, TypeError):
+        snapshot = snapshot_from_json(schema.check_progress(schema.load_json(paths.progress_json)))
+    except FileNotFoundError:
         snapshot = None
+    except (OSError, ValueError) as e:  # SchemaError is a ValueError
+        snapshot = None
+        notes.append(f"{paths.progress_json.name} is unreadable ({' '.join(str(e).split())}); ignored: "
+                     f"manifest.json is the record of what is done")
+    try:
+        _read_config_file(paths)
+    except RunError as e:
+        notes.append(str(e))
     shards = manifest["shards"]
     done = sum(s["count"] for s in shards)
     counts = {name: sum(s["class_counts"].get(name, 0) for s in shards) for name in manifest["classes"]}
-    locked = _fs.is_locked(paths.lock)
     if manifest["status"] == "complete":
         state = "COMPLETE"
     elif locked:
@@ -231,8 +281,17 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
+    text += "".join(f"Note: {note}\n" for note in notes)
     data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
     return RunStatus(state=state, text=text, data=data)
+
+
+def _probe_lock(paths: RunPaths) -> bool:
+    try:
+        return _fs.is_locked(paths.lock)
+    except OSError as e:
+        raise RunError(f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
+                       f"{e.strerror or e}; make it readable for this user") from None
 
 
 # ---------------------------------------------------------------- generate / resume
@@ -245,6 +304,7 @@ class RunSummary:
     made_samples: int
     seconds: float
     already_complete: bool = False
+    repaired: str = ""  # what resume put right before working (config.json, the manifest's status)
 
     @property
     def rate(self) -> float:
@@ -268,9 +328,13 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
 
     ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
     PROGRESS.html page; the run remembers it for ``resume``."""
+    from trajgen.preflight import check_memory, check_progress_interval
+
+    check_progress_interval(progress_interval)
     root = Path(out) if out is not None else default_out(config)
-    check_new_run_dir(root)
-    progress_to = check_progress_to(root, progress_to)
+    _check_new_run_dir(root)
+    progress_to = _check_progress_to(root, progress_to)
+    check_memory(config, workers, shards=scheduler is None)  # before any buffer is allocated
     from trajgen.executors import choose_executor
 
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
@@ -295,18 +359,18 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         raise RunError(f"cannot create {root}: {e.strerror or e}; choose another --out") from None
     paths = RunPaths(root)
     with _locked(paths):
-        check_new_run_dir(root)  # again, now that no one else can be creating it
-        _fs.clear_dir(paths.tmp)
-        _fs.make_dirs(paths.shards)
+        _check_new_run_dir(root)  # again, now that no one else can be creating it
         from trajgen.versions import byte_versions
 
         versions = byte_versions()
         try:
+            _fs.clear_dir(paths.tmp)
+            _fs.make_dirs(paths.shards)
             _fs.atomic_write_bytes(paths.config, _json_bytes(_config_file(config, versions) | _progress_to_entry(progress_to)),
                                    paths.tmp)
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
-            _fs.clear_dir(paths.tmp)
+            _best_effort(lambda: _fs.clear_dir(paths.tmp))
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
             raise StorageError(f"could not create the run in {root}: {os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
@@ -323,15 +387,36 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
     decides the bytes differ from those config.json records, unless ``allow_version_change``:
     then the shards made now record their versions in the manifest (a mixed run).
     Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
+    from trajgen.preflight import check_memory, check_progress_interval
+
+    check_progress_interval(progress_interval)
     paths = _existing_run(run_dir)
-    progress_to = check_progress_to(paths.root, progress_to)
-    manifest = read_manifest(paths.root) if paths.manifest.exists() else None  # damaged runs fail before any write
-    config = read_config(paths.root)
-    config_file = read_config_file(paths.root)
+    progress_to = _check_progress_to(paths.root, progress_to)
+    # checks that fail before anything is written, even .lock; decided again under the lock below
+    manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None
+    config, rebuild_config = _resume_config(paths, manifest)
+    _check_run_parts(paths, manifest)
+    check_memory(config, workers, shards=scheduler is None, resuming=True)
+    if rebuild_config:  # the versions it recorded are lost with it: the installed ones are recorded
+        from trajgen.versions import byte_versions
+
+        config_file = _config_file(config, byte_versions())
+    else:
+        config_file = read_config_file(paths.root)
     run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
     with _locked(paths):
+        # every decision is taken from what is on disk now that the run is ours: another
+        # process may have committed (or finished) it since the look above
+        manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None
+        config, rebuild_config = _resume_config(paths, manifest)
+        if rebuild_config:  # the versions it recorded are lost with it: the installed ones are recorded
+            from trajgen.versions import byte_versions
+
+            config_file = _config_file(config, byte_versions())
+        else:
+            config_file = read_config_file(paths.root)
+        run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
         if manifest is not None:
-            manifest = read_manifest(paths.root)  # again, now that it is ours
             if GenerationConfig.from_dict(manifest["config"]) != config:
                 raise RunError(f"{paths.manifest} and {paths.config} describe different runs; the run is damaged")
         else:  # crashed between writing config.json and the first manifest: nothing was committed
@@ -340,9 +425,15 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             raise RunError(f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
                            f"samples this version makes differently; finish it with the trajgen version named in "
                            f"{paths.config}, or start a new run")
+        repaired = _repair_run(paths, config, manifest, config_file if rebuild_config else None)
         if manifest["status"] == "complete":
-            _fs.append_line(paths.log, log_line("resume: already complete, nothing to do"))
-            return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True)
+            try:
+                _repair_progress(paths, manifest)
+                _fs.append_line(paths.log, _log_line("resume: already complete, nothing to do"))
+            except OSError as e:
+                raise StorageError(f"{paths.root} is complete, but its log or progress files could not be written: "
+                                   f"{_os_reason(e)}; {_ADVICE.get(e.errno, 'check the disk')}") from None
+            return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True, repaired=repaired)
         from trajgen.executors import choose_executor
 
         if changed:  # _work reports a log that cannot be written
@@ -354,6 +445,82 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
                          run_versions=run_versions, progress_to=progress_to)
+
+
+def _repair_progress(paths: RunPaths, manifest: dict) -> None:
+    """Make a complete run's PROGRESS.txt and progress.json say COMPLETE: a failed last write,
+    or a stop right after the last commit, can leave FAILED, STOPPED or RUNNING behind."""
+    try:
+        said = snapshot_from_json(json.loads(paths.progress_json.read_text(encoding="utf-8")))
+        if said.state == "COMPLETE" and said.completed_shards == manifest["num_shards"] and \
+                (paths.root / "PROGRESS.txt").read_text(encoding="utf-8").startswith("trajgen COMPLETE"):
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # run_status recomputes the snapshot from the manifest (the truth), keeping the recorded rate
+    snapshot = snapshot_from_json(run_status(paths.root).data)
+    _fs.make_dirs(paths.tmp)
+    write_progress(paths.root, replace(snapshot, host=socket.gethostname(), pid=os.getpid(),
+                                       updated_at=datetime.now(timezone.utc)), paths.tmp)
+
+
+def _resume_config(paths: RunPaths, manifest: dict | None) -> tuple[GenerationConfig, bool]:
+    """The run's config, and whether config.json must be rebuilt from the (intact) manifest."""
+    config, damage = _config_or_damage(paths)
+    if damage is None:
+        return config, False
+    if manifest is None or damage.endswith("is a directory"):
+        _read_config_file(paths)  # raises, with the advice that fits
+    return GenerationConfig.from_dict(manifest["config"]), True
+
+
+def _committed_text(entries: list[dict]) -> str:
+    ks = sorted(e["index"] for e in entries)
+    return f"shard {ks[0]}" if len(ks) == 1 else f"shards {ks[0]}–{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) \
+        else "shards " + ", ".join(map(str, ks))
+
+
+def _check_run_parts(paths: RunPaths, manifest: dict | None) -> None:
+    """.tmp/, shards/ and .lock are what they must be, before resume changes anything."""
+    again = f"then run `{resume_command(paths.root)}`"
+    if os.path.lexists(paths.tmp) and not paths.tmp.is_dir():
+        raise RunError(f"{paths.tmp} is not a directory (the run keeps only in-flight files there); remove it, {again}")
+    if os.path.lexists(paths.lock) and not paths.lock.is_file():
+        raise RunError(f"{paths.lock} is {'a directory' if paths.lock.is_dir() else 'not a regular file'}, not the run's "
+                       f"lock file; remove it ({'rmdir' if paths.lock.is_dir() else 'rm'} {shlex.quote(str(paths.lock))}), {again}")
+    if paths.shards.is_dir():
+        return
+    what = "is missing" if not os.path.lexists(paths.shards) else "is not a directory"
+    entries = manifest["shards"] if manifest is not None else []
+    if entries:
+        raise RunError(f"{paths.shards}/ {what}: the {len(entries)} committed {_committed_text(entries)} listed in "
+                       f"manifest.json are gone; restore shards/ from a backup, or move manifest.json aside and run "
+                       f"`{resume_command(paths.root)}` to make the whole run again")
+    if os.path.lexists(paths.shards):
+        raise RunError(f"{paths.shards} is not a directory (it holds the run's shards); move it aside, {again}")
+
+
+def _repair_run(paths: RunPaths, config: GenerationConfig, manifest: dict, rebuilt_config: dict | None) -> str:
+    """Under the lock: write config.json rebuilt from the manifest, recreate an empty shards/, and write
+    back a manifest status that disagreed with its entries. Returns what was done, for the user."""
+    done = []
+    with _writing("repair the run's files"):
+        _fs.make_dirs(paths.tmp)
+        if rebuilt_config is not None:
+            _fs.atomic_write_bytes(paths.config, _json_bytes(rebuilt_config), paths.tmp)
+            done.append("rebuilt config.json from manifest.json (recording the installed versions: the ones "
+                        "it held are lost)")
+        _fs.make_dirs(paths.shards)
+        if os.path.lexists(paths.manifest):
+            recorded = schema.load_json(paths.manifest)["status"]
+            if recorded != manifest["status"]:
+                _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest), paths.tmp)
+                listed = len(manifest["shards"])
+                done.append(f"manifest.json said status {recorded!r} with {listed} of {config.num_shards} shards "
+                            f"committed; it now says {manifest['status']!r}")
+        for line in done:
+            _fs.append_line(paths.log, _log_line(f"resume: {line}"))
+    return "; ".join(done)
 
 
 def _config_file(config: GenerationConfig, versions: dict[str, str]) -> dict:
@@ -402,12 +569,13 @@ def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | Non
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    _fs.pause_point("lock")
     try:
         fd = _fs.try_lock(paths.lock, holder)
     except OSError as e:
         raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
     if fd is None:
-        who = _fs.read_text(paths.lock).strip() or "another process"
+        who = _live_holder(paths)
         raise RunLockedError(f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
                              f"{shlex.quote(str(paths.root))}) or stop that process first")
     try:
@@ -421,8 +589,14 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
-    _fs.clear_dir(paths.tmp)
-    _remove_unlisted_shards(paths, committed)
+    try:
+        _fs.clear_dir(paths.tmp)
+        _fs.make_dirs(paths.shards)
+        _remove_unlisted_shards(paths, committed)
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        raise StorageError(f"could not clear the run's unfinished files{where}: {_os_reason(e)}; "
+                           f"{_ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}") from None
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
     reporter = ProgressReporter(
         paths.root, paths.root, paths.tmp, total_samples=config.n, total_shards=config.num_shards,
@@ -435,8 +609,10 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     made_samples = 0
     lines: dict[int, str] = {}  # serialized manifest entries, see manifest_bytes
     signals = _SignalGuard()
-    try:
-        with signals:
+    # the handlers stay ours until the cleanup after a stop or failure is done, and what arrives
+    # during that cleanup is dropped (the command is stopping already): a second Ctrl-C cannot cut it short
+    with signals:
+        try:
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
@@ -462,30 +638,50 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
                         reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
+                    _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
-    except Interrupted as e:
-        stop = log_line(f"stop: {e}")
-        _fs.clear_dir(paths.tmp)
-        _best_effort(lambda: _fs.append_line(paths.log, stop))
-        _best_effort(lambda: reporter.finish("STOPPED"))
-        raise Interrupted(e.signum, f"{e}; the run is resumable: {resume_command(paths.root)}") from None
-    except StorageError as e:
-        advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
-        message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
-        _best_effort(lambda: _fs.clear_dir(paths.tmp))
-        _best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {message}")))
-        error = str(e)
-        _best_effort(lambda: reporter.finish("FAILED", error=error))
-        raise StorageError(message) from None
-    except BaseException as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
-        _best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {reason}")))
-        _best_effort(lambda: reporter.finish("FAILED", error=reason))
-        raise
+        except Interrupted as e:
+            with signals.held():
+                _fs.pause_point("interrupt-cleanup")
+                reporter.stop()  # before .tmp/ is cleared: the heartbeat writes its temp files there
+                _best_effort(lambda: _fs.clear_dir(paths.tmp))
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"stop: {e}")))
+                _best_effort(lambda: reporter.finish(_final_state(manifest, "STOPPED")))
+            then = "the run is complete" if manifest["status"] == "complete" else \
+                f"the run is resumable: {resume_command(paths.root)}"
+            raise Interrupted(e.signum, f"{e}; {then}") from None
+        except StorageError as e:
+            with signals.held():
+                reporter.stop()
+                advice = _ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
+                message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
+                _best_effort(lambda: _fs.clear_dir(paths.tmp))
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {message}")))
+                _best_effort(lambda: _finish_failed(reporter, manifest, str(e)))
+            raise StorageError(message) from None
+        except BaseException as e:
+            with signals.held():
+                reporter.stop()
+                reason = " ".join(str(e).split()) or type(e).__name__
+                _best_effort(lambda: _fs.append_line(paths.log, _log_line(f"error: {reason}")))
+                _best_effort(lambda: _finish_failed(reporter, manifest, reason))
+            raise
+        finally:
+            reporter.stop()  # whatever happened, no heartbeat outlives this call (or the lock)
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
+
+
+def _final_state(manifest: dict, state: str) -> str:
+    """The state PROGRESS.txt is left in: a run whose manifest is complete is COMPLETE, whatever stopped the command."""
+    return "COMPLETE" if manifest["status"] == "complete" else state
+
+
+def _finish_failed(reporter: ProgressReporter, manifest: dict, error: str) -> None:
+    state = _final_state(manifest, "FAILED")
+    reporter.finish(state, error=error if state == "FAILED" else None)
 
 
 @contextmanager
@@ -539,6 +735,17 @@ class _SignalGuard:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+    @contextmanager
+    def held(self):
+        """For a cleanup: signals that arrive inside are dropped (the command is stopping already)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth:
+                self._pending = None
 
     @contextmanager
     def deferred(self):

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen import _fs
+from trajgen import schema
 from trajgen.camera import CAMERA_COLUMNS, is_visible
 from trajgen.config import GenerationConfig
 from trajgen.errors import CorruptShardError
-from trajgen.run import RunPaths, read_config, read_config_file, read_manifest, resume_command, shard_file
+from trajgen.run import RunPaths, lock_holder, read_config, read_config_file, read_manifest, resume_command, shard_file
 from trajgen.sample import make_sample
 from trajgen.shards import read_shard, sha256_file
 
@@ -58,6 +58,7 @@ class VerifyReport:
     checked_shards: int = 0
     checked_samples: int = 0
     deep_checked: int = 0
+    held_by: str | None = None  # the process writing the run ("pid 42 on host"), if one is
     config: GenerationConfig | None = None
     repairable: set[str] = field(default_factory=set)  # shard files whose bytes are not what the manifest records
 
@@ -95,6 +96,10 @@ class VerifyReport:
     def summary(self) -> str:
         """One line for the CLI's Error: what failed and what to do next."""
         files = list(dict.fromkeys(p.file for p in self.problems))
+        if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems) and self.held_by:
+            return (f"{self.run_dir} is still being written by {self.held_by} ({self.listed_shards} of "
+                    f"{self.total_shards} shards so far); wait for it to finish (trajgen status "
+                    f"{shlex.quote(str(self.run_dir))}), then verify again")
         if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
             return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
         shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
@@ -152,7 +157,12 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
     report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]), config=config)
     if read_config(paths.root) != config:
         report.add("config.json", "describes a different run than manifest.json")
-    in_progress = _fs.is_locked(paths.lock)
+    try:
+        report.held_by = lock_holder(paths)
+    except OSError as e:
+        report.add(".lock", f"cannot be read ({e.strerror or e}), so whether a process works on the run is unknown")
+        report.held_by = None
+    in_progress = report.held_by is not None
     entries = _check_plan(report, manifest, config, in_progress)
     report.listed_samples = sum(e["count"] for e in entries)
 
@@ -190,7 +200,8 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
         report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
                             + _deep_versions_note(paths))
     _mixed_versions_note(report, paths, entries)
-    _check_files(report, paths, entries, in_progress)
+    listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
+    _check_files(report, paths, listed, in_progress)  # a shard whose entry is damaged is still listed, not stray
     return report
 
 
@@ -232,18 +243,15 @@ def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, 
     """The manifest against the config: which shards exist, their ranges, the run's status.
     Returns the entries the shard checks can use, in index order."""
     usable: dict[int, dict] = {}
-    for e in manifest["shards"]:
-        if not isinstance(e, dict) or any(type(e.get(f)) is not t for f, t in _ENTRY_FIELDS.items()):
-            report.add("manifest.json", f"has a malformed shard entry: {str(e)[:120]}")
+    for i, e in enumerate(manifest["shards"]):
+        try:
+            schema.check_entry(e, config, f"shards[{i}]")
+        except schema.SchemaError as err:
+            report.add("manifest.json", f"has a malformed shard entry: {err}")
             continue
         k = e["index"]
-        if not 0 <= k < config.num_shards or k in usable:
-            report.add("manifest.json", f"lists shard {k} {'twice' if k in usable else 'which the run does not have'}")
-            continue
-        r, name = config.shard_range(k), shard_file(k)
-        if (e["file"], e["start"], e["count"]) != (name, r.start, len(r)):
-            report.add(name, f"manifest entry says file {e['file']}, start {e['start']}, count {e['count']}; "
-                             f"expected {name}, start {r.start}, count {len(r)}")
+        if k in usable:
+            report.add("manifest.json", f"lists shard {k} twice")
             continue
         usable[k] = e
     entries = [usable[k] for k in sorted(usable)]
@@ -253,9 +261,11 @@ def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, 
         report.add("manifest.json", f"run is incomplete: {done} of {config.num_shards} shards committed "
                                     f"({sum(e['count'] for e in entries):,} of {config.n:,} samples); {state}")
         if manifest["status"] == "complete":
-            report.add("manifest.json", "status is 'complete' but shards are missing")
+            report.add("manifest.json", f"status is 'complete' but shards are missing; {resume_command(report.run_dir)} "
+                                        f"makes them")
     elif manifest["status"] != "complete":
-        report.add("manifest.json", "every shard is committed but the status is not 'complete'")
+        report.add("manifest.json", f"every shard is committed but the status is not 'complete'; "
+                                    f"{resume_command(report.run_dir)} writes it back")
     return entries
 
 
@@ -267,18 +277,21 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
         report.add(name, "is missing (listed in the manifest, not on disk)", DAMAGE)
         report.repairable.add(name)
         return None
-    size = path.stat().st_size
-    if size != entry["bytes"]:
-        report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
-                   DAMAGE)
-        report.repairable.add(name)
-    elif sha256_file(path) != entry["sha256"]:
-        report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
-        report.repairable.add(name)
     try:
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
+                       DAMAGE)
+            report.repairable.add(name)
+        elif sha256_file(path) != entry["sha256"]:
+            report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
+            report.repairable.add(name)
         arrays = read_shard(path)
     except CorruptShardError as e:
         report.add(name, str(e).replace(f"shard file {path} ", "", 1), DAMAGE)
+        return None
+    except OSError as e:  # e.g. no permission to read it
+        report.add(name, f"cannot be read: {e.strerror or e}")
         return None
     n, count, size_px = len(arrays["index"]), entry["count"], config.size
     expected = {"videos": (count, config.frames, size_px, size_px, 3), "camera": (count, len(CAMERA_COLUMNS))}
