@@ -1,10 +1,12 @@
 """Write and read one shard: a plain .npz, byte-identical for identical arrays.
 
-Shards are deflated with ISA-L (``isal``), about 8× faster than zlib at level 1 and no
-larger; its output is ordinary raw deflate, so numpy.load, zipfile and every zip tool
-read it. zipfile cannot take another compressor, so the zip around the members is
-written here: fixed metadata, sizes and CRC known before each local header (no data
-descriptors), zip64 records only where a size or offset needs them.
+Shards are deflated with Python's zlib (raw deflate) at the run's --compress-level: its
+output for the same input, level and chunking is the same in every process, which ISA-L's
+deflate was found not to be (the same input occasionally compressed to different, valid
+bytes in another process). Reading inflates with ISA-L (``isal``; inflating is
+deterministic). The zip around the members is written here: fixed metadata, sizes and CRC
+known before each local header (no data descriptors), zip64 records only where a size or
+offset needs them.
 """
 
 import hashlib
@@ -14,9 +16,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 
-import isal
 import numpy as np
-from isal import _isal, isal_zlib
+from isal import isal_zlib
 
 from . import _fs
 from .errors import CorruptShardError
@@ -26,10 +27,7 @@ SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera
 _CHUNK = 16 << 20  # members are deflated this many bytes at a time (fixed: the bytes depend on it)
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
-# --compress-level 0-9 → ISA-L level 0-3 (None: stored). Like zlib's bands: 1-3 fast,
-# 4-6 default, 7-9 best. ISA-L's level 0 is left out: hardly faster than 1, 40% larger.
-ISAL_LEVELS = (None, 1, 1, 1, 2, 2, 2, 3, 3, 3)
-CODEC_NAME = "isal-deflate"
+CODEC_NAME = "zlib-deflate"
 
 
 @dataclass(frozen=True)
@@ -111,13 +109,10 @@ def npy_header(dtype, shape):
 
 def shard_codec(compress_level):
     """What encodes a shard's members at this --compress-level (recorded in the manifest)."""
-    level = ISAL_LEVELS[compress_level]
-    return {
-        "name": "stored" if level is None else CODEC_NAME,
-        "version": _isal.ISAL_VERSION,  # the ISA-L library decides the deflate bytes
-        "python_isal": isal.__version__,
-        "level": level,
-    }
+    if compress_level == 0:
+        return {"name": "stored", "level": 0}
+    # the zlib library decides the deflate bytes
+    return {"name": CODEC_NAME, "version": zlib.ZLIB_RUNTIME_VERSION, "level": compress_level}
 
 
 def encode_shard(arrays, compress_level):
@@ -125,7 +120,7 @@ def encode_shard(arrays, compress_level):
     if not isinstance(compress_level, int) or isinstance(compress_level, bool) or not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level must be an integer 0-9 (got {compress_level!r})")
     validate_shard_arrays(arrays)
-    level = ISAL_LEVELS[compress_level]
+    level = compress_level or None  # None: stored
     parts, central, offset = [], [], 0
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
@@ -154,7 +149,7 @@ def _deflate_member(header, raw, level):
     crc = isal_zlib.crc32(raw, crc)  # ISA-L's crc32 is ~5× zlib's speed; same value
     if level is None:
         return crc, len(header) + raw.size, [header, raw.data]
-    deflater = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
     payload = [deflater.compress(header)]
     for start in range(0, raw.size, _CHUNK):
         payload.append(deflater.compress(raw[start : start + _CHUNK].data))
