@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Benchmark make_sample on one core: samples/s, the split between simulate, frame and
-render, and the ratio to drawing alone (white frames + one anti-aliased cv2.circle per
-frame), measured in alternating blocks so the machine's drift hits both alike.
+"""Benchmark making samples in bulk on one core: samples/s of ``make_samples`` over blocks
+of a shard's size, the split between its stages, and the ratio to drawing alone (frames
+filled with the background + one anti-aliased cv2.circle per frame, on the same dots),
+measured in alternating blocks so the machine's drift hits both alike. Also the cost of
+``make_sample`` for one index (what verify --deep and random access pay).
 
-Usage: python scripts/bench.py [--blocks 10] [--block-size 500]   → artifacts/bench.json
+Usage: python scripts/bench.py [--blocks 10] [--block-size 1000]   → artifacts/bench.json
 """
 
 from __future__ import annotations
@@ -14,70 +16,86 @@ import os
 import platform
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from trajgen import GenerationConfig, __version__, make_sample
-from trajgen.camera import UNIFORMS_PER_CAMERA, frame
-from trajgen.motions import MOTIONS
-from trajgen.render import render_video
-from trajgen.sample import _times, sample_rng, simulate
+from trajgen import GenerationConfig, __version__, bulk, make_sample, streams
+
+STAGES = {  # module, function → stage
+    (streams, "uniforms"): "streams", (streams, "normals"): "streams",
+    (bulk, "draw_parameters"): "parameters", (bulk, "stack"): "parameters",
+    (bulk, "frame"): "frame", (bulk, "render_videos"): "render",
+}
 
 
-def draw_only(config: GenerationConfig, count: int, points: np.ndarray) -> None:
-    """The fixed cost: allocate white frames and draw one anti-aliased dot per frame."""
+def draw_only(config: GenerationConfig, points: np.ndarray, videos: np.ndarray) -> None:
+    """The fixed cost: frames filled with the background, one anti-aliased dot per frame."""
+    videos[...] = np.full((config.size, config.size, 3), config.background, np.uint8)
+    centres = np.rint(points * 16).astype(np.int64).tolist()
     radius = int(round(config.radius * 16))
-    for _ in range(count):
-        video = np.full((config.frames, config.size, config.size, 3), 255, np.uint8)
-        for t, (x, y) in enumerate(points):
-            cv2.circle(video[t], (x, y), radius, (0, 0, 255), -1, cv2.LINE_AA, 4)
+    for video, row in zip(videos, centres):
+        for frame, centre in zip(video, row):
+            cv2.circle(frame, centre, radius, config.color, -1, cv2.LINE_AA, 4)
 
 
-def stages(config: GenerationConfig, start: int, count: int) -> dict[str, float]:
-    """Seconds spent in each stage of the make_sample pipeline (first draw of each sample)."""
-    spent = {"simulate": 0.0, "frame": 0.0, "render": 0.0}
-    t = _times(config.frames)
-    for index in range(start, start + count):
-        t0 = time.perf_counter()
-        motion = MOTIONS[config.classes[index % len(config.classes)]]
-        draw = simulate(config, motion, sample_rng(config.seed, index), t)
-        motion.equation(draw.params), motion.description(draw.params) + draw.aug.describe()
-        t1 = time.perf_counter()
-        framing = frame(draw.points, motion.view_normal(draw.params), draw.u[-UNIFORMS_PER_CAMERA:], config, motion.max_tilt)
-        t2 = time.perf_counter()
-        render_video(framing.points_2d, config)
-        t3 = time.perf_counter()
-        spent["simulate"] += t1 - t0
-        spent["frame"] += t2 - t1
-        spent["render"] += t3 - t2
+def stage_split(config: GenerationConfig, blocks: int, size: int, videos: np.ndarray) -> dict[str, float]:
+    """CPU seconds per stage of make_samples: each stage's functions timed where bulk calls them."""
+    spent: Counter = Counter()
+    originals = {}
+    for (module, name), stage in STAGES.items():
+        original = originals[(module, name)] = getattr(module, name)
+
+        def timed(*args, _f=original, _stage=stage, **kwargs):
+            t0 = time.process_time()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                spent[_stage] += time.process_time() - t0
+
+        setattr(module, name, timed)
+    try:
+        t0 = time.process_time()
+        for block in range(blocks):
+            bulk.make_samples(config, range(block * size, (block + 1) * size), videos)
+        total = time.process_time() - t0
+    finally:
+        for (module, name), original in originals.items():
+            setattr(module, name, original)
+    spent["paths, noise, pace, text and the rest"] = total - sum(spent.values())
     return spent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=10)
-    parser.add_argument("--block-size", type=int, default=500)
+    parser.add_argument("--block-size", type=int, default=1000)
     parser.add_argument("--out", default="artifacts/bench.json")
     args = parser.parse_args()
     config = GenerationConfig()
-    fixed_points = [(int(p[0] * 16), int(p[1] * 16)) for p in make_sample(config, 0).points_2d]
+    size = args.block_size
+    videos = np.ones((size, config.frames, config.size, config.size, 3), np.uint8)  # touched once
+    bulk.make_samples(config, range(size), videos)  # warm: imports, the dot sprites
 
     sample_rates, draw_rates = [], []
     for block in range(args.blocks):
-        start = block * args.block_size
-        t0 = time.perf_counter()
-        for i in range(start, start + args.block_size):
-            make_sample(config, i)
-        t1 = time.perf_counter()
-        draw_only(config, args.block_size, fixed_points)
-        t2 = time.perf_counter()
-        sample_rates.append(args.block_size / (t1 - t0))
-        draw_rates.append(args.block_size / (t2 - t1))
+        indices = range(block * size, (block + 1) * size)
+        t0 = time.process_time()
+        made = bulk.make_samples(config, indices, videos)
+        t1 = time.process_time()
+        draw_only(config, made.points_2d, videos)
+        t2 = time.process_time()
+        sample_rates.append(size / (t1 - t0))
+        draw_rates.append(size / (t2 - t1))
     ratios = [d / s for s, d in zip(sample_rates, draw_rates)]
-    split = stages(config, 0, args.blocks * args.block_size)
+    split = stage_split(config, args.blocks, size, videos)
     total = sum(split.values())
+    t0 = time.process_time()
+    for i in range(200):
+        make_sample(config, i)
+    one = (time.process_time() - t0) / 200
     result = {
         "trajgen_version": __version__,
         "python": platform.python_version(),
@@ -85,15 +103,18 @@ def main() -> None:
         "opencv": cv2.__version__,
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
         "config": "defaults (16 frames, 64x64, dot)",
-        "make_sample_samples_per_s_median": round(statistics.median(sample_rates), 1),
-        "make_sample_samples_per_s_best": round(max(sample_rates), 1),
+        "clock": "CPU time of this process (time.process_time)",
+        "make_samples_samples_per_s_median": round(statistics.median(sample_rates), 1),
+        "make_samples_samples_per_s_best": round(max(sample_rates), 1),
         "draw_only_samples_per_s_median": round(statistics.median(draw_rates), 1),
-        "cost_ratio_make_sample_over_draw_median": round(statistics.median(ratios), 2),
+        "cost_ratio_make_samples_over_draw_median": round(statistics.median(ratios), 2),
         "cost_ratio_per_block": [round(r, 2) for r in ratios],
         "stage_share": {k: round(v / total, 3) for k, v in split.items()},
-        "stage_us_per_sample": {k: round(v / (args.blocks * args.block_size) * 1e6, 1) for k, v in split.items()},
-        "command": "python scripts/bench.py " + f"--blocks {args.blocks} --block-size {args.block_size}",
+        "stage_us_per_sample": {k: round(v / (args.blocks * size) * 1e6, 1) for k, v in split.items()},
+        "make_sample_one_index_us": round(one * 1e6, 1),
+        "command": f"python scripts/bench.py --blocks {args.blocks} --block-size {args.block_size}",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""End-to-end wall time of the real CLI with --workers 1 and --workers 2 (or any list).
+"""End-to-end wall time of the real CLI with --workers 1, --workers 2 and a Dask cluster (or any list).
 
 Runs `trajgen generate` as a subprocess, in ABBA order per repetition (1 2 2 1, 2 1 1 2,
 ...) so the drift of this machine's speed hits every setting alike, checks that every
 run's result files are byte-identical to the first --workers 1 run, and reports each
 setting's median time and the speedup over --workers 1 (ratio of medians, and the
-median of the per-repetition ratios).
+median of the per-repetition ratios). The setting `dask` runs `--scheduler` against a
+Dask LocalCluster on loopback with 2 single-threaded worker processes, started once.
 
-Usage: python scripts/bench_workers.py [--n 24000] [--checkpoint-every 1000] [--repeats 3] [--workers 1,2]
+Usage: python scripts/bench_workers.py [--n 24000] [--checkpoint-every 1000] [--repeats 3] [--workers 1,2,dask]
        → artifacts/bench_workers.json
 """
 
@@ -23,10 +24,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.8  # the issue's goal for --workers 2 on a 2-core machine
+DASK_WORKERS = 2
+
+
+@contextmanager
+def dask_cluster(workers: int):
+    """The address of a Dask LocalCluster on loopback: single-threaded worker processes."""
+    import logging
+
+    import distributed
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        yield cluster.scheduler_address
 
 
 def result_bytes(run_dir: Path) -> dict[str, bytes]:
@@ -48,24 +64,28 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=24_000)
     parser.add_argument("--checkpoint-every", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", default="1,2", help="comma-separated settings; the first is the baseline")
+    parser.add_argument("--workers", default="1,2,dask",
+                        help="comma-separated settings (a number of workers, or dask); the first is the baseline")
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench_workers.json")
     opts = parser.parse_args()
-    settings = [int(w) for w in opts.workers.split(",")]
+    settings = [w if w == "dask" else int(w) for w in opts.workers.split(",")]
     base = [sys.executable, "-m", "trajgen", "generate", "--n", str(opts.n),
             "--checkpoint-every", str(opts.checkpoint_every), "--quiet"]
 
-    times: dict[int, list[float]] = {w: [] for w in settings}
-    with tempfile.TemporaryDirectory(prefix="bench_workers_") as scratch:
+    times: dict = {w: [] for w in settings}
+    with tempfile.TemporaryDirectory(prefix="bench_workers_") as scratch, ExitStack() as stack:
+        options = {w: ["--workers", str(w)] for w in settings if w != "dask"}
+        if "dask" in settings:
+            options["dask"] = ["--scheduler", stack.enter_context(dask_cluster(DASK_WORKERS))]
         scratch = Path(scratch)
         reference = None
         for rep in range(opts.repeats):
             order = settings + settings[::-1] if rep % 2 == 0 else settings[::-1] + settings
             for w in order:
                 out = scratch / f"w{w}"
-                seconds = timed_run([*base, "--workers", str(w)], out)
+                seconds = timed_run([*base, *options[w]], out)
                 times[w].append(seconds)
-                print(f"rep {rep + 1}  --workers {w}: {seconds:6.2f} s", flush=True)
+                print(f"rep {rep + 1}  {w}: {seconds:6.2f} s", flush=True)
                 if reference is None:
                     reference = result_bytes(out)
                 elif result_bytes(out) != reference:
@@ -75,6 +95,9 @@ def main() -> None:
     medians = {w: statistics.median(t) for w, t in times.items()}
     report = {
         "command": " ".join(["trajgen", *base[3:], "--workers", "W", "--out", "DIR"]),
+        "dask": f"trajgen ... --scheduler ADDRESS of a LocalCluster of {DASK_WORKERS} single-threaded worker processes",
+        "bench_command": f"python scripts/bench_workers.py --n {opts.n} --checkpoint-every {opts.checkpoint_every} "
+                         f"--repeats {opts.repeats} --workers {opts.workers}",
         "order": "ABBA per repetition (each setting runs twice per repetition)",
         "n": opts.n,
         "checkpoint_every": opts.checkpoint_every,

@@ -34,7 +34,7 @@ def test_run_directory_layout(reference):
 
 def test_manifest_lists_every_shard_with_checksum(reference):
     m = json.loads((reference / "manifest.json").read_text())
-    assert m["format"] == "trajgen-run/1" and m["status"] == "complete"
+    assert m["format"] == "trajgen-run/2" and m["status"] == "complete"
     assert m["classes"] == list(SMALL.classes) and m["total_samples"] == 42
     assert m["checkpoint_every"] == 10 and m["num_shards"] == 5
     assert GenerationConfig.from_dict(m["config"]) == SMALL

@@ -4,6 +4,7 @@ import hashlib
 import subprocess
 import sys
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -228,3 +229,115 @@ def test_write_failure_keeps_old_shard(tmp_path, tmp, monkeypatch):
         _fs._reset_faults()
     assert path.read_bytes() == before
     assert list(tmp.iterdir()) == []
+
+
+# ---------------------------------------------------------------- ISA-L deflate, a zip written by hand
+
+def _members(data):
+    """(ZipInfo, raw member payload as stored in the file) for every member."""
+    import io
+    import struct
+
+    out = []
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for info in z.infolist():
+            name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+            start = info.header_offset + 30 + name_len + extra_len
+            out.append((info, data[start : start + info.compress_size]))
+    return out
+
+
+@pytest.mark.parametrize("level", [0, 1, 4, 9])
+def test_compress_level_is_the_zlib_level_and_the_codec_says_so(level):
+    codec = shards.shard_codec(level)
+    if level == 0:
+        assert codec == {"name": "stored", "level": 0}
+    else:
+        assert codec == {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": level}
+
+
+@pytest.mark.parametrize("level", [1, 4, 9])
+def test_members_are_raw_deflate_made_by_zlib_at_the_given_level(level):
+    arrays = make_arrays(n=8, t=8, size=32, white=True)
+    data = shards.encode_shard(arrays, level)
+    for info, payload in _members(data):
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        key = info.filename[: -len(".npy")]
+        arr = shards._canonical(arrays[key])
+        member = shards._npy_header(arr) + arr.tobytes()
+        assert zlib.decompress(payload, -15) == member, key
+        # zlib at --compress-level, fed the .npy header and then the array's bytes
+        expected = zlib.compressobj(level, zlib.DEFLATED, -15)
+        assert payload == expected.compress(shards._npy_header(arr)) + expected.compress(arr.tobytes()) + expected.flush()
+        assert info.CRC == zlib.crc32(member)
+        assert info.file_size == len(member)
+
+
+_ENCODE_IN_A_NEW_PROCESS = """
+import hashlib, sys
+sys.path[:0] = sys.argv[1:2]
+from test_shards import make_arrays
+from trajgen import shards
+for level in (1, 6):
+    print(hashlib.sha256(shards.encode_shard(make_arrays(n=64, t=16, size=64, white=True), level)).hexdigest())
+"""
+
+
+def test_the_same_arrays_encode_to_the_same_bytes_in_other_processes():
+    # the promise behind resume, --workers, Dask and repair: a shard's bytes never depend on the process
+    here = str(__import__("pathlib").Path(__file__).parent)
+    runs = [subprocess.run([sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here], capture_output=True, text=True,
+                           check=True).stdout for _ in range(4)]
+    mine = "".join(hashlib.sha256(shards.encode_shard(make_arrays(n=64, t=16, size=64, white=True), level)).hexdigest()
+                   + "\n" for level in (1, 6))
+    assert runs == [mine] * 4
+
+
+def test_zip_is_valid_for_zip_tools(tmp_path, tmp):
+    path = tmp_path / "shard-00000.npz"
+    shards.write_shard(path, make_arrays(), 1, tmp)
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # every CRC checks out
+        for info in z.infolist():
+            assert info.create_system == 3 and info.external_attr == 0o644 << 16
+            assert info.flag_bits == 0 and info.extract_version == 20
+    tested = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_zip64_records_when_a_member_or_offset_passes_4_gib(tmp_path, tmp, monkeypatch):
+    # a 4 GiB shard is too big for a test: lower the limit at which zip64 records are written
+    monkeypatch.setattr(shards, "_ZIP64_LIMIT", 100)
+    arrays = make_arrays()
+    path = tmp_path / "shard-00000.npz"
+    shards.write_shard(path, arrays, 1, tmp)
+    data = path.read_bytes()
+    assert b"PK\x06\x06" in data and b"PK\x06\x07" in data  # zip64 end of central directory and its locator
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        assert all(i.extract_version == 45 for i in z.infolist())
+    assert_same(shards.read_shard(path), arrays)
+    tested = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_zip64_member_sizes_round_trip(monkeypatch):
+    monkeypatch.setattr(shards, "_ZIP64_LIMIT", 100)
+    arrays = make_arrays()
+    for info, payload in _members(shards.encode_shard(arrays, 0)):
+        key = info.filename[: -len(".npy")]
+        arr = shards._canonical(arrays[key])
+        assert payload == shards._npy_header(arr) + arr.tobytes()
+        assert info.file_size == info.compress_size == len(payload)
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_manifest_records_the_codec(tmp_path, level):
+    import json
+
+    from trajgen import GenerationConfig
+    from trajgen.run import generate
+
+    generate(GenerationConfig(n=4, checkpoint_every=4, compress_level=level), tmp_path / "run", workers=1)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["codec"] == shards.shard_codec(level)

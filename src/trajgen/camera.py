@@ -16,11 +16,9 @@ is exact for a fixed pose, so framing needs no trial and error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from trajgen._vec import Vec, combine, cross, orthonormal_pair, unit
 from trajgen.config import GenerationConfig
 
 MAX_TILT_DEG = 25.0
@@ -31,12 +29,6 @@ CAMERA_COLUMNS = (
     "focal_px", "cx_px", "cy_px", "eye_x", "eye_y", "eye_z",
     "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22",
 )
-
-
-@dataclass(frozen=True)
-class Framing:
-    points_2d: np.ndarray  # (T, 2) float64 pixel x, y (pixel centres at integers)
-    camera: np.ndarray  # (15,) float64, see CAMERA_COLUMNS
 
 
 def max_coverage(size: int, radius: float) -> float:
@@ -56,50 +48,78 @@ def is_visible(points_2d: np.ndarray, size: int, radius: float) -> bool:
     return bool(np.all(points_2d >= radius) and np.all(points_2d <= size - 1 - radius))
 
 
-def frame(points: np.ndarray, view_normal: Vec, u: list[float], config: GenerationConfig,
-          max_tilt: float = MAX_TILT_DEG) -> Framing | None:
-    """Place a camera for ``points`` from UNIFORMS_PER_CAMERA uniforms; None if the draw cannot be framed."""
-    lo3, hi3 = points.min(axis=0), points.max(axis=0)
-    centre = 0.5 * (lo3 + hi3)
-    radius = math.sqrt(float(np.square(points - centre).sum(axis=1).max()))
-    if not math.isfinite(radius) or radius < 1e-6:
-        return None
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.sqrt(v[:, 0] * v[:, 0] + v[:, 1] * v[:, 1] + v[:, 2] * v[:, 2])[:, None]
 
-    # tilt the view direction by up to max_tilt degrees towards a random side, from either side
-    n = unit(view_normal)
-    a, b = orthonormal_pair(n)
-    u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u
-    tilt = math.tan(math.radians(max_tilt) * u0)
-    side = 1.0 if u2 < 0.5 else -1.0
-    forward = unit(combine((side, n), (side * tilt * math.cos(2 * math.pi * u1), a), (side * tilt * math.sin(2 * math.pi * u1), b)))
-    up = (0.0, 0.0, 1.0) if abs(forward[2]) < 0.99 else (1.0, 0.0, 0.0)  # world z up on screen before the roll
-    level_right = unit(cross(forward, up))
-    level_down = cross(forward, level_right)
-    roll = math.radians(config.roll) * (2 * u_roll - 1)
-    right = combine((math.cos(roll), level_right), (math.sin(roll), level_down))
-    down = cross(forward, right)
-    rotation = np.array([right, down, forward])
-    distance = radius * (2.5 + 1.5 * u3) * math.sqrt(1 + tilt * tilt)  # further away when oblique: no stronger perspective
-    eye = centre - distance * rotation[2]
 
-    rel = (points - eye) @ rotation.T
-    depth = rel[:, 2:3]
-    if float(depth.min()) < 0.25 * distance:
-        return None
-    uv = rel[:, :2] / depth
-    lo, hi = uv.min(axis=0).tolist(), uv.max(axis=0).tolist()
-    span = max(hi[0] - lo[0], hi[1] - lo[1])
-    if not math.isfinite(span) or span < 1e-6:
-        return None
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
+                     a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
+
+
+def _where(mask: np.ndarray, yes: tuple, no: tuple) -> np.ndarray:
+    return np.where(mask[:, None], np.array(yes, np.float64), np.array(no, np.float64))
+
+
+def _dot(rel: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """(m, T, 3) · (m, 3) → (m, T), added in a fixed order (no BLAS: a row's result never depends on the batch)."""
+    return rel[..., 0] * axis[:, None, 0] + rel[..., 1] * axis[:, None, 1] + rel[..., 2] * axis[:, None, 2]
+
+
+def frame(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: GenerationConfig,
+          max_tilt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Place a camera for each of m paths (m, T, 3) from its UNIFORMS_PER_CAMERA uniforms (m, 8),
+    looking along its view normal (m, 3) tilted by up to its max_tilt (m,) degrees.
+
+    Returns points_2d (m, T, 2), camera (m, 15) and framed (m,) bool: False where the draw
+    cannot be framed (those rows hold garbage). Elementwise numpy only, so each row is the
+    same whatever other rows share the call."""
     size, margin = config.size, config.radius
-    target = min(config.coverage, max_coverage(size, margin))
-    coverage = min(max(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target), max_coverage(size, margin))
-    focal = coverage * size / span
-    # the box's top-left corner: centred, then moved to a random place within the free margin
-    box = (focal * (hi[0] - lo[0]), focal * (hi[1] - lo[1]))
-    free = [max(0.0, size - 1 - 2 * margin - side_px - 2 * _EDGE) for side_px in box]
-    corner = [0.5 * (size - 1 - box[k]) + config.placement * free[k] * (w - 0.5) for k, w in enumerate((u_x, u_y))]
-    cx = corner[0] - focal * lo[0]
-    cy = corner[1] - focal * lo[1]
-    camera = np.array([focal, cx, cy, *eye.tolist(), *right, *down, *forward])
-    return Framing(points_2d=focal * uv + np.array([cx, cy]), camera=camera)
+    u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u.T
+    with np.errstate(all="ignore"):  # rows that cannot be framed may divide by zero
+        lo3, hi3 = points.min(axis=1), points.max(axis=1)
+        centre = 0.5 * (lo3 + hi3)
+        d = points - centre[:, None, :]
+        radius = np.sqrt((d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2]).max(axis=1))
+        framed = np.isfinite(radius) & (radius >= 1e-6)
+
+        # tilt the view direction by up to max_tilt degrees towards a random side, from either side
+        n = _unit(view_normal)
+        a = _unit(_cross(n, _where(np.abs(n[:, 0]) < 0.9, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))))
+        b = _cross(n, a)
+        tilt_angle = np.radians(max_tilt) * u0
+        tilt = np.sin(tilt_angle) / np.cos(tilt_angle)
+        side = np.where(u2 < 0.5, 1.0, -1.0)
+        turn = 2 * math.pi * u1
+        forward = _unit(side[:, None] * n + (side * tilt * np.cos(turn))[:, None] * a
+                        + (side * tilt * np.sin(turn))[:, None] * b)
+        up = _where(np.abs(forward[:, 2]) < 0.99, (0.0, 0.0, 1.0), (1.0, 0.0, 0.0))  # world z up before the roll
+        level_right = _unit(_cross(forward, up))
+        level_down = _cross(forward, level_right)
+        roll = math.radians(config.roll) * (2 * u_roll - 1)
+        right = np.cos(roll)[:, None] * level_right + np.sin(roll)[:, None] * level_down
+        down = _cross(forward, right)
+        distance = radius * (2.5 + 1.5 * u3) * np.sqrt(1 + tilt * tilt)  # further when oblique: no stronger perspective
+        eye = centre - distance[:, None] * forward
+
+        rel = points - eye[:, None, :]
+        depth = _dot(rel, forward)
+        framed &= depth.min(axis=1) >= 0.25 * distance
+        x, y = _dot(rel, right) / depth, _dot(rel, down) / depth
+        lo_x, hi_x, lo_y, hi_y = x.min(axis=1), x.max(axis=1), y.min(axis=1), y.max(axis=1)
+        span = np.maximum(hi_x - lo_x, hi_y - lo_y)
+        framed &= np.isfinite(span) & (span >= 1e-6)
+        target = min(config.coverage, max_coverage(size, margin))
+        coverage = np.minimum(np.maximum(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target),
+                              max_coverage(size, margin))
+        focal = coverage * size / span
+        # the box's top-left corner: centred, then moved to a random place within the free margin
+        box_x, box_y = focal * (hi_x - lo_x), focal * (hi_y - lo_y)
+        free_x = np.maximum(0.0, size - 1 - 2 * margin - box_x - 2 * _EDGE)
+        free_y = np.maximum(0.0, size - 1 - 2 * margin - box_y - 2 * _EDGE)
+        cx = 0.5 * (size - 1 - box_x) + config.placement * free_x * (u_x - 0.5) - focal * lo_x
+        cy = 0.5 * (size - 1 - box_y) + config.placement * free_y * (u_y - 0.5) - focal * lo_y
+        points_2d = np.stack([focal[:, None] * x + cx[:, None], focal[:, None] * y + cy[:, None]], axis=-1)
+        camera = np.concatenate([np.stack([focal, cx, cy], axis=1), eye, right, down, forward], axis=1)
+    return points_2d, camera, framed

@@ -127,7 +127,7 @@ def _lost(address: str, run_dir: str) -> str:
 
 
 def _resume_hint(run_dir: str, address: str) -> str:
-    from trajgen.run import resume_command
+    from trajgen.rundir import resume_command
 
     return f"{resume_command(run_dir)} --scheduler {address}"
 
@@ -430,9 +430,9 @@ def _shard_results(client, address: str, task: Callable, config: GenerationConfi
 
 def _note(run_dir: str, event: str) -> None:
     """A line in the run's log (best effort: the commit loop reports a log it cannot write)."""
-    from trajgen.run import _log_line
+    from trajgen.rundir import log_line
 
     try:
-        _fs.append_line(os.path.join(run_dir, "run.log"), _log_line(event))
+        _fs.append_line(os.path.join(run_dir, "run.log"), log_line(event))
     except OSError:
         pass

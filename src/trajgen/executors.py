@@ -38,8 +38,11 @@ class SerialExecutor:
         return "serial"
 
     def run(self, task: Callable, config: GenerationConfig, run_dir: str, shards: list[int]) -> Iterator:
-        for k in shards:
-            yield task(config, run_dir, k)
+        from trajgen.shardmaker import videos_buffer_kept
+
+        with videos_buffer_kept():
+            for k in shards:
+                yield task(config, run_dir, k)
 
     def close(self) -> None:
         pass
@@ -58,9 +61,9 @@ def _worker_init(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-    from trajgen import run
+    from trajgen import shardmaker
 
-    run._keep_videos_buffer = True  # this process makes one shard at a time, for one run
+    shardmaker._keep_videos_buffer = True  # this process makes one shard at a time, for one run
 
     def watch() -> None:  # portable fallback for systems without PR_SET_PDEATHSIG
         while True:
@@ -152,7 +155,7 @@ class ProcessExecutor:
                     broken = True
                 except (OSError, ValueError) as e:  # ValueError: spawning raced a dying worker's pipes
                     if not (pool._broken or any(not p.is_alive() for p in (pool._processes or {}).values())):
-                        from trajgen.run import resume_command
+                        from trajgen.rundir import resume_command
 
                         raise WorkerLostError(f"could not start worker processes ({e}); try fewer --workers: "
                                               f"{resume_command(run_dir)} --workers 1") from None
@@ -176,7 +179,7 @@ class ProcessExecutor:
                     _stop(pool, run_dir)
                     pool = None
                     if restarts > MAX_POOL_RESTARTS:
-                        from trajgen.run import resume_command
+                        from trajgen.rundir import resume_command
 
                         raise WorkerLostError(f"worker processes died {restarts} times in a row without finishing a "
                                               f"shard (out of memory? killed?); the run is resumable: "
@@ -197,10 +200,10 @@ def _quiet_resource_tracker() -> None:
 
 def _warm_up(config: GenerationConfig | None) -> None:
     _fs.pause_point("warm-up")
-    from trajgen import run  # numpy, OpenCV and the pipeline, imported before the first shard
+    from trajgen import shardmaker  # numpy, OpenCV and the pipeline, imported before the first shard
 
     if config is not None:
-        run.videos_buffer(config, min(config.checkpoint_every, config.n))
+        shardmaker.videos_buffer(config, min(config.checkpoint_every, config.n))
 
 
 def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> None:

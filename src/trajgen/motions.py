@@ -18,6 +18,15 @@ from trajgen._vec import Vec, combine, norm, orthonormal_pair
 
 # Parameter values are floats or 3-vectors as float tuples (cheap to make and to turn).
 Params = dict[str, object]
+# The parameters of m samples of one motion, stacked: name → (m,) or (m, 3) float64 array.
+Columns = dict[str, np.ndarray]
+
+
+def stack(params: list[Params]) -> Columns:
+    """Stack the parameters of samples of one motion into columns (a missing "warp" is 0)."""
+    columns = {key: np.array([p[key] for p in params], np.float64) for key in params[0] if key != "warp"}
+    columns["warp"] = np.array([p.get("warp", 0.0) for p in params], np.float64)
+    return columns
 
 
 def _unit(u: float, v: float) -> Vec:
@@ -46,7 +55,8 @@ class Motion:
     """One motion class.
 
     ``draw(u, frames)`` turns a list of 12 uniforms into parameters for a clip of ``frames``
-    frames; ``path(p, t)`` gives (T, 3) points, on the pace ``warped`` sets if ``varies_speed``;
+    frames; ``path(columns, t)`` gives the (m, T, 3) points of m samples at once (their
+    parameters stacked by ``stack``), on the pace ``warped`` sets if ``varies_speed``;
     ``view_normal(p)`` is the direction the camera looks along (so the shape shows best),
     give or take ``max_tilt`` degrees;
     ``points``/``vectors`` name the parameters the augmentation moves or turns.
@@ -54,7 +64,7 @@ class Motion:
 
     name: str
     draw: Callable[[list[float], int], Params]
-    path: Callable[[Params, np.ndarray], np.ndarray]
+    path: Callable[[Columns, np.ndarray], np.ndarray]
     view_normal: Callable[[Params], np.ndarray]
     equation: Callable[[Params], str]
     description: Callable[[Params], str]
@@ -64,11 +74,15 @@ class Motion:
     max_tilt: float = 25.0  # degrees the camera may turn away from view_normal
 
 
-def warped(p: Params, t: np.ndarray) -> np.ndarray:
-    """The path's own time s(t) = t + k·sin(πt)/π: speed 1 + k at the start, 1 - k at the end
-    (k = p["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
-    k = p.get("warp", 0.0)
-    return t + (k / math.pi) * np.sin(math.pi * t) if k else t
+def warped(c: Columns, t: np.ndarray) -> np.ndarray:
+    """The paths' own time s(t) = t + k·sin(πt)/π, (m, T): speed 1 + k at the start, 1 - k at
+    the end (k = c["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
+    return t[None, :] + (c["warp"] / math.pi)[:, None] * np.sin(math.pi * t)[None, :]
+
+
+def _along(s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(m, T) times · (m, 3) vectors → (m, T, 3)."""
+    return s[:, :, None] * v[:, None, :]
 
 
 def _time(p: Params) -> str:
@@ -95,7 +109,7 @@ def _linear_draw(u: list[float], frames: int) -> Params:
 LINEAR = Motion(
     name="linear",
     draw=_linear_draw,
-    path=lambda p, t: np.outer(warped(p, t), p["v"]) + p["p0"],
+    path=lambda c, t: _along(warped(c, t), c["v"]) + c["p0"][:, None, :],
     view_normal=lambda p: p["side"],
     equation=lambda p: f"p(t) = {_v(p['p0'])} + t·{_v(p['v'])}{_time(p)}",
     description=lambda p: (
@@ -124,10 +138,10 @@ def _circular_draw(u: list[float], frames: int) -> Params:
     }
 
 
-def _circle(p: Params, t: np.ndarray) -> np.ndarray:
-    angle = p["omega"] * warped(p, t) + p["phi"]
-    ab = np.array([p["a"], p["b"]]) * p["R"]
-    return np.stack([np.cos(angle), np.sin(angle)], axis=1) @ ab + p["c"]
+def _circle(c: Columns, t: np.ndarray, radius: str = "R") -> np.ndarray:
+    angle = c["omega"][:, None] * warped(c, t) + c["phi"][:, None]
+    r = c[radius][:, None]
+    return _along(np.cos(angle), c["a"] * r) + _along(np.sin(angle), c["b"] * r) + c["c"][:, None, :]
 
 
 def _circle_equation(p: Params, radius: float) -> str:
@@ -168,8 +182,8 @@ def _helical_draw(u: list[float], frames: int) -> Params:
     }
 
 
-def _helix(p: Params, t: np.ndarray) -> np.ndarray:
-    return _circle({**p, "R": p["r"]}, t) + np.outer(p["h"] * warped(p, t), p["k"])
+def _helix(c: Columns, t: np.ndarray) -> np.ndarray:
+    return _circle(c, t, "r") + _along(c["h"][:, None] * warped(c, t), c["k"])
 
 
 HELICAL = Motion(
@@ -198,9 +212,9 @@ def _parabolic_draw(u: list[float], frames: int) -> Params:
     return {"p0": _point(u), "v0": v0, "g": g, "side": (-sin_h, cos_h, 0.0)}
 
 
-def _throw(p: Params, t: np.ndarray) -> np.ndarray:
-    points = np.outer(t, p["v0"]) + p["p0"]
-    points[:, 2] -= 0.5 * p["g"] * t * t
+def _throw(c: Columns, t: np.ndarray) -> np.ndarray:
+    points = _along(np.broadcast_to(t, (len(c["g"]), len(t))), c["v0"]) + c["p0"][:, None, :]
+    points[:, :, 2] -= 0.5 * c["g"][:, None] * (t * t)[None, :]
     return points
 
 

@@ -130,7 +130,7 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
 
 def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     """Make and compress a small trial shard, and scale it to the whole run."""
-    from trajgen.run import build_shard_arrays
+    from trajgen.shardmaker import build_shard_arrays
     from trajgen.shards import encode_shard
 
     m = trial_samples(config)
@@ -202,10 +202,10 @@ def filesystem_checks(target: Path) -> list[Check]:
 def progress_folder_check(out: Path, progress_to) -> Check:
     """--progress-to: outside the run, and a file can be made there (a probe, removed at once)."""
     from trajgen.errors import ConfigError
-    from trajgen.run import _check_progress_to
+    from trajgen.rundir import check_progress_to
 
     try:
-        folder = Path(_check_progress_to(Path(out), progress_to))
+        folder = Path(check_progress_to(Path(out), progress_to))
     except ConfigError as e:
         return Check(False, str(e))
     where = existing_ancestor(folder)
@@ -220,7 +220,7 @@ def progress_folder_check(out: Path, progress_to) -> Check:
 
 def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None) -> tuple[bool, list[str]]:
     """The plan and the checks, as ✓/✗ lines; True when every check passes."""
-    from trajgen.run import RunError, _check_new_run_dir
+    from trajgen.rundir import RunError, check_new_run_dir
 
     check_memory(config, workers)
     est = estimate(config, workers)
@@ -231,7 +231,7 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     ]
     checks = []
     try:
-        _check_new_run_dir(out)
+        check_new_run_dir(out)
         checks.append(Check(True, f"output directory {out} is free to use"))
     except RunError as e:
         checks.append(Check(False, str(e)))
@@ -284,7 +284,7 @@ def warn_if_shards_are_slow(config: GenerationConfig, est: Estimate) -> None:
 
 def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
     """The estimate, or RunError when the run would not fit in the free space at ``out``."""
-    from trajgen.run import RunError
+    from trajgen.rundir import RunError
 
     est = estimate(config)
     free = free_bytes(out)

@@ -43,6 +43,63 @@ def render_video(points_2d: np.ndarray, config: GenerationConfig, out: np.ndarra
     return video
 
 
+def render_videos(points_2d: np.ndarray, config: GenerationConfig, out: np.ndarray) -> np.ndarray:
+    """(n, T, 2) pixel positions → ``out``, a C-contiguous uint8 (n, T, H, W, 3): many videos at once.
+
+    The same pixels as render_video. A dot on a plain frame is cv2.circle's anti-aliased
+    dot: drawn once per 1/16-px offset onto a background tile (a sprite, cut to the pixels
+    any offset touches), and copied into all frames row by row in one numpy assignment.
+    Trails overlap, so they are drawn video by video."""
+    if config.style != "dot":
+        for video, points in zip(out, points_2d):
+            render_video(points, config, video)
+        return out
+    n, frames, size = out.shape[0], out.shape[1], config.size
+    out[...] = _blank_frame(size, config.background)
+    sprites, offset = _dot_sprites(config.radius, config.color, config.background)
+    side = sprites.shape[1]
+    centres = np.rint(points_2d.reshape(-1, 2) * _ONE).astype(np.int64)
+    left, top = (centres[:, 0] >> _SHIFT) - offset, (centres[:, 1] >> _SHIFT) - offset
+    sprite = (centres[:, 1] & (_ONE - 1)) * _ONE + (centres[:, 0] & (_ONE - 1))
+    fits = (left >= 0) & (top >= 0) & (left <= size - side) & (top <= size - side)
+    inside = np.flatnonzero(fits)
+    if len(inside) and side <= size:
+        # each element is one sprite-wide row of pixels (3·side bytes) starting at any pixel of a frame
+        row = np.dtype((np.void, 3 * side))
+        spans = np.ndarray((n * frames, size, size - side + 1), row, out.data, 0, (3 * size * size, 3 * size, 3))
+        spans[inside[:, None], top[inside, None] + np.arange(side), left[inside, None]] = sprites[sprite[inside]]
+    else:
+        fits[:] = False
+    flat = out.reshape(n * frames, size, size, 3)
+    radius = int(round(config.radius * _ONE))
+    for f in np.flatnonzero(~fits).tolist():  # a dot whose tile reaches past the frame's edge: cv2 clips it
+        cv2.circle(flat[f], tuple(centres[f].tolist()), radius, config.color, -1, cv2.LINE_AA, _SHIFT)
+    return out
+
+
+@lru_cache(maxsize=16)
+def _dot_sprites(radius: float, color: tuple[int, int, int], background: tuple[int, int, int]):
+    """cv2.circle's dot at each of the 16×16 sub-pixel offsets on the background, cut to the
+    square any of them touches: (256, side) rows of side pixels, and the square's offset
+    from the dot's whole-pixel position."""
+    r = int(round(radius * _ONE))
+    pad = (r >> _SHIFT) + 3  # the anti-aliased edge reaches at most a pixel or two past the radius
+    tile = 2 * pad + 2
+    tiles = np.empty((_ONE, _ONE, tile, tile, 3), np.uint8)
+    for fy in range(_ONE):
+        for fx in range(_ONE):
+            tiles[fy, fx] = background
+            cv2.circle(tiles[fy, fx], (pad * _ONE + fx, pad * _ONE + fy), r, color, -1, cv2.LINE_AA, _SHIFT)
+    drawn = (tiles != np.array(background, np.uint8)).any(axis=(0, 1, 4))  # (tile, tile): touched by any offset
+    touched = np.flatnonzero(drawn.any(axis=0) | drawn.any(axis=1))
+    lo, hi = (int(touched.min()), int(touched.max())) if len(touched) else (pad, pad)
+    side = hi - lo + 1
+    cut = np.ascontiguousarray(tiles[:, :, lo : hi + 1, lo : hi + 1])
+    sprites = cut.reshape(_ONE * _ONE, side, 3 * side).view(np.dtype((np.void, 3 * side)))[..., 0]
+    sprites.flags.writeable = False
+    return sprites, pad - lo
+
+
 @lru_cache(maxsize=16)
 def _blank_frame(size: int, background: tuple[int, int, int]) -> np.ndarray:
     frame = np.empty((size, size, 3), np.uint8)

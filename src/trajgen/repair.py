@@ -16,11 +16,10 @@ from pathlib import Path
 
 from trajgen import _fs
 from trajgen.config import GenerationConfig
-from trajgen.run import (
-    RunPaths, _existing_run, _locked, _log_line, _os_reason, build_shard_arrays, read_manifest, resume_command,
-    shard_file,
-)
-from trajgen.errors import StorageError
+from trajgen.errors import StorageError, os_reason
+from trajgen.rundir import RunPaths, log_line, resume_command, shard_file
+from trajgen.run import _existing_run, _locked, read_manifest
+from trajgen.shardmaker import build_shard_arrays
 from trajgen.shards import encode_shard, sha256_file
 
 
@@ -88,7 +87,7 @@ def repair_run(run_dir: os.PathLike | str) -> RepairResult:
             try:
                 why = _damage(paths.shard(entry["index"]), entry)
             except OSError as e:
-                why = f"unreadable ({_os_reason(e)})"
+                why = f"unreadable ({os_reason(e)})"
             if why is not None:
                 damaged.append((entry, why))
         if damaged:
@@ -105,9 +104,9 @@ def repair_run(run_dir: os.PathLike | str) -> RepairResult:
                 continue
             try:
                 _fs.atomic_write_bytes(paths.shard(k), data, paths.tmp)
-                _fs.append_line(paths.log, _log_line(f"repaired shard {k} ({name} was {why})"))
+                _fs.append_line(paths.log, log_line(f"repaired shard {k} ({name} was {why})"))
             except OSError as e:
-                raise StorageError(f"could not write {name} while repairing {paths.root}: {_os_reason(e)}; "
+                raise StorageError(f"could not write {name} while repairing {paths.root}: {os_reason(e)}; "
                                    f"fix the cause and run trajgen repair again") from None
             result.repaired.append((name, why))
     return result

@@ -19,12 +19,10 @@ import socket
 import stat
 import time
 from contextlib import closing, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
-
-import numpy as np
 
 from trajgen import _fs, schema
 from trajgen.config import GenerationConfig
@@ -32,15 +30,24 @@ from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
 )
-from trajgen.sample import make_sample
-from trajgen.shards import write_shard
+from trajgen.shards import shard_codec
+from trajgen.rundir import (
+    RunError, RunPaths, check_new_run_dir, check_progress_to, live_holder, lock_holder, log_line, resume_command,
+    shard_file,
+)
+from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others import them from trajgen.run
+    ShardResult, ShardWriteError, WorkerVersionError, build_shard_arrays, os_reason, produce_shard, videos_buffer,
+    videos_buffer_kept,
+)
 
+_check_new_run_dir, _check_progress_to, _log_line, _live_holder = check_new_run_dir, check_progress_to, log_line, live_holder
+_os_reason = os_reason  # the names they had before they moved
+
+# 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with zlib.
+# Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
 RUN_FORMAT = schema.RUN_FORMAT
+READABLE_FORMATS = schema.READABLE_FORMATS
 PROGRESS_INTERVAL = 30.0
-
-
-class RunError(TrajgenError):
-    """The run directory is missing, not a run, damaged, or cannot be created."""
 
 
 class RunLockedError(RunError):
@@ -60,140 +67,6 @@ class VersionChangedError(RunError):
     """resume under other versions of what decides the bytes than the run was made with."""
 
 
-class WorkerVersionError(TrajgenError):
-    """A worker runs other versions than the run needs; it wrote nothing. Picklable (crosses from a worker)."""
-
-
-class ShardWriteError(StorageError):
-    """A shard could not be written; picklable so it can cross from a worker."""
-
-    def __init__(self, message: str, errno_code: int | None = None):
-        super().__init__(message)
-        self.errno_code = errno_code
-
-    def __reduce__(self):
-        return (ShardWriteError, (str(self), self.errno_code))
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    config = property(lambda self: self.root / "config.json")
-    manifest = property(lambda self: self.root / "manifest.json")
-    log = property(lambda self: self.root / "run.log")
-    progress_json = property(lambda self: self.root / "progress.json")
-    shards = property(lambda self: self.root / "shards")
-    lock = property(lambda self: self.root / ".lock")
-    tmp = property(lambda self: self.root / ".tmp")
-
-    def shard(self, k: int) -> Path:
-        return self.root / shard_file(k)
-
-
-def shard_file(k: int) -> str:
-    return f"shards/shard-{k:05d}.npz"
-
-
-def resume_command(run_dir: os.PathLike | str) -> str:
-    return f"trajgen resume {shlex.quote(os.fspath(run_dir))}"
-
-
-# ---------------------------------------------------------------- making one shard
-
-@dataclass(frozen=True)
-class ShardResult:
-    """What a worker reports about a shard it wrote; becomes one manifest entry."""
-
-    index: int
-    file: str
-    start: int
-    count: int
-    sha256: str
-    bytes: int
-    class_counts: dict[str, int]
-    redraws: int
-    versions: dict[str, str] | None = None  # of the process that made it (see versions.byte_versions)
-
-    def manifest_entry(self) -> dict:
-        entry = {k: v for k, v in asdict(self).items() if k not in ("redraws", "versions")}
-        return entry | {"framing_redraws": self.redraws}
-
-
-# A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
-# first touch of fresh memory costs up to 0.3 s per 200 MB shard. Elsewhere (this process,
-# Dask workers) nothing is kept, so no memory outlives the run.
-_keep_videos_buffer = False
-_videos_buffer: np.ndarray | None = None
-
-
-def videos_buffer(config: GenerationConfig, n: int) -> np.ndarray:
-    """An uint8 (n, T, H, W, 3) array for a shard's videos (reused in pool workers)."""
-    global _videos_buffer
-    frame = (config.frames, config.size, config.size, 3)
-    if not _keep_videos_buffer:
-        return np.empty((n, *frame), np.uint8)
-    if _videos_buffer is None or _videos_buffer.shape[1:] != frame or len(_videos_buffer) < n:
-        _videos_buffer = None  # free the old one first
-        _videos_buffer = np.ones((max(n, min(config.checkpoint_every, config.n)), *frame), np.uint8)  # touched now
-    return _videos_buffer[:n]
-
-
-def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
-    """Make the samples of shard k class by class (the user's per-class loop), stored in index order."""
-    indices = config.shard_range(k)
-    n, classes = len(indices), config.classes
-    videos = videos_buffer(config, n)
-    rest: list = [None] * n  # everything but the video, which goes straight into `videos`
-    for label in range(len(classes)):
-        first = indices.start + (label - indices.start) % len(classes)
-        for i in range(first, indices.stop, len(classes)):
-            s = make_sample(config, i, out=videos[i - indices.start])
-            rest[i - indices.start] = (s.label, s.trajectory_3d, s.points_2d, s.camera, s.equation, s.description, s.redraws)
-    labels, trajectories, points, cameras, equations, descriptions, redraws = zip(*rest)
-    arrays = {
-        "videos": videos,
-        "labels": np.array(labels, np.int64),
-        "index": np.array(indices, np.int64),
-        "trajectory_3d": np.stack(trajectories),
-        "points_2d": np.stack(points),
-        "camera": np.stack(cameras),
-        "equations": np.array(equations, dtype=str),
-        "descriptions": np.array(descriptions, dtype=str),
-    }
-    counts = np.bincount(arrays["labels"], minlength=len(classes))
-    return arrays, dict(zip(classes, counts.tolist())), sum(redraws)
-
-
-def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None) -> ShardResult:
-    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
-
-    With ``versions`` (what the run is made with), a worker running other versions refuses
-    before it writes anything."""
-    from trajgen.versions import byte_versions, differences
-
-    mine = byte_versions()
-    changed = differences(versions, mine) if versions is not None else []
-    if changed:
-        raise WorkerVersionError(
-            f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
-            f"({', '.join(changed)}) and made no shard; install the run's versions on every "
-            f"worker, then run: {resume_command(run_dir)}")
-    paths = RunPaths(Path(run_dir))
-    arrays, class_counts, redraws = build_shard_arrays(config, k)
-    try:
-        info = write_shard(paths.shard(k), arrays, config.compress_level, paths.tmp)
-    except OSError as e:
-        raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {_os_reason(e)}", e.errno) from None
-    r = config.shard_range(k)
-    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
-
-
-def _os_reason(e: OSError) -> str:
-    name = errno.errorcode.get(e.errno or 0, "")
-    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
-
-
 _ADVICE = {
     errno.ENOSPC: "free some disk space",
     errno.EDQUOT: "free some space or raise your disk quota",
@@ -211,6 +84,7 @@ def new_manifest(config: GenerationConfig) -> dict:
     return {
         "format": RUN_FORMAT,
         "trajgen_version": __version__,
+        "codec": shard_codec(config.compress_level),  # what deflated the shards
         "config": config.to_dict(),
         "classes": list(config.classes),
         "total_samples": config.n,
@@ -498,7 +372,7 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         except OSError as e:
             _best_effort(lambda: _fs.clear_dir(paths.tmp))
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
-            raise StorageError(f"could not create the run in {root}: {_os_reason(e)}; "
+            raise StorageError(f"could not create the run in {root}: {os_reason(e)}; "
                                f"{_ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
         return _work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
                      show_bar=show_bar, run_versions=versions, progress_to=progress_to)
@@ -547,6 +421,10 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
                 raise RunError(f"{paths.manifest} and {paths.config} describe different runs; the run is damaged")
         else:  # crashed between writing config.json and the first manifest: nothing was committed
             manifest = new_manifest(config)
+        if manifest["status"] != "complete" and manifest["format"] != RUN_FORMAT:
+            raise RunError(f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
+                           f"samples this version makes differently; finish it with the trajgen version named in "
+                           f"{paths.config}, or start a new run")
         repaired = _repair_run(paths, config, manifest, config_file if rebuild_config else None)
         if manifest["status"] == "complete":
             try:
@@ -559,7 +437,7 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         from trajgen.executors import choose_executor
 
         if changed:  # _work reports a log that cannot be written
-            note = _log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
+            note = log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
                              f"the shards made now record theirs")
             _best_effort(lambda: _fs.append_line(paths.log, note))
         progress_to = _remember_progress_to(paths, progress_to)
@@ -668,29 +546,6 @@ def _check_versions(root: Path, config_file: dict, manifest: dict | None,
         f"marking the run as mixed: {resume_command(root)} --allow-version-change")
 
 
-def lock_holder(paths: RunPaths) -> str | None:
-    """Who holds the run's lock ("pid 42 on host"), or None when no process does."""
-    if not _fs.is_locked(paths.lock):
-        return None
-    holder = _live_holder(paths)
-    if holder == f"pid {os.getpid()} on {socket.gethostname()}":
-        return None  # this process's own lock (taken by _locked), not another writer
-    return holder
-
-
-def _check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
-    """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
-    if progress_to is None:
-        return None
-    folder = Path(os.path.abspath(progress_to))
-    if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
-        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
-                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
-    return str(folder)
-
-
 def _progress_to_entry(progress_to: str | None) -> dict:
     return {} if progress_to is None else {"progress_to": progress_to}
 
@@ -711,36 +566,6 @@ def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | Non
     return progress_to
 
 
-def _check_new_run_dir(root: Path) -> None:
-    """``root`` may become a new run: absent, or empty but for what a crash before config.json leaves."""
-    try:
-        st = os.stat(root)
-    except FileNotFoundError:
-        if os.path.islink(root):
-            raise RunError(f"{root} is a symbolic link to a missing path; fix or remove the link, or choose another --out") from None
-        return
-    except OSError as e:
-        raise RunError(f"cannot use {root}: {_os_reason(e)}; {_path_advice(e)}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise RunError(f"{root} exists and is not a directory; choose another --out")
-    if os.path.lexists(root / "config.json") or os.path.lexists(root / "manifest.json"):
-        holder = lock_holder(RunPaths(root))
-        if holder is not None:
-            raise RunError(f"{root} already holds a run that {holder} is writing; wait for it to finish "
-                           f"(trajgen status {shlex.quote(str(root))}) or choose another --out")
-        raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
-    # what a crash before config.json was committed leaves behind may be reused
-    leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
-    shards = root / "shards"
-    if leftovers or (shards.is_dir() and any(shards.iterdir())):
-        raise RunError(f"{root} is not empty and not a trajgen run; choose another --out (nothing was changed)")
-    for name, kind in ((".tmp", "directory"), ("shards", "directory"), (".lock", "file")):
-        path = root / name
-        if os.path.lexists(path) and not (path.is_dir() if kind == "directory" else path.is_file()):
-            raise RunError(f"{path} is not a {kind} (left in a directory that is not a run yet); remove it or "
-                           f"choose another --out")
-
-
 @contextmanager
 def _locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -757,35 +582,6 @@ def _locked(paths: RunPaths) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _live_holder(paths: RunPaths) -> str:
-    """Who holds the lock, as its holder wrote into .lock. A holder writes its name just after
-    taking the lock, so for a moment the file still names the previous one, maybe long dead:
-    such a name is never shown."""
-    for _ in range(25):
-        text = " ".join(_fs.read_text(paths.lock).split())
-        if text and _names_a_live_process(text):
-            return text
-        time.sleep(0.02)
-    return "another process"
-
-
-def _names_a_live_process(holder: str) -> bool:
-    pid, _, host = holder.removeprefix("pid ").partition(" on ")
-    if not pid.isdigit() or host != socket.gethostname():
-        return True  # another machine's process (or another format): nothing to check it against
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        pass  # exists, but is not ours to signal
-    return True
-
-
-def _log_line(event: str) -> str:
-    return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
 
 
 def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
@@ -818,7 +614,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
     with signals:
         try:
             with _writing("write the run's log or progress files"):
-                _fs.append_line(paths.log, _log_line(
+                _fs.append_line(paths.log, log_line(
                     f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
                     f"shards_to_make={len(todo)} of {config.num_shards}"))
                 reporter.start()
@@ -838,14 +634,14 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         if len(manifest["shards"]) == config.num_shards:
                             manifest["status"] = "complete"
                         _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
-                        _fs.append_line(paths.log, _log_line(
+                        _fs.append_line(paths.log, log_line(
                             f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
                         made_samples += result.count
                         reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
                     _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with _writing("write the run's log or progress files"):
-                _fs.append_line(paths.log, _log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
+                _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
         except Interrupted as e:
             with signals.held():
@@ -894,7 +690,7 @@ def _writing(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise ShardWriteError(f"could not {what}: {_os_reason(e)}", e.errno) from None
+        raise ShardWriteError(f"could not {what}: {os_reason(e)}", e.errno) from None
 
 
 def _best_effort(action) -> None:

@@ -17,7 +17,8 @@ from datetime import datetime
 from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError
 
-RUN_FORMAT = "trajgen-run/1"
+RUN_FORMAT = "trajgen-run/2"
+READABLE_FORMATS = ("trajgen-run/1", RUN_FORMAT)  # format 1 runs are read, verified and exported
 PROGRESS_FORMAT = "trajgen-progress/1"
 STATUSES = ("running", "complete")
 PROGRESS_STATES = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INTERRUPTED")
@@ -137,7 +138,7 @@ def check_manifest(data: object, *, check_entries: bool = True) -> GenerationCon
     """manifest.json: header consistent with its config, and (unless ``check_entries`` is False)
     every shard entry valid and listed once. Returns the run's config."""
     m = _object(data)
-    if _get(m, "format") != RUN_FORMAT:
+    if _get(m, "format") not in READABLE_FORMATS:
         raise SchemaError("format", f"must be {RUN_FORMAT!r}, got {json.dumps(m['format'])[:40]}")
     _str(m, "trajgen_version")
     config = check_config(_get(m, "config"))
