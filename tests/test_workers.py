@@ -162,8 +162,10 @@ def test_kill_9_of_one_worker_remakes_its_shard_or_stops_resumably(reference, tm
 def test_every_worker_dying_again_and_again_stops_resumably(reference, tmp_path):
     """A pool whose workers keep dying is given up after a few restarts, with the run resumable."""
     out = tmp_path / "run"
-    proc = start_cli("generate", *ARGS, "--workers", 2, "--out", out)
-    wait_for_shards(out, 1, proc)
+    # every worker is held at the start of its shard and killed there: deaths with no shard finished
+    # in between, whatever the machine's speed (a finished shard resets the restart budget)
+    hold = {"TRAJGEN_PAUSE": "shard-start", "TRAJGEN_PAUSE_DIR": str(tmp_path)}
+    proc = start_cli("generate", *ARGS, "--workers", 2, "--out", out, env=hold)
     killed = set()
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from trajgen import _fs
 from trajgen.bulk import make_samples
 from trajgen.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError
@@ -121,6 +122,7 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
             f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
             f"({', '.join(changed)}) and made no shard; install the run's versions on every "
             f"worker, then run: {resume_command(run_dir)}")
+    _fs.pause_point("shard-start")
     paths = RunPaths(Path(run_dir))
     arrays, class_counts, redraws = build_shard_arrays(config, k)
     try:
