@@ -188,7 +188,8 @@ workers_option = click.option(
     help="Worker processes on this machine [default: number of CPUs].")
 scheduler_option = click.option(
     "--scheduler", metavar="tcp://HOST:PORT", default=None, callback=_scheduler_address,
-    help="Run the shards on this Dask cluster (needs trajgen[dask] and a shared filesystem).")
+    help="Run the shards on this Dask cluster: the address `dask scheduler` prints (a bare HOST:PORT "
+         "means tcp://HOST:PORT). Needs the dask extra and a shared filesystem.")
 interval_option = click.option(
     "--progress-interval", type=float, default=30.0, show_default=True,
     help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.")
