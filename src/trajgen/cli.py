@@ -353,6 +353,14 @@ def _cpus() -> int:
 
 # ---------------------------------------------------------------- using a run: verify, export, preview
 
+def _echo_outcome(outcome) -> None:
+    """A check's report on stdout; when it found problems, its one-line summary as the Error (exit 1)."""
+    click.echo(outcome.text)
+    if not outcome.ok:
+        click.echo(f"Error: {outcome.summary}", err=True)
+        sys.exit(1)
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--deep", is_flag=True, help="Also regenerate a seeded random subset of samples and compare bytes.")
@@ -371,11 +379,7 @@ def verify(run_dir, deep):
     """
     from trajgen.verify import verify_run
 
-    report = verify_run(run_dir, deep=deep)
-    click.echo(report.text)
-    if not report.ok:
-        click.echo(f"Error: {report.summary}", err=True)
-        sys.exit(1)
+    _echo_outcome(verify_run(run_dir, deep=deep))
 
 
 @main.command()
@@ -447,11 +451,7 @@ def repair(run_dir):
     """
     from trajgen.repair import repair_run
 
-    result = repair_run(run_dir)
-    click.echo(result.text)
-    if not result.ok:
-        click.echo(f"Error: {result.summary}", err=True)
-        sys.exit(1)
+    _echo_outcome(repair_run(run_dir))
 
 
 @main.command()
