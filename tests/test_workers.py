@@ -166,17 +166,19 @@ def test_every_worker_dying_again_and_again_stops_resumably(reference, tmp_path)
     # in between, whatever the machine's speed (a finished shard resets the restart budget)
     hold = {"TRAJGEN_PAUSE": "shard-start", "TRAJGEN_PAUSE_DIR": str(tmp_path)}
     proc = start_cli("generate", *ARGS, "--workers", 2, "--out", out, env=hold)
-    killed = set()
+    reached = tmp_path / "shard-start.reached"  # holds the pid of the worker that last got there
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        for pid, cmd in children(proc.pid).items():
-            if "spawn_main" in cmd and pid not in killed:
-                killed.add(pid)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        time.sleep(0.002)
+        try:
+            pid = int(reached.read_text())
+        except (OSError, ValueError):
+            time.sleep(0.002)
+            continue
+        reached.unlink()
+        try:
+            os.kill(pid, signal.SIGKILL)  # a worker past its start-up, about to make a shard
+        except ProcessLookupError:
+            pass
     code = proc.wait(timeout=30)
     stderr = proc.stderr.read()
     assert code == 1, stderr
