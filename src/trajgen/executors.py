@@ -111,6 +111,8 @@ class ProcessExecutor:
                 for _ in range(self.workers):
                     self._ready.submit(_warm_up, config)
             _fs.pause_point("workers-started")
+        except BrokenProcessPool:  # a worker died while starting: run() starts a fresh pool
+            self.close()
         except BaseException as e:
             self.close()
             if isinstance(e, OSError):  # e.g. EMFILE: too many open files for this many workers
@@ -127,6 +129,7 @@ class ProcessExecutor:
         import multiprocessing
 
         _quiet_resource_tracker()
+        _quiet_pool_manager_thread()
 
         # spawn, not fork: a forked worker would inherit the run's lock descriptor and this process's threads
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -196,6 +199,24 @@ def _quiet_resource_tracker() -> None:
     option = "ignore:resource_tracker:UserWarning"
     if option not in sys.warnoptions:
         sys.warnoptions.append(option)
+
+
+def _quiet_pool_manager_thread() -> None:
+    """A worker killed while the pool is still spawning others can make the pool's own manager
+    thread fail as it tears the broken pool down (CPython's "dictionary changed size during
+    iteration"). It has already failed every pending future by then, which run() handles by
+    restarting the pool; its traceback would only be noise on the user's terminal."""
+    if getattr(threading.excepthook, "_trajgen", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if type(args.thread).__name__ == "_ExecutorManagerThread":
+            return
+        previous(args)
+
+    hook._trajgen = True
+    threading.excepthook = hook
 
 
 def _warm_up(config: GenerationConfig | None) -> None:
