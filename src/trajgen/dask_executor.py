@@ -76,10 +76,10 @@ class DaskExecutor:
         nothing that would make the same command fail again."""
         if self._client is None:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
+        from trajgen.preflight import existing_ancestor
+
         where = Path(os.path.abspath(target))
-        parent = where.parent
-        while not parent.exists():
-            parent = parent.parent
+        parent = existing_ancestor(where.parent)
         scratch = parent / f".trajgen-dask-check-{uuid.uuid4().hex[:12]}"
         try:
             for d in (scratch / ".tmp", scratch / "shards"):
