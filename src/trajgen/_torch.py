@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import weakref
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 import torch
@@ -136,6 +139,91 @@ class _Buffers:
         return buf
 
 
+class _SharedSlots:
+    """Batch memory of a DataLoader worker process: shared memory the DataLoader passes to the main
+    process without copying, reused once the main process no longer refers to a batch in it.
+
+    A fresh piece of shared memory per batch costs more than reading the batch (every page is
+    faulted in by the worker, again by the main process, then freed): so each slot starts with a
+    flag byte, set here while a batch in the slot is in flight or in use, cleared by the main
+    process when the last tensor or view of that batch is gone (see ``_received_batch``). A
+    slot is written only while its flag is clear. Past ``MAX`` slots held at once, batches
+    travel the plain way (torch copies them into new shared memory)."""
+
+    MAX = 16
+    HEADER = 64  # the flag byte, padded so the batch stays aligned
+
+    def __init__(self):
+        self.token = os.urandom(8).hex()  # this pass's slots, as the main process keeps them mapped
+        self.slots: list[tuple[torch.Tensor, np.ndarray]] = []
+
+    def get(self, shape: tuple, dtype: np.dtype):
+        """(slot number or None, a new array of ``shape`` to fill)."""
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        for number, (slot, flat) in enumerate(self.slots):
+            if flat[0] == 0 and flat.size - self.HEADER >= nbytes:
+                break
+        else:
+            if len(self.slots) >= self.MAX:
+                return None, np.empty(shape, dtype)
+            slot = torch.empty(self.HEADER + nbytes, dtype=torch.uint8).share_memory_()
+            flat = slot.numpy()
+            number = len(self.slots)
+            self.slots.append((slot, flat))
+        flat[0] = 1
+        return number, flat[self.HEADER : self.HEADER + nbytes].view(dtype).reshape(shape)
+
+    def batch(self, number, video: np.ndarray, rest: tuple, last: bool) -> "_SharedBatch":
+        slot = self.slots[number][0] if number is not None else torch.from_numpy(video)
+        return _SharedBatch((os.getpid(), self.token, number, slot, video.shape, video.dtype.str, rest, last))
+
+
+class _SharedBatch:
+    """A batch on its way from a DataLoader worker: the main process unpickles it as the tuple
+    (video (B, C, T, H, W), label[, index]) of ``_received_batch``."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def __reduce__(self):
+        return _received_batch, self.args
+
+
+_MAPPED: dict[int, tuple[str, dict]] = {}  # worker pid → (token of its pass, {slot number: slot}) kept mapped here
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+def _received_batch(pid, token, number, slot, shape, dtype, rest, last):
+    """In the main process: the batch as tensors; when the last of them (or of their views) is gone,
+    the worker may write its slot again."""
+    if number is None:  # sent the plain way: a tensor of its own
+        video = slot
+    else:
+        held = _MAPPED.get(pid)
+        if held is None or held[0] != token:  # a new pass: forget the slots of workers gone meanwhile
+            for gone in [p for p in _MAPPED if p != pid and not _alive(p)]:
+                del _MAPPED[gone]
+            held = _MAPPED[pid] = (token, {})
+        held[1][number] = slot  # mapped once per pass, not once per batch
+        if last:
+            del _MAPPED[pid]
+        flat = slot.numpy()
+        data = flat[_SharedSlots.HEADER : _SharedSlots.HEADER + int(np.prod(shape)) * np.dtype(dtype).itemsize]
+        data = data.view(dtype).reshape(shape)
+        weakref.finalize(data, flat.__setitem__, 0, 0).atexit = False  # torch.from_numpy holds data till the end
+        video = torch.from_numpy(data)
+    return (video.permute(0, 4, 1, 2, 3), *(torch.from_numpy(a) for a in rest))
+
+
 def _distributed_rank(rank, world_size) -> tuple[int, int]:
     if rank is None and world_size is None:
         import torch.distributed as dist
@@ -154,11 +242,13 @@ def _distributed_rank(rank, world_size) -> tuple[int, int]:
 
 
 class VideoStream(IterableDataset):
-    """(video (C, T, H, W), label[, index]) read shard by shard: see ``Run.torch_stream``."""
+    """(video (C, T, H, W), label[, index]) read shard by shard, or whole batches of them with
+    ``batch_size``: see ``Run.torch_stream``."""
 
     def __init__(self, run, frames=None, dtype="uint8", shuffle=True, seed=0, rank=None, world_size=None,
-                 shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, with_index=False):
+                 shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, with_index=False, batch_size=None):
         self.run, self.frames, self.dtype = run, _check_frames(run, frames), _check_dtype(dtype)
+        self.batch_size = None if batch_size is None else _check_int("batch_size", batch_size, 1)
         self.seed = _check_int("seed", seed, 0)
         self.shuffle_buffer = _check_int("shuffle_buffer", shuffle_buffer, 1)
         self.shuffle, self.with_index = bool(shuffle), bool(with_index)
@@ -170,8 +260,9 @@ class VideoStream(IterableDataset):
         self._resuming = False  # the next iteration starts at _position (set by load_state_dict)
 
     def __len__(self) -> int:
-        """Samples per rank and epoch (every rank gets the same number)."""
-        return len(self.run) // self.world_size
+        """Samples (batches, with ``batch_size``) per rank and epoch: every rank gets the same number."""
+        per_rank = len(self.run) // self.world_size
+        return per_rank if self.batch_size is None else -(-per_rank // self.batch_size)
 
     @property
     def epoch(self) -> int:
@@ -189,7 +280,7 @@ class VideoStream(IterableDataset):
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         return {"seed": self.seed, "shuffle": self.shuffle, "shuffle_buffer": self.shuffle_buffer, "rank": self.rank,
                 "world_size": self.world_size, "samples": len(self.run), "shards": len(self.run.shards),
-                "worker": worker, "num_workers": num_workers}
+                "worker": worker, "num_workers": num_workers, "batch_size": self.batch_size}
 
     def state_dict(self) -> dict:
         """Where this worker is in the epoch: the epoch and how many samples it has handed out."""
@@ -201,7 +292,7 @@ class VideoStream(IterableDataset):
         differ = [f"{k} {state.get(k)!r}, not {v!r}" for k, v in mine.items() if state.get(k) != v]
         if differ:
             raise ConfigError(f"this loader state is for another stream ({'; '.join(differ)}); resume with the same "
-                              f"run, seed, shuffle, shuffle_buffer, rank, world size and num_workers")
+                              f"run, seed, shuffle, shuffle_buffer, batch_size, rank, world size and num_workers")
         self._epoch.fill_(_check_int("epoch", state["epoch"], 0))
         self._iter_epoch = self.epoch
         self._position, self._resuming = _check_int("position", state["position"], 0), True
@@ -213,16 +304,20 @@ class VideoStream(IterableDataset):
         The epoch's sequence is every committed shard in shard order (shuffled by (seed, epoch)),
         rows in order. Rank r takes the r-th of world_size equal contiguous parts (the last
         len(run) mod world_size samples of the sequence sit out this epoch), worker w the w-th of
-        num_workers near-equal parts of that. Shuffling mixes the samples of each block: consecutive
-        pieces holding at most shuffle_buffer samples (at least one piece)."""
+        num_workers near-equal parts of that, in whole batches with ``batch_size`` (only the rank's
+        last batch may be short, so the number of batches does not depend on num_workers).
+        Shuffling mixes the samples of each block: consecutive pieces holding at most
+        shuffle_buffer samples (at least one piece)."""
         counts = [entry["count"] for entry in self.run.shards]
         order = np.arange(len(counts))
         if self.shuffle:
             order = np.random.default_rng((self.seed, epoch)).permutation(len(counts))
         per_rank = len(self.run) // self.world_size
-        share, extra = divmod(per_rank, num_workers)
-        lo = self.rank * per_rank + worker * share + min(worker, extra)
-        hi = lo + share + (worker < extra)
+        unit = self.batch_size or 1
+        share, extra = divmod(-(-per_rank // unit), num_workers)  # units per worker
+        first = worker * share + min(worker, extra)
+        lo = self.rank * per_rank + min(first * unit, per_rank)
+        hi = self.rank * per_rank + min((first + share + (worker < extra)) * unit, per_rank)
         blocks, block, held, start = [], [], 0, 0
         for slot in order.tolist():
             a, b = max(lo, start), min(hi, start + counts[slot])
@@ -241,9 +336,52 @@ class VideoStream(IterableDataset):
         epoch = self.epoch  # read once: the whole pass follows this epoch's order
         start = self._position if self._resuming and epoch == self._iter_epoch else 0
         self._iter_epoch, self._position, self._resuming = epoch, start, False
-        return self._samples(epoch, self._blocks(epoch, worker, num_workers), start)
+        blocks = self._blocks(epoch, worker, num_workers)
+        rows = self._rows(epoch, blocks, start)
+        if self.batch_size is None:
+            return self._items(rows)
+        total = sum(b - a for block in blocks for _, a, b, _ in block)
+        return self._batches(rows, total - start, _SharedSlots() if info is not None and os.name == "posix" else None)
 
-    def _samples(self, epoch, blocks, start):
+    def _items(self, rows):
+        for (videos, labels, index), r in rows:
+            video = torch.from_numpy(videos[r]).permute(3, 0, 1, 2)
+            video = _as_float(video) if self.dtype == "float32" else video
+            self._position += 1  # before the yield: counts the samples handed out
+            yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
+
+    def _batches(self, rows, remaining: int, shared: "_SharedSlots | None"):
+        """Whole batches, each sample copied once, into its batch: in a DataLoader worker into shared
+        memory the main process receives without a copy (``_SharedSlots``), else into buffers
+        reused once nothing refers to a batch any more. The batch's memory is laid out
+        (B, T, H, W, C) as stored, the tensor handed out is its (B, C, T, H, W) view
+        (``torch.channels_last_3d``): no transposing copy on the CPU."""
+        dtype = np.dtype(np.uint8 if self.dtype == "uint8" else np.float32)
+        local, scratch = _Buffers(keep=4), _Buffers(keep=2)
+        while remaining > 0:
+            chunk = list(islice(rows, self.batch_size))
+            remaining -= len(chunk)
+            shape = (len(chunk), *chunk[0][0][0].shape[1:])
+            if shared is not None:
+                number, video = shared.get(shape, dtype)
+            else:
+                video = local.get(int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape)
+            stored = video if dtype == np.uint8 else scratch.get(int(np.prod(shape))).reshape(shape)
+            for i, ((videos, _, _), r) in enumerate(chunk):
+                stored[i] = videos[r]
+            if dtype != np.uint8:  # as _as_float does it, so the values are the same as per sample
+                torch.from_numpy(video).copy_(torch.from_numpy(stored)).div_(255.0)
+            rest = tuple(np.array([d[k][r] for d, r in chunk], np.int64) for k in ((1, 2) if self.with_index else (1,)))
+            del chunk, stored
+            self._position += len(video)  # before the yield: counts the samples handed out
+            if shared is not None:
+                yield shared.batch(number, video, rest, last=remaining <= 0)
+            else:
+                yield (torch.from_numpy(video).permute(0, 4, 1, 2, 3), *(torch.from_numpy(a) for a in rest))
+            del video
+
+    def _rows(self, epoch, blocks, start):
+        """(decoded shard, row) of each sample from ``start`` on, in this worker's order."""
         live, position = [], 0  # the blocks from the resume point on: those before it are not even decoded
         for block in blocks:
             size = sum(b - a for _, a, b, _ in block)
@@ -265,17 +403,14 @@ class VideoStream(IterableDataset):
                     piece, row = piece[mix], row[mix]
                 skip = max(0, start - position)
                 for p, r in zip(piece[skip:].tolist(), row[skip:].tolist()):
-                    videos, labels, index = decoded[p]
-                    video = _as_float(videos[r]) if self.dtype == "float32" else videos[r]
-                    self._position += 1  # before the yield: counts the samples handed out
-                    yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
+                    yield decoded[p], r
                 del decoded
 
     def _decode_block(self, block, buffers: _Buffers) -> list:
         return [self._decode(slot, buffers) for slot, *_ in block]
 
     def _decode(self, slot: int, buffers: _Buffers):
-        """One shard's videos as a (n, C, frames, H, W) view, its labels (and indices) as lists."""
+        """One shard's videos as a (n, frames, H, W, C) view, its labels (and indices) as lists."""
         entry = self.run.shards[slot]
         keys = ("videos", "labels", "index") if self.with_index else ("videos", "labels")
         arrays = read_members(self.run._path(entry), keys, alloc=buffers.get)
@@ -285,5 +420,4 @@ class VideoStream(IterableDataset):
                 or (self.with_index and arrays["index"].shape != (n,))):
             raise CorruptShardError(f"{shard_file(entry['index'])} does not hold the {n} samples the manifest lists; "
                                     f"check the run with: trajgen verify {self.run.root}")
-        videos = torch.from_numpy(videos)[:, : self.frames].permute(0, 4, 1, 2, 3)
-        return videos, labels.tolist(), arrays["index"].tolist() if self.with_index else None
+        return videos[:, : self.frames], labels.tolist(), arrays["index"].tolist() if self.with_index else None

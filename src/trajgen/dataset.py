@@ -126,9 +126,16 @@ class Run:
 
     def torch_stream(self, frames: int | None = None, dtype: str = "uint8", shuffle: bool = True, seed: int = 0,
                      rank: int | None = None, world_size: int | None = None, shuffle_buffer: int = 2048,
-                     with_index: bool = False):
+                     with_index: bool = False, batch_size: int | None = None):
         """A ``torch.utils.data.IterableDataset`` for training: (video (C, T, H, W), label), or
         (video, label, global index) with ``with_index=True``, read shard by shard.
+
+        - ``batch_size=B`` (the fast way): the stream hands out whole batches (video (B, C, T, H, W),
+          label (B,)[, index (B,)]) for ``DataLoader(stream, batch_size=None, ...)``; each sample
+          is copied once, into its batch, which a worker builds in shared memory it reuses once the
+          batch is no longer referred to. The video's memory is laid out (B, T, H, W, C) as stored
+          (``torch.channels_last_3d``; ``.to(device)`` keeps that layout). Only a rank's last
+          batch may be short; ``len(stream)`` is the number of batches.
 
         - Each DataLoader worker of each DDP rank reads its own part of the epoch. ``rank`` and
           ``world_size`` come from ``torch.distributed`` when it is initialized (make the stream
@@ -150,7 +157,8 @@ class Run:
         from trajgen._torch import VideoStream  # torch is imported here only: it is an optional extra
 
         return VideoStream(self, frames=frames, dtype=dtype, shuffle=shuffle, seed=seed, rank=rank,
-                           world_size=world_size, shuffle_buffer=shuffle_buffer, with_index=with_index)
+                           world_size=world_size, shuffle_buffer=shuffle_buffer, with_index=with_index,
+                           batch_size=batch_size)
 
     # ------------------------------------------------------------ internals
     def _locate(self, position: int) -> tuple[int, int]:
