@@ -172,3 +172,28 @@ def test_batch_size_is_checked_and_part_of_a_state(run_dir):
     next(iter(stream))
     with pytest.raises(ValueError, match="state"):
         run.torch_stream().load_state_dict(stream.state_dict())
+
+
+def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touching_what_is_kept(run_dir, stored,
+                                                                                               monkeypatch):
+    import trajgen._torch
+
+    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 1000)  # these shards are small: pool their videos all the same
+    stream = open_run(run_dir).torch_stream(with_index=True, shuffle_buffer=8)
+    kept = list(stream)  # every sample of the first pass, each a view of its decoded shard
+    stream.set_epoch(1)
+    again = [(video.clone(), label, index) for video, label, index in stream]  # nothing of this pass kept
+    for video, _, index in kept + again:
+        np.testing.assert_array_equal(video.numpy(), stored["videos"][index].transpose(3, 0, 1, 2))
+    pool = [id(buffer) for buffer in stream._pool[1].pool]  # (a reference would keep them from being reused)
+    stream.set_epoch(2)
+    assert sorted(int(i) for _, _, i in stream) == list(range(50))
+    assert [id(buffer) for buffer in stream._pool[1].pool] == pool  # the third pass decoded into them
+
+
+def test_persistent_workers_hand_out_the_right_samples_every_epoch(run_dir, stored):
+    stream = open_run(run_dir).torch_stream(with_index=True, batch_size=8, seed=3)
+    loader = DataLoader(stream, batch_size=None, num_workers=2, persistent_workers=True)
+    for e in range(3):
+        stream.set_epoch(e)
+        assert sorted(check(list(loader), stored)) == list(range(50))

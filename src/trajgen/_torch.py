@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 
 import numpy as np
 import torch
@@ -124,11 +124,15 @@ class _Buffers:
     SMALL = 1 << 20  # below this, a fresh array is as cheap
 
     def __init__(self, keep: int):
-        self.keep, self.pool = keep, []
+        self.keep, self.pool, self.lock = keep, [], threading.Lock()
 
     def get(self, nbytes: int) -> np.ndarray:
         if nbytes < self.SMALL:
             return np.empty(nbytes, np.uint8)
+        with self.lock:  # two passes over one stream at once share the pool
+            return self._get(nbytes)
+
+    def _get(self, nbytes: int) -> np.ndarray:
         for i in range(len(self.pool)):
             if self.pool[i].size >= nbytes and sys.getrefcount(self.pool[i]) == 2:  # the pool's reference only
                 return self.pool[i][:nbytes]
@@ -147,8 +151,10 @@ class _SharedSlots:
     faulted in by the worker, again by the main process, then freed): so each slot starts with a
     flag byte, set here while a batch in the slot is in flight or in use, cleared by the main
     process when the last tensor or view of that batch is gone (see ``_received_batch``). A
-    slot is written only while its flag is clear. Past ``MAX`` slots held at once, batches
-    travel the plain way (torch copies them into new shared memory)."""
+    slot is written only while its flag is clear. A slot travels (torch passes its file
+    descriptor) with its first batch only; the main process keeps it mapped for the rest of the
+    pass, and a DataLoader delivers a worker's batches in the order sent. Past ``MAX`` slots held
+    at once, batches travel the plain way (torch copies them into new shared memory)."""
 
     MAX = 16
     HEADER = 64  # the flag byte, padded so the batch stays aligned
@@ -156,6 +162,7 @@ class _SharedSlots:
     def __init__(self):
         self.token = os.urandom(8).hex()  # this pass's slots, as the main process keeps them mapped
         self.slots: list[tuple[torch.Tensor, np.ndarray]] = []
+        self.sent: set[int] = set()  # the slots whose first batch has gone out
 
     def get(self, shape: tuple, dtype: np.dtype):
         """(slot number or None, a new array of ``shape`` to fill)."""
@@ -174,7 +181,13 @@ class _SharedSlots:
         return number, flat[self.HEADER : self.HEADER + nbytes].view(dtype).reshape(shape)
 
     def batch(self, number, video: np.ndarray, rest: tuple, last: bool) -> "_SharedBatch":
-        slot = self.slots[number][0] if number is not None else torch.from_numpy(video)
+        if number is None:
+            slot = torch.from_numpy(video)
+        elif number in self.sent:
+            slot = None  # the main process has it mapped
+        else:
+            slot = self.slots[number][0]
+            self.sent.add(number)
         return _SharedBatch((os.getpid(), self.token, number, slot, video.shape, video.dtype.str, rest, last))
 
 
@@ -213,7 +226,9 @@ def _received_batch(pid, token, number, slot, shape, dtype, rest, last):
             for gone in [p for p in _MAPPED if p != pid and not _alive(p)]:
                 del _MAPPED[gone]
             held = _MAPPED[pid] = (token, {})
-        held[1][number] = slot  # mapped once per pass, not once per batch
+        if slot is None:
+            slot = held[1][number]  # came with an earlier batch of this pass
+        held[1][number] = slot
         if last:
             del _MAPPED[pid]
         flat = slot.numpy()
@@ -239,6 +254,14 @@ def _distributed_rank(rank, world_size) -> tuple[int, int]:
     if rank >= world_size:
         raise ConfigError(f"rank must be in [0, {world_size - 1}] for world_size {world_size}, got {rank}")
     return rank, world_size
+
+
+def _put(videos, labels, index, i, sample) -> None:
+    (shard_videos, shard_labels, shard_index), row = sample
+    videos[i] = shard_videos[row]
+    labels[i] = shard_labels[row]
+    if shard_index is not None:
+        index[i] = shard_index[row]
 
 
 class VideoStream(IterableDataset):
@@ -357,28 +380,41 @@ class VideoStream(IterableDataset):
         (B, T, H, W, C) as stored, the tensor handed out is its (B, C, T, H, W) view
         (``torch.channels_last_3d``): no transposing copy on the CPU."""
         dtype = np.dtype(np.uint8 if self.dtype == "uint8" else np.float32)
+        size = self.run.config.size
         local, scratch = _Buffers(keep=4), _Buffers(keep=2)
         while remaining > 0:
-            chunk = list(islice(rows, self.batch_size))
-            remaining -= len(chunk)
-            shape = (len(chunk), *chunk[0][0][0].shape[1:])
+            shape = (min(self.batch_size, remaining), self.frames, size, size, 3)
+            remaining -= shape[0]
             if shared is not None:
                 number, video = shared.get(shape, dtype)
             else:
                 video = local.get(int(np.prod(shape)) * dtype.itemsize).view(dtype).reshape(shape)
             stored = video if dtype == np.uint8 else scratch.get(int(np.prod(shape))).reshape(shape)
-            for i, ((videos, _, _), r) in enumerate(chunk):
-                stored[i] = videos[r]
+            labels, index = np.empty(shape[0], np.int64), np.empty(shape[0], np.int64)
+            for i in range(shape[0]):  # no reference to a sample's shard outlives its copy: the buffer is free again
+                _put(stored, labels, index, i, next(rows))
             if dtype != np.uint8:  # as _as_float does it, so the values are the same as per sample
                 torch.from_numpy(video).copy_(torch.from_numpy(stored)).div_(255.0)
-            rest = tuple(np.array([d[k][r] for d, r in chunk], np.int64) for k in ((1, 2) if self.with_index else (1,)))
-            del chunk, stored
-            self._position += len(video)  # before the yield: counts the samples handed out
+            rest = (labels, index) if self.with_index else (labels,)
+            del stored
+            self._position += shape[0]  # before the yield: counts the samples handed out
             if shared is not None:
                 yield shared.batch(number, video, rest, last=remaining <= 0)
             else:
                 yield (torch.from_numpy(video).permute(0, 4, 1, 2, 3), *(torch.from_numpy(a) for a in rest))
             del video
+
+    def _decode_buffers(self, keep: int) -> _Buffers:
+        """This process's decode buffers, kept from pass to pass: a new epoch decodes into memory
+        already mapped (with ``persistent_workers=True``, or without workers)."""
+        pool = self.__dict__.get("_pool")
+        if pool is None or pool[0] != os.getpid():  # a worker process makes its own
+            pool = self._pool = (os.getpid(), _Buffers(keep))
+        pool[1].keep = max(pool[1].keep, keep)
+        return pool[1]
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_pool"}
 
     def _rows(self, epoch, blocks, start):
         """(decoded shard, row) of each sample from ``start`` on, in this worker's order."""
@@ -389,7 +425,7 @@ class VideoStream(IterableDataset):
                 live.append((block, position, size))
             position += size
         # this block's shards, the next one's (decoded ahead) and the last one's (its final samples may wait in a batch)
-        buffers = _Buffers(keep=3 * max((len(b) for b in blocks), default=1) + 1)
+        buffers = self._decode_buffers(keep=3 * max((len(b) for b in blocks), default=1) + 1)
         with ThreadPoolExecutor(1, thread_name_prefix="trajgen-decode") as decoder:  # ISA-L inflates without the GIL
             ahead = decoder.submit(self._decode_block, live[0][0], buffers) if live else None
             for i, (block, position, size) in enumerate(live):
@@ -416,7 +452,7 @@ class VideoStream(IterableDataset):
         arrays = read_members(self.run._path(entry), keys, alloc=buffers.get)
         videos, labels, n = arrays["videos"], arrays["labels"], entry["count"]
         if (videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[0] != n or videos.shape[1] < self.frames
-                or videos.shape[4] != 3 or labels.shape != (n,) or any(arrays[k].dtype != np.int64 for k in keys[1:])
+                or videos.shape[2:] != (self.run.config.size, self.run.config.size, 3) or labels.shape != (n,) or any(arrays[k].dtype != np.int64 for k in keys[1:])
                 or (self.with_index and arrays["index"].shape != (n,))):
             raise CorruptShardError(f"{shard_file(entry['index'])} does not hold the {n} samples the manifest lists; "
                                     f"check the run with: trajgen verify {self.run.root}")
