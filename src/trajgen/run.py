@@ -43,7 +43,8 @@ from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others i
 _check_new_run_dir, _check_progress_to, _log_line, _live_holder = check_new_run_dir, check_progress_to, log_line, live_holder
 _os_reason = os_reason  # the names they had before they moved
 
-# 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with zlib.
+# 2: samples drawn from counter-based streams (trajgen.streams) in bulk; the manifest's "codec" says what
+# deflated the shards (trajgen.deflate), and a run keeps it.
 # Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
 RUN_FORMAT = schema.RUN_FORMAT
 READABLE_FORMATS = schema.READABLE_FORMATS
