@@ -203,7 +203,8 @@ def main() -> None:
             "0_workers_over_numpy_load": round(warm["0_workers"] / floor, 2),
             "batches_over_collated_samples_1_worker": round(
                 warm["1_worker"] / median["stream_samples_collated_1_worker_epoch1"], 2),
-            "1_worker_over_no_work_1_worker": round(warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2),
+            "1_worker_over_no_work_1_worker": round(
+                warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2),
         },
         "ratios_cold_epoch": {
             "1_worker_over_numpy_load": round(cold["1_worker"] / floor, 2),

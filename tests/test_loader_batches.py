@@ -178,7 +178,7 @@ def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touchin
                                                                                                monkeypatch):
     import trajgen._torch
 
-    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 1000)  # these shards are small: pool their videos all the same
+    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 1000)  # small shards: pool their videos all the same
     stream = open_run(run_dir).torch_stream(with_index=True, shuffle_buffer=8)
     kept = list(stream)  # every sample of the first pass, each a view of its decoded shard
     stream.set_epoch(1)

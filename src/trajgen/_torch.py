@@ -451,8 +451,10 @@ class VideoStream(IterableDataset):
         keys = ("videos", "labels", "index") if self.with_index else ("videos", "labels")
         arrays = read_members(self.run._path(entry), keys, alloc=buffers.get)
         videos, labels, n = arrays["videos"], arrays["labels"], entry["count"]
+        size = self.run.config.size
         if (videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[0] != n or videos.shape[1] < self.frames
-                or videos.shape[2:] != (self.run.config.size, self.run.config.size, 3) or labels.shape != (n,) or any(arrays[k].dtype != np.int64 for k in keys[1:])
+                or videos.shape[2:] != (size, size, 3) or labels.shape != (n,)
+                or any(arrays[k].dtype != np.int64 for k in keys[1:])
                 or (self.with_index and arrays["index"].shape != (n,))):
             raise CorruptShardError(f"{shard_file(entry['index'])} does not hold the {n} samples the manifest lists; "
                                     f"check the run with: trajgen verify {self.run.root}")
