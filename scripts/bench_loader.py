@@ -167,7 +167,7 @@ def main() -> None:
     def med(key, digits=0):
         return {name: round(statistics.median(r[key] for r in v), digits or None) for name, v in runs.items()}
 
-    median = med("rate")
+    median, cpu = med("rate"), med("cpu_us")
     floor = median["numpy_load_videos"]
     cold = {w: median[f"stream_batches_{w}_epoch0"] for w in ("0_workers", "1_worker", "2_workers")}
     warm = {w: median[f"stream_batches_{w}_epoch1"] for w in ("0_workers", "1_worker", "2_workers")}
@@ -213,6 +213,15 @@ def main() -> None:
             "batches_over_collated_samples_1_worker": round(
                 cold["1_worker"] / median["stream_samples_collated_1_worker_epoch0"], 2),
         },
+        "cores_needed_warm_epoch": {
+            "2_workers_at_1.6x_1_worker": round(1.6 * warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
+            "1_worker_at_2x_numpy_load": round(2 * floor * cpu["stream_batches_1_worker_epoch1"] / 1e6, 2),
+            "2_workers_at_1.6x_of_2x_numpy_load": round(
+                1.6 * 2 * floor * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
+        },
+        "cores_needed_note": "samples/s wanted x CPU time per sample (main process plus workers) of that loader: "
+                             f"more than the machine's {os.cpu_count()} cores is out of reach, however the work is "
+                             "spread over workers",
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
         "pass_warm_epoch": {"1_worker_over_floor": warm["1_worker"] >= floor,
                             "goal_2x_floor": warm["1_worker"] >= 2 * floor,

@@ -135,7 +135,8 @@ class Run:
           is copied once, into its batch, which a worker builds in shared memory it reuses once the
           batch is no longer referred to. The video's memory is laid out (B, T, H, W, C) as stored
           (``torch.channels_last_3d``; ``.to(device)`` keeps that layout). Only a rank's last
-          batch may be short; ``len(stream)`` is the number of batches.
+          batch may be short; ``len(stream)`` is the number of batches. With
+          ``persistent_workers=True`` a worker decodes later epochs into memory it already has.
 
         - Each DataLoader worker of each DDP rank reads its own part of the epoch. ``rank`` and
           ``world_size`` come from ``torch.distributed`` when it is initialized (make the stream
