@@ -93,7 +93,7 @@ def test_the_rate_counts_samples_in_flight_so_it_is_known_before_the_first_commi
     now[0] += 4.0
     assert meter.rate() is None  # nothing made, nothing to go by
     assert meter.rate(inflight=1_000) == pytest.approx(250.0)
-    assert meter.eta(9_000, inflight=1_000) == pytest.approx(36.0)
+    assert meter.eta(9_000, inflight=1_000) == pytest.approx(32.0)  # 8,000 still to make
     meter.add(2_000)
     assert meter.rate(inflight=1_000) == pytest.approx(750.0)
 
@@ -151,8 +151,9 @@ def assert_shown_in_flight(out, proc):
     shown = wait_until(lambda: IN_FLIGHT.search(progress_text(out)) and "Rate: estimating" not in progress_text(out)
                        and progress_text(out), proc)
     assert "ETA: estimating" not in shown
-    data = json.loads((out / "progress.json").read_text())
-    assert data["inflight_samples"] > 0 and data["rate"] > 0
+    # progress.json is written right after PROGRESS.txt
+    data = wait_until(lambda: (d := json.loads((out / "progress.json").read_text()))["rate"] and d, proc)
+    assert data["inflight_samples"] > 0 and data["eta_seconds"] is not None
 
 
 def assert_nothing_in_flight(out):

@@ -115,17 +115,27 @@ def shard_codec(compress_level):
     return {"name": CODEC_NAME, "version": zlib.ZLIB_RUNTIME_VERSION, "level": compress_level}
 
 
-def encode_shard(arrays, compress_level):
-    """The .npz bytes for one shard; identical input gives identical bytes."""
+def encode_shard(arrays, compress_level, progress=None):
+    """The .npz bytes for one shard; identical input gives identical bytes.
+
+    ``progress(done, total)``, if given, hears how many of the arrays' bytes are encoded."""
     if not isinstance(compress_level, int) or isinstance(compress_level, bool) or not 0 <= compress_level <= 9:
         raise ValueError(f"compress_level must be an integer 0-9 (got {compress_level!r})")
     validate_shard_arrays(arrays)
     level = compress_level or None  # None: stored
     parts, central, offset = [], [], 0
+    done, total = 0, sum(arrays[key].nbytes for key in SHARD_KEYS)
+
+    def step(nbytes):
+        nonlocal done
+        done += nbytes
+        progress(done, total)
+
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
-        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), level)
+        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), level,
+                                             step if progress is not None else None)
         compressed = sum(len(p) for p in payload)
         local = _local_header(name, level, crc, compressed, size)
         central.append(_central_header(name, level, crc, compressed, size, offset))
@@ -143,16 +153,21 @@ _MADE_BY_UNIX = 3 << 8
 _FILE_MODE = 0o644 << 16
 
 
-def _deflate_member(header, raw, level):
-    """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes."""
+def _deflate_member(header, raw, level, step=None):
+    """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes.
+    ``step(nbytes)``, if given, is told of each piece of ``raw`` deflated."""
     # zlib's crc32, not ISA-L's: after ISA-L's (AVX) crc32 zlib's deflate ran ~3.7× slower
     crc = zlib.crc32(raw, zlib.crc32(header))
     if level is None:
+        if step is not None:
+            step(raw.size)
         return crc, len(header) + raw.size, [header, raw.data]
     deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
     payload = [deflater.compress(header)]
     for start in range(0, raw.size, _CHUNK):
         payload.append(deflater.compress(raw[start : start + _CHUNK].data))
+        if step is not None:
+            step(min(_CHUNK, raw.size - start))
     payload.append(deflater.flush())
     return crc, len(header) + raw.size, payload
 
@@ -194,9 +209,9 @@ def _end_of_directory(entries, size, offset):
     return end + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, size, offset, 0)
 
 
-def write_shard(path, arrays, compress_level, tmp_dir):
-    """Encode and atomically write one shard; return its checksum and size."""
-    data = encode_shard(arrays, compress_level)
+def write_shard(path, arrays, compress_level, tmp_dir, progress=None):
+    """Encode and atomically write one shard; return its checksum and size (``progress``: see encode_shard)."""
+    data = encode_shard(arrays, compress_level, progress)
     info = ShardInfo(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     _fs.atomic_write_bytes(path, data, tmp_dir)
     return info
