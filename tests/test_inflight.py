@@ -81,6 +81,10 @@ def test_progress_text_and_json_add_the_samples_in_flight_marked_as_not_committe
     assert data["inflight_samples"] == 3_412 and data["inflight_shards"] == 2
     assert progress.snapshot_from_json(json.loads(json.dumps(data))) == s
     assert "+ 3,412 in flight" in progress.progress_line(s)
+    from trajgen.schema import SchemaError, check_progress
+
+    with pytest.raises(SchemaError, match="inflight_samples"):
+        check_progress({**data, "inflight_samples": -1})
     # nothing in flight, or not running: the text is what it was
     for quiet in (snapshot(), snapshot(state="STOPPED", inflight_samples=5, inflight_shards=1)):
         assert "In flight" not in progress.format_progress_text(quiet)
