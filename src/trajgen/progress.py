@@ -303,6 +303,7 @@ class ProgressReporter:
         self._thread = threading.Thread(target=self._heartbeat, name="trajgen-progress", daemon=True)
         self._inflight = inflight
         self._bar_thread = None
+        self._bar_lock = threading.Lock()
         if inflight is not None and bar not in (False, None, "lines"):
             self._bar_thread = threading.Thread(target=self._bar_loop, name="trajgen-bar", daemon=True)
         self._last_shard = None  # the newest committed shard file, for the page's thumbnail
@@ -331,9 +332,10 @@ class ProgressReporter:
     def refresh_bar(self):
         """Redraw the bar with the samples in flight now."""
         samples, _ = self._inflight_totals()
-        with self._lock:
-            done = self._done_samples
-        self._bar.show(done, samples)
+        with self._bar_lock:  # the commit and the bar's own thread both redraw
+            with self._lock:
+                done = self._done_samples
+            self._bar.show(done, samples)
 
     def commit(self, count, class_counts, redraws, shard=None):
         """Record one committed shard (made by this process; ``shard`` its file) and rewrite the progress files."""
@@ -345,7 +347,7 @@ class ProgressReporter:
             for name, n in class_counts.items():
                 self._class_counts[name] = self._class_counts.get(name, 0) + n
             self._meter.add(count)
-        if self._inflight is None:
+        if self._bar_thread is None:
             self._bar.update(count)
         else:
             self.refresh_bar()
