@@ -189,15 +189,14 @@ class ProcessExecutor:
                     killed = _stop(pool, run_dir)
                     pool = None
                     inflight.discard(Path(run_dir) / ".tmp", lost)  # they start again from nothing
-                    if restarts <= MAX_POOL_RESTARTS:
-                        _note(run_dir, f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker processes, making "
-                                       f"{_shards_text(lost)} again")
                     if restarts > MAX_POOL_RESTARTS:
                         from trajgen.rundir import resume_command
 
                         raise WorkerLostError(f"worker processes died {restarts} times in a row without finishing a "
                                               f"shard (out of memory? killed?); the run is resumable: "
                                               f"{resume_command(run_dir)}")
+                    _note(run_dir, f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker "
+                                   f"processes, making {_shards_text(lost)} again")
         finally:
             if pool is not None:
                 _stop(pool, run_dir)
