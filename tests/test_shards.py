@@ -247,17 +247,43 @@ def _members(data):
     return out
 
 
-@pytest.mark.parametrize("level", [0, 1, 4, 9])
-def test_compress_level_is_the_zlib_level_and_the_codec_says_so(level):
+def _real_arrays(n=24, seed=7):
+    from trajgen import GenerationConfig
+    from trajgen.shardmaker import build_shard_arrays
+
+    return build_shard_arrays(GenerationConfig(n=n, checkpoint_every=n, seed=seed), 0)[0]
+
+
+@pytest.mark.parametrize("level", range(10))
+def test_compress_levels_1_to_3_are_isal_level_1_and_4_to_9_zlib(level):
+    from isal import _isal
+
     codec = shards.shard_codec(level)
     if level == 0:
         assert codec == {"name": "stored", "level": 0}
+    elif level <= 3:
+        assert codec == {"name": "isal-deflate", "version": _isal.ISAL_VERSION, "level": 1}
     else:
         assert codec == {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": level}
 
 
-@pytest.mark.parametrize("level", [1, 4, 9])
-def test_members_are_raw_deflate_made_by_zlib_at_the_given_level(level):
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_levels_1_to_3_deflate_with_isal_smaller_than_zlib_level_1(level):
+    arrays = _real_arrays()
+    data = shards.encode_shard(arrays, level)
+    assert data == shards.encode_shard(arrays, 1)  # one ISA-L level for the fast band
+    members = dict((info.filename, (info, payload)) for info, payload in _members(data))
+    info, payload = members["videos.npy"]
+    arr = arrays["videos"]
+    member = shards._npy_header(arr) + arr.tobytes()
+    assert zlib.decompress(payload, -15) == member
+    assert info.CRC == zlib.crc32(member)
+    by_zlib = zlib.compress(member, 1, wbits=-15)
+    assert payload != by_zlib and len(payload) < len(by_zlib)
+
+
+@pytest.mark.parametrize("level", [4, 9])
+def test_members_are_raw_deflate_made_by_zlib_at_levels_4_to_9(level):
     arrays = make_arrays(n=8, t=8, size=32, white=True)
     data = shards.encode_shard(arrays, level)
     for info, payload in _members(data):
@@ -273,23 +299,53 @@ def test_members_are_raw_deflate_made_by_zlib_at_the_given_level(level):
         assert info.file_size == len(member)
 
 
+def test_a_runs_recorded_codec_is_what_encodes_it():
+    # a run keeps the codec its manifest records, whatever the default is now
+    arrays = make_arrays(n=8, t=8, size=32, white=True)
+    zlib_1 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 1}
+    data = shards.encode_shard(arrays, zlib_1)
+    for info, payload in _members(data):
+        arr = shards._canonical(arrays[info.filename[: -len(".npy")]])
+        expected = zlib.compressobj(1, zlib.DEFLATED, -15)
+        assert payload == expected.compress(shards._npy_header(arr)) + expected.compress(arr.tobytes()) + expected.flush()
+    assert shards.encode_shard(arrays, shards.shard_codec(1)) == shards.encode_shard(arrays, 1) != data
+
+
+@pytest.mark.parametrize("codec, fragment", [
+    ({"name": "brotli", "level": 1}, "brotli"),
+    ({"name": "isal-deflate", "version": "2.32.1", "level": 3}, "level 3"),
+    ({"name": "zlib-deflate", "level": 11}, "level 11"),
+])
+def test_a_codec_this_trajgen_cannot_make_is_refused(codec, fragment):
+    with pytest.raises(shards.UnknownCodecError, match=fragment):
+        shards.encode_shard(make_arrays(), codec)
+
+
 _ENCODE_IN_A_NEW_PROCESS = """
 import hashlib, sys
 sys.path[:0] = sys.argv[1:2]
-from test_shards import make_arrays
+import numpy as np
+from test_shards import _real_arrays, make_arrays
 from trajgen import shards
+rng = np.random.default_rng(int(sys.argv[2]))
+big = np.ones(64 << 20, np.uint8); del big  # freeing a large block raises glibc's mmap threshold: later blocks reuse the heap
+arrays = _real_arrays()
 for level in (1, 6):
-    print(hashlib.sha256(shards.encode_shard(make_arrays(n=64, t=16, size=64, white=True), level)).hexdigest())
+    for _ in range(3):
+        # leave random bytes where the encoder's next allocations are likely to land
+        junk = [bytearray(rng.bytes(size)) for size in (70_000, 82_000, 90_000, 140_000, 282_624, 300_000, 1 << 20)]
+        del junk
+        print(hashlib.sha256(shards.encode_shard(arrays, level)).hexdigest())
 """
 
 
-def test_the_same_arrays_encode_to_the_same_bytes_in_other_processes():
+def test_the_same_arrays_encode_to_the_same_bytes_in_other_processes_whatever_their_heap():
     # the promise behind resume, --workers, Dask and repair: a shard's bytes never depend on the process
     here = str(__import__("pathlib").Path(__file__).parent)
-    runs = [subprocess.run([sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here], capture_output=True, text=True,
-                           check=True).stdout for _ in range(4)]
-    mine = "".join(hashlib.sha256(shards.encode_shard(make_arrays(n=64, t=16, size=64, white=True), level)).hexdigest()
-                   + "\n" for level in (1, 6))
+    runs = [subprocess.run([sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here, str(seed)], capture_output=True,
+                           text=True, check=True).stdout for seed in range(4)]
+    arrays = _real_arrays()
+    mine = "".join(hashlib.sha256(shards.encode_shard(arrays, level)).hexdigest() + "\n" for level in (1, 1, 1, 6, 6, 6))
     assert runs == [mine] * 4
 
 
@@ -341,3 +397,59 @@ def test_manifest_records_the_codec(tmp_path, level):
     generate(GenerationConfig(n=4, checkpoint_every=4, compress_level=level), tmp_path / "run", workers=1)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["codec"] == shards.shard_codec(level)
+
+
+def test_a_run_made_with_zlib_resumes_and_repairs_with_zlib_byte_identical(tmp_path, monkeypatch):
+    # runs made before ISA-L deflated the shards (codec zlib-deflate) keep their codec on resume and repair
+    import os
+
+    from runtools import assert_same_run, run_cli
+    from trajgen import GenerationConfig, _fs
+    from trajgen import run as run_module
+
+    zlib_1 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 1}
+    monkeypatch.setattr(run_module, "shard_codec", lambda level: zlib_1)
+    config = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
+    run_module.generate(config, tmp_path / "whole", workers=1)
+    pid = os.fork()
+    if pid == 0:  # a real process that dies in the middle of the run
+        os.environ["TRAJGEN_FAULT"] = "exit@60"
+        _fs._reset_faults()
+        try:
+            run_module.generate(config, tmp_path / "cut", workers=1)
+        finally:
+            os._exit(3)
+    os.waitpid(pid, 0)
+    import json
+
+    cut = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    assert cut["codec"] == zlib_1 and 0 < len(cut["shards"]) < 3
+    resumed = run_cli("resume", tmp_path / "cut")  # a new process, with today's default codec
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+    (tmp_path / "cut" / "shards" / "shard-00002.npz").unlink()
+    repaired = run_cli("repair", tmp_path / "cut")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert_same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_resume_refuses_a_codec_this_trajgen_cannot_make(tmp_path):
+    import json
+
+    from runtools import run_cli
+    from trajgen import GenerationConfig
+    from trajgen.run import generate
+
+    generate(GenerationConfig(n=8, checkpoint_every=4, size=16, frames=4), tmp_path / "run", workers=1)
+    manifest_path = tmp_path / "run" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["status"] = "running"
+    manifest["shards"] = manifest["shards"][:1]
+    manifest["codec"] = {"name": "zstd", "level": 3}
+    manifest_path.write_text(json.dumps(manifest))
+    before = manifest_path.read_bytes()
+    result = run_cli("resume", tmp_path / "run")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "zstd" in lines[0], result.stderr
+    assert manifest_path.read_bytes() == before

@@ -96,7 +96,7 @@ def repair_run(run_dir: os.PathLike | str) -> RepairResult:
         for entry, why in damaged:
             k, name = entry["index"], shard_file(entry["index"])
             arrays, _, _ = build_shard_arrays(config, k)
-            data = encode_shard(arrays, config.compress_level)
+            data = encode_shard(arrays, manifest["codec"])  # the codec the run records
             del arrays
             if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["bytes"]:
                 result.refused.append((name, f"{why}; remade, but the new bytes differ from the manifest's sha256 "

@@ -30,7 +30,7 @@ from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
     ProgressReporter, ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
 )
-from trajgen.shards import shard_codec
+from trajgen.shards import UnknownCodecError, check_codec, shard_codec
 from trajgen.rundir import (
     RunError, RunPaths, check_new_run_dir, check_progress_to, live_holder, lock_holder, log_line, resume_command,
     shard_file,
@@ -43,7 +43,8 @@ from trajgen.shardmaker import (  # noqa: F401 - some only re-exported: others i
 _check_new_run_dir, _check_progress_to, _log_line, _live_holder = check_new_run_dir, check_progress_to, log_line, live_holder
 _os_reason = os_reason  # the names they had before they moved
 
-# 2: samples drawn from counter-based streams (trajgen.streams) in bulk, shards deflated with zlib.
+# 2: samples drawn from counter-based streams (trajgen.streams) in bulk; the manifest's "codec" says what
+# deflated the shards (trajgen.deflate), and a run keeps it.
 # Runs of format 1 (a SeedSequence per sample) are read, verified and exported, but not resumed.
 RUN_FORMAT = schema.RUN_FORMAT
 READABLE_FORMATS = schema.READABLE_FORMATS
@@ -432,6 +433,8 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
             raise RunError(f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
                            f"samples this version makes differently; finish it with the trajgen version named in "
                            f"{paths.config}, or start a new run")
+        if manifest["status"] != "complete":
+            _check_codec(paths, manifest)
         repaired = _repair_run(paths, config, manifest, config_file if rebuild_config else None)
         if manifest["status"] == "complete":
             try:
@@ -452,6 +455,15 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return _work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
                          run_versions=run_versions, progress_to=progress_to)
+
+
+def _check_codec(paths: RunPaths, manifest: dict) -> None:
+    """RunError unless this trajgen can make shards with the codec the run records (its shards keep it)."""
+    try:
+        check_codec(manifest.get("codec"))
+    except UnknownCodecError as e:
+        raise RunError(f"{paths.root} cannot be finished here: {e}; finish it with the trajgen version named in "
+                       f"{paths.config}") from None
 
 
 def _repair_progress(paths: RunPaths, manifest: dict) -> None:
@@ -629,7 +641,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
             from trajgen.versions import byte_versions, differences
 
             # every worker makes its shards with the versions this process runs (the run's, unless a change was allowed)
-            results = executor.run(functools.partial(produce_shard, versions=byte_versions()), config,
+            results = executor.run(functools.partial(produce_shard, versions=byte_versions(), codec=manifest["codec"]), config,
                                    str(paths.root), todo)
             with closing(results):
                 for result in results:  # an executor's own failures pass through as they are

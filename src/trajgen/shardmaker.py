@@ -109,11 +109,13 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
     return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
 
 
-def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None) -> ShardResult:
+def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None,
+                  codec: dict | None = None) -> ShardResult:
     """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
 
     With ``versions`` (what the run is made with), a worker running other versions refuses
-    before it writes anything."""
+    before it writes anything. ``codec`` is the one the run's manifest records (default: a new
+    run's at config.compress_level)."""
     from trajgen.versions import byte_versions, differences
 
     mine = byte_versions()
@@ -130,7 +132,8 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
     try:
         arrays, class_counts, redraws = build_shard_arrays(config, k)
         try:
-            info = write_shard(paths.shard(k), arrays, config.compress_level, paths.tmp, progress=made.encoded)
+            info = write_shard(paths.shard(k), arrays, config.compress_level if codec is None else codec, paths.tmp,
+                               progress=made.encoded)
         except OSError as e:
             raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {os_reason(e)}", e.errno) from None
     finally:

@@ -1,12 +1,10 @@
 """Write and read one shard: a plain .npz, byte-identical for identical arrays.
 
-Shards are deflated with Python's zlib (raw deflate) at the run's --compress-level: its
-output for the same input, level and chunking is the same in every process, which ISA-L's
-deflate was found not to be (the same input occasionally compressed to different, valid
-bytes in another process). Reading inflates with ISA-L (``isal``; inflating is
-deterministic). The zip around the members is written here: fixed metadata, sizes and CRC
-known before each local header (no data descriptors), zip64 records only where a size or
-offset needs them.
+Members are raw deflate (trajgen.deflate: ISA-L level 1 at --compress-level 1-3, zlib at 4-9,
+stored at 0; a run keeps the codec its manifest records). Reading inflates with ISA-L
+(``isal``). The zip around the members is written here: fixed metadata, sizes and CRC known
+before each local header (no data descriptors), zip64 records only where a size or offset
+needs them.
 """
 
 import hashlib
@@ -20,14 +18,13 @@ import numpy as np
 from isal import isal_zlib
 
 from . import _fs
+from .deflate import ZLIB_NAME, UnknownCodecError, check_codec, codec_for_level, deflate  # noqa: F401 (encode_shard raises it)
 from .errors import CorruptShardError
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
 
 _CHUNK = 16 << 20  # members are deflated this many bytes at a time (fixed: the bytes depend on it)
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
-
-CODEC_NAME = "zlib-deflate"
 
 
 @dataclass(frozen=True)
@@ -108,21 +105,23 @@ def npy_header(dtype, shape):
 
 
 def shard_codec(compress_level):
-    """What encodes a shard's members at this --compress-level (recorded in the manifest)."""
-    if compress_level == 0:
-        return {"name": "stored", "level": 0}
-    # the zlib library decides the deflate bytes
-    return {"name": CODEC_NAME, "version": zlib.ZLIB_RUNTIME_VERSION, "level": compress_level}
+    """What encodes a new run's shards at this --compress-level (recorded in the manifest)."""
+    return codec_for_level(compress_level)
 
 
-def encode_shard(arrays, compress_level, progress=None):
+def encode_shard(arrays, encoding, progress=None):
     """The .npz bytes for one shard; identical input gives identical bytes.
 
+    ``encoding`` is a --compress-level 0-9 or a codec a run recorded (shard_codec's dicts).
     ``progress(done, total)``, if given, hears how many of the arrays' bytes are encoded."""
-    if not isinstance(compress_level, int) or isinstance(compress_level, bool) or not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be an integer 0-9 (got {compress_level!r})")
+    if isinstance(encoding, dict):
+        codec = check_codec(encoding)
+    elif isinstance(encoding, int) and not isinstance(encoding, bool) and 0 <= encoding <= 9:
+        codec = shard_codec(encoding)
+    else:
+        raise ValueError(f"compress_level must be an integer 0-9 (got {encoding!r})")
     validate_shard_arrays(arrays)
-    level = compress_level or None  # None: stored
+    stored = codec["name"] == "stored"
     parts, central, offset = [], [], 0
     done, total = 0, sum(arrays[key].nbytes for key in SHARD_KEYS)
 
@@ -134,11 +133,11 @@ def encode_shard(arrays, compress_level, progress=None):
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
-        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), level,
+        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), None if stored else codec,
                                              step if progress is not None else None)
         compressed = sum(len(p) for p in payload)
-        local = _local_header(name, level, crc, compressed, size)
-        central.append(_central_header(name, level, crc, compressed, size, offset))
+        local = _local_header(name, stored, crc, compressed, size)
+        central.append(_central_header(name, stored, crc, compressed, size, offset))
         parts += [local, *payload]
         offset += len(local) + compressed
     directory = b"".join(central)
@@ -153,40 +152,52 @@ _MADE_BY_UNIX = 3 << 8
 _FILE_MODE = 0o644 << 16
 
 
-def _deflate_member(header, raw, level, step=None):
+def _deflate_member(header, raw, codec, step=None):
     """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes.
     ``step(nbytes)``, if given, is told of each piece of ``raw`` deflated."""
-    # zlib's crc32, not ISA-L's: after ISA-L's (AVX) crc32 zlib's deflate ran ~3.7× slower
-    crc = zlib.crc32(raw, zlib.crc32(header))
-    if level is None:
+    # ISA-L's crc32 is ~5× zlib's, but zlib's deflate runs ~3.7× slower right after it (AVX-512 state)
+    crc32 = zlib.crc32 if codec is not None and codec["name"] == ZLIB_NAME else isal_zlib.crc32
+    crc = crc32(raw, crc32(header))
+    if codec is None:
         if step is not None:
             step(raw.size)
         return crc, len(header) + raw.size, [header, raw.data]
-    deflater = zlib.compressobj(level, zlib.DEFLATED, -15)
-    payload = [deflater.compress(header)]
-    for start in range(0, raw.size, _CHUNK):
-        payload.append(deflater.compress(raw[start : start + _CHUNK].data))
-        if step is not None:
-            step(min(_CHUNK, raw.size - start))
-    payload.append(deflater.flush())
-    return crc, len(header) + raw.size, payload
+    pieces = [header] + [raw[start : start + _CHUNK].data for start in range(0, raw.size, _CHUNK)]
+    if step is not None:
+        pieces = _Told(pieces, step)
+    return crc, len(header) + raw.size, deflate(pieces, codec)
+
+
+class _Told(list):
+    """A member's pieces (the .npy header, then the raw bytes) that call ``step(nbytes)`` as each
+    raw piece is done: when the deflater, having consumed it, asks for the next."""
+
+    def __init__(self, pieces, step):
+        super().__init__(pieces)
+        self._step = step
+
+    def __iter__(self):
+        for i, piece in enumerate(super().__iter__()):
+            yield piece
+            if i:
+                self._step(piece.nbytes)
 
 
 def _zip64_extra(*values):
     return struct.pack("<HH", 1, 8 * len(values)) + struct.pack(f"<{len(values)}Q", *values) if values else b""
 
 
-def _local_header(name, level, crc, compressed, size):
+def _local_header(name, stored, crc, compressed, size):
     zip64 = size >= _ZIP64_LIMIT or compressed >= _ZIP64_LIMIT
     extra = _zip64_extra(size, compressed) if zip64 else b""
     small = 0xFFFFFFFF if zip64 else None
     return struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, 0 if level is None else 8, _DOS_TIME, _DOS_DATE,
+        "<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, 0 if stored else 8, _DOS_TIME, _DOS_DATE,
         crc, small or compressed, small or size, len(name), len(extra),
     ) + name + extra
 
 
-def _central_header(name, level, crc, compressed, size, offset):
+def _central_header(name, stored, crc, compressed, size, offset):
     big = [v for v in (size, compressed, offset) if v >= _ZIP64_LIMIT]
     zip64 = size >= _ZIP64_LIMIT or compressed >= _ZIP64_LIMIT or offset >= _ZIP64_LIMIT
     # the zip64 extra holds, in this order, exactly the fields that are 0xFFFFFFFF below
@@ -194,7 +205,7 @@ def _central_header(name, level, crc, compressed, size, offset):
     version = 45 if zip64 else 20
     clip = lambda v: 0xFFFFFFFF if v >= _ZIP64_LIMIT else v  # noqa: E731
     return struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX | version, version, 0, 0 if level is None else 8,
+        "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX | version, version, 0, 0 if stored else 8,
         _DOS_TIME, _DOS_DATE, crc, clip(compressed), clip(size), len(name), len(extra), 0, 0, 0, _FILE_MODE,
         clip(offset),
     ) + name + extra
@@ -209,9 +220,9 @@ def _end_of_directory(entries, size, offset):
     return end + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, size, offset, 0)
 
 
-def write_shard(path, arrays, compress_level, tmp_dir, progress=None):
-    """Encode and atomically write one shard; return its checksum and size (``progress``: see encode_shard)."""
-    data = encode_shard(arrays, compress_level, progress)
+def write_shard(path, arrays, encoding, tmp_dir, progress=None):
+    """Encode (see encode_shard) and atomically write one shard; return its checksum and size."""
+    data = encode_shard(arrays, encoding, progress)
     info = ShardInfo(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     _fs.atomic_write_bytes(path, data, tmp_dir)
     return info
