@@ -213,3 +213,17 @@ def test_dask_workers_report_shards_in_flight(reference, tmp_path):
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
     assert_nothing_in_flight(out)
     assert_same_run(out, reference)
+
+
+@pytest.mark.parametrize("level", [0, 1, 6])  # stored, ISA-L, zlib
+def test_the_encoders_progress_leaves_the_shard_bytes_as_they_are(level):
+    from trajgen.config import GenerationConfig
+    from trajgen.shardmaker import build_shard_arrays
+    from trajgen.shards import encode_shard
+
+    arrays, _, _ = build_shard_arrays(GenerationConfig(n=200, checkpoint_every=200, frames=16, size=64), 0)
+    heard = []
+    assert encode_shard(arrays, level, lambda done, total: heard.append((done, total))) == encode_shard(arrays, level)
+    total = sum(a.nbytes for a in arrays.values())
+    assert heard[-1] == (total, total) and len(heard) > 3  # the videos in steps, then the rest
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
