@@ -307,7 +307,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
         finish_ms = round(finish * 1000)
         eta_v, eta_s = format_duration(s.eta_seconds), f"finishes about {_clock(finish, seconds=True)} UTC"
     elif s.state == "RUNNING":
-        eta_v, eta_s = "estimating", "after the first shards"
+        eta_v, eta_s = "estimating", "once the first samples are made"
     elif s.state == "COMPLETE":
         eta_v, eta_s = "done", f"finished {updated:%H:%M:%S} UTC"
     else:
@@ -315,7 +315,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     rate = "estimating" if s.rate is None else (f"{s.rate:,.0f}" if s.rate >= 10 else f"{s.rate:.1f}")
     tiles = [
         ("ETA", eta_v, _esc(eta_s) + (f'<span data-local="{finish_ms}"></span>' if finish_ms else "")),
-        ("Rate", rate, "samples/s" if s.rate is not None else "measured after a few shards"),
+        ("Rate", rate, "samples/s" if s.rate is not None else "measured once samples are made"),
         ("Elapsed", format_duration(s.elapsed_seconds), "this process"),
         ("Shards", f"{s.completed_shards:,} / {s.total_shards:,}", f"checkpoint every {s.checkpoint_every:,}"),
     ]
