@@ -281,9 +281,11 @@ class ProgressReporter:
 
     ``bar``: True (or "bar") for a terminal bar, "lines" for plain progress lines, False for neither.
     ``inflight``: a callable giving {shard: (samples made, samples)} of the shards being made
-    (inflight.read); the bar then moves with them every BAR_SECONDS."""
+    (inflight.read), looked at every WATCH_SECONDS: the bar moves with them, and the progress
+    files are rewritten as soon as they give a first rate (not only at the next commit or
+    heartbeat, which may be long after)."""
 
-    BAR_SECONDS = 1.0
+    WATCH_SECONDS = 1.0
 
     def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
                  class_counts, completed_samples, completed_shards, framing_redraws, interval, bar, mirror_to=None,
@@ -302,10 +304,12 @@ class ProgressReporter:
         self._interval = interval
         self._thread = threading.Thread(target=self._heartbeat, name="trajgen-progress", daemon=True)
         self._inflight = inflight
-        self._bar_thread = None
         self._bar_lock = threading.Lock()
-        if inflight is not None and bar not in (False, None, "lines"):
-            self._bar_thread = threading.Thread(target=self._bar_loop, name="trajgen-bar", daemon=True)
+        self._drawing_bar = inflight is not None and bar not in (False, None, "lines")
+        self._estimating = False  # the progress files last said RUNNING with no rate yet
+        self._watch_thread = None
+        if inflight is not None:
+            self._watch_thread = threading.Thread(target=self._watch, name="trajgen-inflight", daemon=True)
         self._last_shard = None  # the newest committed shard file, for the page's thumbnail
         self._mirror = None
         if mirror_to is not None:  # --progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder
@@ -316,8 +320,8 @@ class ProgressReporter:
     def start(self):
         self.write("RUNNING")
         self._thread.start()
-        if self._bar_thread is not None:
-            self._bar_thread.start()
+        if self._watch_thread is not None:
+            self._watch_thread.start()
 
     def _inflight_totals(self):
         """(samples, shards) in flight now; (0, 0) when they cannot be read."""
@@ -347,7 +351,7 @@ class ProgressReporter:
             for name, n in class_counts.items():
                 self._class_counts[name] = self._class_counts.get(name, 0) + n
             self._meter.add(count)
-        if self._bar_thread is None:
+        if not self._drawing_bar:
             self._bar.update(count)
         else:
             self.refresh_bar()
@@ -377,6 +381,7 @@ class ProgressReporter:
             snapshot = self.snapshot(state, error)
             try:
                 write_progress(self._run_dir, snapshot, self._tmp_dir)
+                self._estimating = snapshot.state == "RUNNING" and snapshot.rate is None
             finally:  # the mirror hears even of a run directory that cannot be written (it is on another disk)
                 if self._mirror is not None:
                     self._mirror.publish(snapshot, self._last_shard)
@@ -385,7 +390,7 @@ class ProgressReporter:
     def stop(self):
         """Stop the heartbeat and wait until it has (a write in flight ends first); idempotent."""
         self._stopped.set()
-        for thread in (self._thread, self._bar_thread):
+        for thread in (self._thread, self._watch_thread):
             if thread is not None and thread.is_alive() and thread is not threading.current_thread():
                 thread.join()
 
@@ -413,9 +418,15 @@ class ProgressReporter:
         if self._lines is not None and state == "COMPLETE":  # STOPPED and FAILED get the CLI's own line
             self._lines.finish(lambda: progress_line(snapshot))
 
-    def _bar_loop(self):
-        while not self._stopped.wait(self.BAR_SECONDS):
-            self.refresh_bar()
+    def _watch(self):
+        while not self._stopped.wait(self.WATCH_SECONDS):
+            if self._drawing_bar:
+                self.refresh_bar()
+            if self._estimating and self.snapshot("RUNNING").rate is not None:
+                try:
+                    self.write("RUNNING")  # the first estimate, from samples in flight
+                except OSError:
+                    pass  # as for the heartbeat: the next commit reports a failing disk
 
     def _heartbeat(self):
         while not self._stopped.wait(self._interval):
