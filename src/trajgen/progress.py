@@ -422,9 +422,9 @@ class ProgressReporter:
         while not self._stopped.wait(self.WATCH_SECONDS):
             if self._drawing_bar:
                 self.refresh_bar()
-            if self._estimating and self.snapshot("RUNNING").rate is not None:
+            if self._estimating and self._meter.commits == 0 and self.snapshot("RUNNING").rate is not None:
                 try:
-                    self.write("RUNNING")  # the first estimate, from samples in flight
+                    self.write("RUNNING")  # the first estimate, from samples in flight (a commit writes its own)
                 except OSError:
                     pass  # as for the heartbeat: the next commit reports a failing disk
 
