@@ -188,7 +188,8 @@ def test_every_worker_dying_again_and_again_stops_resumably(reference, tmp_path)
     # each replacement is one line in run.log; the last death is told by the error line
     from trajgen.executors import MAX_POOL_RESTARTS
 
-    restarts = [line for line in (out / "run.log").read_text().splitlines() if "restarting the 2 worker processes" in line]
+    log = (out / "run.log").read_text().splitlines()
+    restarts = [line for line in log if "restarting the 2 worker processes" in line]
     assert len(restarts) == MAX_POOL_RESTARTS and all("killed by SIGKILL" in line for line in restarts), restarts
     assert list((out / ".tmp").iterdir()) == []
     assert_resumes_identically(out, reference)

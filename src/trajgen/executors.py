@@ -222,7 +222,9 @@ def _dead_workers(processes: list, killed: set[int]) -> str:
 
 
 def _shards_text(shards: list[int]) -> str:
-    return f"shard {shards[0]}" if len(shards) == 1 else "shards " + ", ".join(map(str, shards)) if shards else "no shard"
+    if not shards:
+        return "no shard"
+    return f"shard {shards[0]}" if len(shards) == 1 else "shards " + ", ".join(map(str, shards))
 
 
 def _note(run_dir: str, event: str) -> None:

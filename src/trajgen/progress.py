@@ -129,7 +129,8 @@ def _inflight_lines(snapshot):
     if not _showing_inflight(snapshot):
         return []
     shards = "shard" if snapshot.inflight_shards == 1 else "shards"
-    return [f"In flight: {snapshot.inflight_samples:,} samples in {snapshot.inflight_shards:,} {shards} (not yet committed)"]
+    return [f"In flight: {snapshot.inflight_samples:,} samples in {snapshot.inflight_shards:,} {shards} "
+            f"(not yet committed)"]
 
 
 def snapshot_to_json(snapshot):
@@ -229,7 +230,8 @@ class ProgressBar:
         """Committed samples plus those in flight (the bar moves with both), each said apart."""
         if self._bar is None:
             return
-        self._bar.set_postfix_str(f"{committed:,} committed + {inflight:,} in flight" if inflight else "", refresh=False)
+        said = f"{committed:,} committed + {inflight:,} in flight" if inflight else ""
+        self._bar.set_postfix_str(said, refresh=False)
         self._bar.update(committed + inflight - self._bar.n)
         self._bar.refresh()
 

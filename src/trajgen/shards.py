@@ -133,8 +133,8 @@ def encode_shard(arrays, encoding, progress=None):
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
-        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), None if stored else codec,
-                                             step if progress is not None else None)
+        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8),
+                                             None if stored else codec, step if progress is not None else None)
         compressed = sum(len(p) for p in payload)
         local = _local_header(name, stored, crc, compressed, size)
         central.append(_central_header(name, stored, crc, compressed, size, offset))
