@@ -205,7 +205,7 @@ def test_process_pool_shows_shards_in_flight_and_logs_a_replaced_worker(referenc
 def test_dask_workers_report_shards_in_flight(reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     env = held(tmp_path)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   host="127.0.0.1", env=env) as cluster:
         out = tmp_path / "run"
         proc = start_cli("generate", *ARGS, "--scheduler", cluster.scheduler_address, "--out", out)
