@@ -34,7 +34,8 @@ class ShardProgress:
     environment's TRAJGEN_INFLIGHT_SECONDS, which tests set to 0 to see every step)."""
 
     def __init__(self, tmp_dir, k: int, n: int, every: float | None = None):
-        self._path, self._n = progress_file(tmp_dir, k), n
+        self._tmp_dir, self._k, self._n = tmp_dir, k, n
+        self._path = progress_file(tmp_dir, k)
         if every is None:
             every = float(os.environ.get("TRAJGEN_INFLIGHT_SECONDS", REPORT_SECONDS))
         self._every = every
@@ -67,7 +68,7 @@ class ShardProgress:
     def done(self) -> None:
         """The shard is in place (or failed): it is no longer in flight."""
         if self._written:
-            discard(os.path.dirname(self._path), [int(self._path[-5:])])
+            discard(self._tmp_dir, [self._k])
 
 
 def read(tmp_dir, skip=()) -> dict[int, tuple[int, int]]:
