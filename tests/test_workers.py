@@ -185,6 +185,12 @@ def test_every_worker_dying_again_and_again_stops_resumably(reference, tmp_path)
     assert stderr.count("\n") == 1 and stderr.startswith("Error: ") and "Traceback" not in stderr
     assert "died" in stderr and f"trajgen resume {out}" in stderr
     assert (out / "PROGRESS.txt").read_text().startswith("trajgen FAILED")
+    # each replacement is one line in run.log; the last death is told by the error line
+    from trajgen.executors import MAX_POOL_RESTARTS
+
+    log = (out / "run.log").read_text().splitlines()
+    restarts = [line for line in log if "restarting the 2 worker processes" in line]
+    assert len(restarts) == MAX_POOL_RESTARTS and all("killed by SIGKILL" in line for line in restarts), restarts
     assert list((out / ".tmp").iterdir()) == []
     assert_resumes_identically(out, reference)
 

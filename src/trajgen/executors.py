@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from trajgen import _fs
+from trajgen import _fs, inflight
 from trajgen.config import GenerationConfig
 from trajgen.errors import TrajgenError
 
@@ -164,12 +164,14 @@ class ProcessExecutor:
                                               f"{resume_command(run_dir)} --workers 1") from None
                     broken = True  # the pool broke while starting a replacement worker
                 done, _ = wait(running, return_when=FIRST_COMPLETED) if not broken else (set(), set())
+                lost = []  # shards whose worker pool broke: made again
                 for future in sorted(done, key=running.__getitem__):
                     k = running.pop(future)
                     try:
                         result = future.result()
                     except BrokenProcessPool:
                         waiting.appendleft(k)
+                        lost.append(k)
                         broken = True
                         continue
                     restarts = 0
@@ -178,18 +180,61 @@ class ProcessExecutor:
                     # the pool is unusable once a worker died: every shard in it is made again
                     restarts += 1
                     waiting.extendleft(sorted(running.values(), reverse=True))
+                    lost = sorted(lost + list(running.values()))
                     running.clear()
-                    _stop(pool, run_dir)
+                    workers_before = list((pool._processes or {}).values())
+                    manager = getattr(pool, "_executor_manager_thread", None)
+                    if manager is not None:  # ends the broken pool's other workers and reaps all: exit codes settle
+                        manager.join(timeout=5)
+                    killed = _stop(pool, run_dir)
                     pool = None
+                    inflight.discard(Path(run_dir) / ".tmp", lost)  # they start again from nothing
                     if restarts > MAX_POOL_RESTARTS:
                         from trajgen.rundir import resume_command
 
                         raise WorkerLostError(f"worker processes died {restarts} times in a row without finishing a "
                                               f"shard (out of memory? killed?); the run is resumable: "
                                               f"{resume_command(run_dir)}")
+                    _note(run_dir, f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker "
+                                   f"processes, making {_shards_text(lost)} again")
         finally:
             if pool is not None:
                 _stop(pool, run_dir)
+
+
+def _dead_workers(processes: list, killed: set[int]) -> str:
+    """Which worker of a stopped pool died, for run.log: not one that _stop killed (``killed``),
+    nor, if another is left, one the pool ended with SIGTERM once a worker was dead."""
+    ended = [(p.pid, p.exitcode) for p in processes if p.pid not in killed and p.exitcode is not None]
+    first = [(pid, code) for pid, code in ended if code != -signal.SIGTERM] or ended
+    if not first:
+        return "a worker process died"
+
+    def how(code: int) -> str:
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
+    return "; ".join(f"worker process pid {pid} died ({how(code)})" for pid, code in sorted(first))
+
+
+def _shards_text(shards: list[int]) -> str:
+    if not shards:
+        return "no shard"
+    return f"shard {shards[0]}" if len(shards) == 1 else "shards " + ", ".join(map(str, shards))
+
+
+def _note(run_dir: str, event: str) -> None:
+    """A line in the run's log (best effort: the commit loop reports a log it cannot write)."""
+    from trajgen.rundir import log_line
+
+    try:
+        _fs.append_line(os.path.join(run_dir, "run.log"), log_line(event))
+    except OSError:
+        pass
 
 
 def _quiet_resource_tracker() -> None:
@@ -227,18 +272,21 @@ def _warm_up(config: GenerationConfig | None) -> None:
         shardmaker.videos_buffer(config, min(config.checkpoint_every, config.n))
 
 
-def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> None:
+def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> set[int]:
     """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is
     safe; the half-written files of the killed workers are removed. A Ctrl-C meanwhile waits
-    until every worker is gone."""
+    until every worker is gone. Returns the pids of the workers it killed."""
+    killed = set()
     with _signals_held():
         processes = list((pool._processes or {}).values())
         for p in processes:
             if p.is_alive():
                 p.kill()
+                killed.add(p.pid)
         pool.shutdown(wait=True, cancel_futures=True)
         if run_dir is not None:
             _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])
+    return killed
 
 
 @contextmanager

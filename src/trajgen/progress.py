@@ -36,6 +36,9 @@ class ProgressSnapshot:
     pid: int
     updated_at: datetime
     interval_seconds: float | None = None  # the heartbeat: the next update is due this long after updated_at
+    # samples made in shards not yet committed (see inflight.py), and those shards; never in completed_*
+    inflight_samples: int = 0
+    inflight_shards: int = 0
 
     def __post_init__(self):
         if self.state not in STATES:
@@ -103,6 +106,7 @@ def format_progress_text(snapshot):
     lines = [
         first,
         f"Completed: {s.completed_samples:,} / {s.total_samples:,} ({pct}%)",
+        *_inflight_lines(s),
         f"Shards: {s.completed_shards:,} / {s.total_shards:,} (checkpoint every {s.checkpoint_every:,})",
         f"Rate: {_rate_text(s.rate)}   Elapsed: {format_duration(s.elapsed_seconds)}",
         f"ETA: {_eta_text(s)}",
@@ -115,6 +119,18 @@ def format_progress_text(snapshot):
     if s.state != "COMPLETE":
         lines.append(f"Resume: trajgen resume {shlex.quote(s.run_dir)}")
     return "\n".join(lines) + "\n"
+
+
+def _showing_inflight(snapshot):
+    return snapshot.state == "RUNNING" and snapshot.inflight_samples > 0
+
+
+def _inflight_lines(snapshot):
+    if not _showing_inflight(snapshot):
+        return []
+    shards = "shard" if snapshot.inflight_shards == 1 else "shards"
+    return [f"In flight: {snapshot.inflight_samples:,} samples in {snapshot.inflight_shards:,} {shards} "
+            f"(not yet committed)"]
 
 
 def snapshot_to_json(snapshot):
@@ -176,19 +192,23 @@ class RateMeter:
     def elapsed(self):
         return self._clock() - self._start
 
-    def rate(self):
-        """Samples/s, or None while estimating (under min_seconds or nothing committed)."""
+    def rate(self, inflight=0):
+        """Samples/s, or None while estimating (under min_seconds, or nothing made). ``inflight``:
+        samples made in shards not yet committed (all by this process: .tmp/ is cleared at start),
+        so the rate is known before the first commit of a run with large shards."""
         elapsed = self.elapsed()
-        if self.commits == 0 or self.samples == 0 or elapsed < self._min_seconds:
+        made = self.samples + inflight
+        if made <= 0 or elapsed < self._min_seconds:
             return None
-        return self.samples / elapsed
+        return made / elapsed
 
-    def eta(self, remaining):
-        """Seconds until ``remaining`` more samples are done, or None while estimating."""
+    def eta(self, remaining, inflight=0):
+        """Seconds until ``remaining`` more samples are committed (``inflight`` of them made
+        already), or None while estimating."""
         if remaining <= 0:
             return 0.0
-        rate = self.rate()
-        return None if rate is None else remaining / rate
+        rate = self.rate(inflight)
+        return None if rate is None else max(0, remaining - inflight) / rate
 
 
 class ProgressBar:
@@ -206,6 +226,15 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.update(n)
 
+    def show(self, committed, inflight):
+        """Committed samples plus those in flight (the bar moves with both), each said apart."""
+        if self._bar is None:
+            return
+        said = f"{committed:,} committed + {inflight:,} in flight" if inflight else ""
+        self._bar.set_postfix_str(said, refresh=False)
+        self._bar.update(committed + inflight - self._bar.n)
+        self._bar.refresh()
+
     def close(self):
         if self._bar is not None:
             self._bar.close()
@@ -221,8 +250,11 @@ class ProgressBar:
 def progress_line(snapshot):
     """One line for a log: state, percentage, samples, shards, rate and ETA."""
     s = snapshot
-    return (f"trajgen {s.state} {_percent_text(s)}% · {s.completed_samples:,} / {s.total_samples:,} samples · "
+    line = (f"trajgen {s.state} {_percent_text(s)}% · {s.completed_samples:,} / {s.total_samples:,} samples · "
             f"{s.completed_shards:,} / {s.total_shards:,} shards · {_rate_text(s.rate)} · ETA {_eta_text(s)}")
+    if _showing_inflight(s):
+        line += f" · + {s.inflight_samples:,} in flight (not yet committed)"
+    return line
 
 
 class ProgressLines:
@@ -249,10 +281,17 @@ class ProgressReporter:
     """Keeps PROGRESS.txt, progress.json and the bar up to date for one working process:
     at every commit, and every ``interval`` seconds from a background thread.
 
-    ``bar``: True (or "bar") for a terminal bar, "lines" for plain progress lines, False for neither."""
+    ``bar``: True (or "bar") for a terminal bar, "lines" for plain progress lines, False for neither.
+    ``inflight``: a callable giving {shard: (samples made, samples)} of the shards being made
+    (inflight.read), looked at every WATCH_SECONDS: the bar moves with them, and the progress
+    files are rewritten as soon as they give a first rate (not only at the next commit or
+    heartbeat, which may be long after)."""
+
+    WATCH_SECONDS = 1.0
 
     def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
-                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar, mirror_to=None):
+                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar, mirror_to=None,
+                 inflight=None):
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
         self._fixed = dict(run_dir=os.fspath(display_dir), total_samples=total_samples, total_shards=total_shards,
                            checkpoint_every=checkpoint_every, host=socket.gethostname(), pid=os.getpid())
@@ -266,6 +305,13 @@ class ProgressReporter:
         self._stopped = threading.Event()
         self._interval = interval
         self._thread = threading.Thread(target=self._heartbeat, name="trajgen-progress", daemon=True)
+        self._inflight = inflight
+        self._bar_lock = threading.Lock()
+        self._drawing_bar = inflight is not None and bar not in (False, None, "lines")
+        self._estimating = False  # the progress files last said RUNNING with no rate yet
+        self._watch_thread = None
+        if inflight is not None:
+            self._watch_thread = threading.Thread(target=self._watch, name="trajgen-inflight", daemon=True)
         self._last_shard = None  # the newest committed shard file, for the page's thumbnail
         self._mirror = None
         if mirror_to is not None:  # --progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder
@@ -276,6 +322,26 @@ class ProgressReporter:
     def start(self):
         self.write("RUNNING")
         self._thread.start()
+        if self._watch_thread is not None:
+            self._watch_thread.start()
+
+    def _inflight_totals(self):
+        """(samples, shards) in flight now; (0, 0) when they cannot be read."""
+        if self._inflight is None:
+            return 0, 0
+        try:
+            found = self._inflight()
+        except Exception:  # progress is best effort
+            return 0, 0
+        return sum(made for made, _ in found.values()), len(found)
+
+    def refresh_bar(self):
+        """Redraw the bar with the samples in flight now."""
+        samples, _ = self._inflight_totals()
+        with self._bar_lock:  # the commit and the bar's own thread both redraw
+            with self._lock:
+                done = self._done_samples
+            self._bar.show(done, samples)
 
     def commit(self, count, class_counts, redraws, shard=None):
         """Record one committed shard (made by this process; ``shard`` its file) and rewrite the progress files."""
@@ -287,23 +353,29 @@ class ProgressReporter:
             for name, n in class_counts.items():
                 self._class_counts[name] = self._class_counts.get(name, 0) + n
             self._meter.add(count)
-        self._bar.update(count)
+        if not self._drawing_bar:
+            self._bar.update(count)
+        else:
+            self.refresh_bar()
         state = "COMPLETE" if self._done_shards == self._fixed["total_shards"] else "RUNNING"
         snapshot = self.write(state)
         if self._lines is not None and state == "RUNNING":  # the COMPLETE line comes from finish()
             self._lines.commit(lambda: progress_line(snapshot))
 
     def snapshot(self, state, error=None):
+        inflight, shards = self._inflight_totals() if state == "RUNNING" else (0, 0)
         with self._lock:
             remaining = self._fixed["total_samples"] - self._done_samples
-            rate = self._meter.rate()
+            inflight = min(inflight, remaining)
+            rate = self._meter.rate(inflight)
             if rate is None and state == "COMPLETE" and self._meter.samples:  # finished inside the estimating window
                 rate = self._meter.samples / max(self._meter.elapsed(), 1e-9)
             return ProgressSnapshot(
                 state=state, completed_samples=self._done_samples, completed_shards=self._done_shards,
-                rate=rate, elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining),
+                rate=rate, elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining, inflight),
                 class_counts=dict(self._class_counts), framing_redraws=self._redraws, error=error,
                 updated_at=datetime.now(timezone.utc), interval_seconds=self._interval, **self._fixed,
+                inflight_samples=inflight, inflight_shards=shards if inflight else 0,
             )
 
     def write(self, state, error=None):
@@ -311,6 +383,7 @@ class ProgressReporter:
             snapshot = self.snapshot(state, error)
             try:
                 write_progress(self._run_dir, snapshot, self._tmp_dir)
+                self._estimating = snapshot.state == "RUNNING" and snapshot.rate is None
             finally:  # the mirror hears even of a run directory that cannot be written (it is on another disk)
                 if self._mirror is not None:
                     self._mirror.publish(snapshot, self._last_shard)
@@ -319,8 +392,9 @@ class ProgressReporter:
     def stop(self):
         """Stop the heartbeat and wait until it has (a write in flight ends first); idempotent."""
         self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        for thread in (self._thread, self._watch_thread):
+            if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+                thread.join()
 
     def flush_mirror(self, timeout=None):
         """Wait until the --progress-to folder shows the latest write (True), or ``timeout`` passed."""
@@ -345,6 +419,16 @@ class ProgressReporter:
                 self._mirror.close()
         if self._lines is not None and state == "COMPLETE":  # STOPPED and FAILED get the CLI's own line
             self._lines.finish(lambda: progress_line(snapshot))
+
+    def _watch(self):
+        while not self._stopped.wait(self.WATCH_SECONDS):
+            if self._drawing_bar:
+                self.refresh_bar()
+            if self._estimating and self._meter.commits == 0 and self.snapshot("RUNNING").rate is not None:
+                try:
+                    self.write("RUNNING")  # the first estimate, from samples in flight (a commit writes its own)
+                except OSError:
+                    pass  # as for the heartbeat: the next commit reports a failing disk
 
     def _heartbeat(self):
         while not self._stopped.wait(self._interval):

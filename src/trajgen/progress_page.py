@@ -208,8 +208,9 @@ header{display:flex;align-items:center;gap:12px;flex-wrap:wrap}
 .hero .top{display:flex;align-items:baseline;justify-content:space-between;gap:16px;flex-wrap:wrap}
 .pct{font-size:64px;font-weight:800;line-height:1;color:var(--accent);font-variant-numeric:tabular-nums}
 .done{color:var(--muted);font-size:17px;font-variant-numeric:tabular-nums}
-.bar{height:22px;background:var(--track);border-radius:11px;overflow:hidden;margin-top:14px}
+.bar{height:22px;background:var(--track);border-radius:11px;overflow:hidden;margin-top:14px;display:flex}
 .bar>div{height:100%%;background:var(--accent);border-radius:11px;min-width:6px}
+.bar>div.inflight{opacity:.35;min-width:0;border-radius:0 11px 11px 0}
 .is-stale .bar>div,.is-stale .pill{background:#9ca3af}.is-stale .pct{color:#9ca3af}
 .is-stale .tiles,.is-stale .grid2,.is-stale #classes{opacity:.55}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px;margin-top:16px}
@@ -293,6 +294,11 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     data = {"title": title, "state": s.state, "updated": round(updated.timestamp() * 1000),
             "staleAfter": stale_after * 1000, "interval": interval}
     fill = 100 * s.completed_samples / s.total_samples if s.total_samples else 100
+    # samples made in shards not yet committed: a paler part of the bar, and said apart
+    inflight = s.inflight_samples if s.state == "RUNNING" else 0
+    inflight_fill = min(100 - fill, 100 * inflight / s.total_samples) if s.total_samples else 0
+    inflight_html = f" + {inflight:,} in flight (not yet committed)" if inflight else ""
+    inflight_bar = f'<div class="inflight" style="width:{inflight_fill:.2f}%"></div>' if inflight else ""
     finish_ms = None
 
     # the tiles: ETA and finish, rate, elapsed, shards
@@ -301,7 +307,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
         finish_ms = round(finish * 1000)
         eta_v, eta_s = format_duration(s.eta_seconds), f"finishes about {_clock(finish, seconds=True)} UTC"
     elif s.state == "RUNNING":
-        eta_v, eta_s = "estimating", "after the first shards"
+        eta_v, eta_s = "estimating", "once the first samples are made"
     elif s.state == "COMPLETE":
         eta_v, eta_s = "done", f"finished {updated:%H:%M:%S} UTC"
     else:
@@ -309,7 +315,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     rate = "estimating" if s.rate is None else (f"{s.rate:,.0f}" if s.rate >= 10 else f"{s.rate:.1f}")
     tiles = [
         ("ETA", eta_v, _esc(eta_s) + (f'<span data-local="{finish_ms}"></span>' if finish_ms else "")),
-        ("Rate", rate, "samples/s" if s.rate is not None else "measured after a few shards"),
+        ("Rate", rate, "samples/s" if s.rate is not None else "measured once samples are made"),
         ("Elapsed", format_duration(s.elapsed_seconds), "this process"),
         ("Shards", f"{s.completed_shards:,} / {s.total_shards:,}", f"checkpoint every {s.checkpoint_every:,}"),
     ]
@@ -367,8 +373,8 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
 {stale_html}
 {''.join(banners)}
 <section class="card hero">
-<div class="top"><div id="percent" class="pct">{_esc(pct)}</div><div class="done">{s.completed_samples:,} of {s.total_samples:,} samples</div></div>
-<div class="bar"><div style="width:{fill:.2f}%"></div></div>
+<div class="top"><div id="percent" class="pct">{_esc(pct)}</div><div class="done">{s.completed_samples:,} of {s.total_samples:,} samples{inflight_html}</div></div>
+<div class="bar"><div style="width:{fill:.2f}%"></div>{inflight_bar}</div>
 </section>
 <div class="tiles">{tiles_html}</div>
 <div class="grid2">

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from trajgen import _fs, schema
+from trajgen import _fs, inflight, schema
 from trajgen.config import GenerationConfig
 from trajgen.errors import ConfigError, StorageError, TrajgenError, os_advice
 from trajgen.progress import (
@@ -278,6 +278,8 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         class_counts=counts, framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
         eta_seconds=base.eta_seconds if state == "RUNNING" else None,
         error=base.error if state == "FAILED" else None,
+        # what the working process's makers report now (only while it holds the lock: a dead run's are stale)
+        **_inflight_now(paths, {s["index"] for s in shards}, state == "RUNNING"),
     )
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
@@ -285,6 +287,11 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     text += "".join(f"Note: {note}\n" for note in notes)
     data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
     return RunStatus(state=state, text=text, data=data)
+
+
+def _inflight_now(paths: RunPaths, committed: set[int], running: bool) -> dict:
+    samples, shards = inflight.totals(inflight.read(paths.tmp, skip=committed)) if running else (0, 0)
+    return {"inflight_samples": samples, "inflight_shards": shards}
 
 
 def _probe_lock(paths: RunPaths) -> bool:
@@ -616,6 +623,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
         completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
         interval=progress_interval, bar=show_bar, mirror_to=progress_to,
+        inflight=functools.partial(inflight.read, paths.tmp, skip=committed),  # the shards being made, and how far
     )
     started = time.monotonic()
     made_samples = 0
@@ -642,6 +650,7 @@ def _work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *
                         if result.versions is not None and differences(run_versions, result.versions):
                             entry["versions"] = result.versions  # a mixed run: verify names these shards
                         manifest["shards"].append(entry)  # a commit is never cut in half by Ctrl-C
+                        committed.add(result.index)
                         manifest["shards"].sort(key=lambda s: s["index"])
                         if len(manifest["shards"]) == config.num_shards:
                             manifest["status"] = "complete"

@@ -194,6 +194,9 @@ def check_progress(data: object) -> dict:
         _int(p, key, 0)
     if p["completed_samples"] > p["total_samples"] or p["completed_shards"] > p["total_shards"]:
         raise SchemaError("completed_samples", "is more than the run holds")
+    for key in ("inflight_samples", "inflight_shards"):  # added later: absent in older files
+        if key in p:
+            _int(p, key, 0)
     for key, optional in (("rate", True), ("elapsed_seconds", False), ("eta_seconds", True)):
         v = _get(p, key)
         if not ((optional and v is None) or (_is_number(v) and v >= 0)):

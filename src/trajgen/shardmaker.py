@@ -17,6 +17,7 @@ from trajgen import _fs
 from trajgen.bulk import make_samples
 from trajgen.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError
+from trajgen.inflight import ShardProgress
 from trajgen.rundir import RunPaths, resume_command, shard_file
 from trajgen.shards import write_shard
 
@@ -126,12 +127,17 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
             f"worker, then run: {resume_command(run_dir)}")
     _fs.pause_point("shard-start")
     paths = RunPaths(Path(run_dir))
-    arrays, class_counts, redraws = build_shard_arrays(config, k)
-    try:
-        info = write_shard(paths.shard(k), arrays, config.compress_level if codec is None else codec, paths.tmp)
-    except OSError as e:
-        raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {os_reason(e)}", e.errno) from None
     r = config.shard_range(k)
+    made = ShardProgress(paths.tmp, k, len(r))  # how far this shard is, for the run's progress
+    try:
+        arrays, class_counts, redraws = build_shard_arrays(config, k)
+        try:
+            info = write_shard(paths.shard(k), arrays, config.compress_level if codec is None else codec, paths.tmp,
+                               progress=made.encoded)
+        except OSError as e:
+            raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {os_reason(e)}", e.errno) from None
+    finally:
+        made.done()
     return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
 
 

@@ -109,10 +109,11 @@ def shard_codec(compress_level):
     return codec_for_level(compress_level)
 
 
-def encode_shard(arrays, encoding):
+def encode_shard(arrays, encoding, progress=None):
     """The .npz bytes for one shard; identical input gives identical bytes.
 
-    ``encoding`` is a --compress-level 0-9 or a codec a run recorded (shard_codec's dicts)."""
+    ``encoding`` is a --compress-level 0-9 or a codec a run recorded (shard_codec's dicts).
+    ``progress(done, total)``, if given, hears how many of the arrays' bytes are encoded."""
     if isinstance(encoding, dict):
         codec = check_codec(encoding)
     elif isinstance(encoding, int) and not isinstance(encoding, bool) and 0 <= encoding <= 9:
@@ -122,10 +123,18 @@ def encode_shard(arrays, encoding):
     validate_shard_arrays(arrays)
     stored = codec["name"] == "stored"
     parts, central, offset = [], [], 0
+    done, total = 0, sum(arrays[key].nbytes for key in SHARD_KEYS)
+
+    def step(nbytes):
+        nonlocal done
+        done += nbytes
+        progress(done, total)
+
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
-        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8), None if stored else codec)
+        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8),
+                                             None if stored else codec, step if progress is not None else None)
         compressed = sum(len(p) for p in payload)
         local = _local_header(name, stored, crc, compressed, size)
         central.append(_central_header(name, stored, crc, compressed, size, offset))
@@ -143,15 +152,35 @@ _MADE_BY_UNIX = 3 << 8
 _FILE_MODE = 0o644 << 16
 
 
-def _deflate_member(header, raw, codec):
-    """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes."""
+def _deflate_member(header, raw, codec, step=None):
+    """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes.
+    ``step(nbytes)``, if given, is told of each piece of ``raw`` deflated."""
     # ISA-L's crc32 is ~5× zlib's, but zlib's deflate runs ~3.7× slower right after it (AVX-512 state)
     crc32 = zlib.crc32 if codec is not None and codec["name"] == ZLIB_NAME else isal_zlib.crc32
     crc = crc32(raw, crc32(header))
     if codec is None:
+        if step is not None:
+            step(raw.size)
         return crc, len(header) + raw.size, [header, raw.data]
     pieces = [header] + [raw[start : start + _CHUNK].data for start in range(0, raw.size, _CHUNK)]
+    if step is not None:
+        pieces = _Told(pieces, step)
     return crc, len(header) + raw.size, deflate(pieces, codec)
+
+
+class _Told(list):
+    """A member's pieces (the .npy header, then the raw bytes) that call ``step(nbytes)`` as each
+    raw piece is done: when the deflater, having consumed it, asks for the next."""
+
+    def __init__(self, pieces, step):
+        super().__init__(pieces)
+        self._step = step
+
+    def __iter__(self):
+        for i, piece in enumerate(super().__iter__()):
+            yield piece
+            if i:
+                self._step(piece.nbytes)
 
 
 def _zip64_extra(*values):
@@ -191,9 +220,9 @@ def _end_of_directory(entries, size, offset):
     return end + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, size, offset, 0)
 
 
-def write_shard(path, arrays, encoding, tmp_dir):
+def write_shard(path, arrays, encoding, tmp_dir, progress=None):
     """Encode (see encode_shard) and atomically write one shard; return its checksum and size."""
-    data = encode_shard(arrays, encoding)
+    data = encode_shard(arrays, encoding, progress)
     info = ShardInfo(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     _fs.atomic_write_bytes(path, data, tmp_dir)
     return info
