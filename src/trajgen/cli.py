@@ -233,8 +233,7 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
               help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
                    "standing still to double speed), within the limit of one dot diameter per frame.")
 @click.option("--compress-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="Shard compression: 1-3 ISA-L deflate level 1 (fast), 4-9 zlib at that level (smaller, slower); "
-                   "0 stores them uncompressed.")
+              help="Shard compression: zlib deflate level 1-9 (1 fastest, 9 smallest); 0 stores them uncompressed.")
 @workers_option
 @scheduler_option
 @interval_option

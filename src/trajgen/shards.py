@@ -1,10 +1,10 @@
 """Write and read one shard: a plain .npz, byte-identical for identical arrays.
 
-Members are raw deflate (trajgen.deflate: ISA-L level 1 at --compress-level 1-3, zlib at 4-9,
-stored at 0; a run keeps the codec its manifest records). Reading inflates with ISA-L
-(``isal``). The zip around the members is written here: fixed metadata, sizes and CRC known
-before each local header (no data descriptors), zip64 records only where a size or offset
-needs them.
+Members are raw deflate made by trajgen.deflate (zlib at --compress-level, stored at 0; a
+run keeps the codec its manifest records). Reading inflates with ISA-L (``isal``; inflating
+gives the one right answer). The zip around the members is written here: fixed metadata,
+sizes and CRC known before each local header (no data descriptors), zip64 records only where
+a size or offset needs them.
 """
 
 import hashlib
@@ -18,7 +18,7 @@ import numpy as np
 from isal import isal_zlib
 
 from . import _fs
-from .deflate import ZLIB_NAME, UnknownCodecError, check_codec, codec_for_level, deflate  # noqa: F401 (encode_shard raises it)
+from .deflate import UnknownCodecError, check_codec, codec_for_level, deflate  # noqa: F401 (encode_shard raises it)
 from .errors import CorruptShardError
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
@@ -155,8 +155,9 @@ _FILE_MODE = 0o644 << 16
 def _deflate_member(header, raw, codec, step=None):
     """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes.
     ``step(nbytes)``, if given, is told of each piece of ``raw`` deflated."""
-    # ISA-L's crc32 is ~5× zlib's, but zlib's deflate runs ~3.7× slower right after it (AVX-512 state)
-    crc32 = zlib.crc32 if codec is not None and codec["name"] == ZLIB_NAME else isal_zlib.crc32
+    # ISA-L's crc32 is ~5× zlib's, but zlib's deflate runs ~3.7× slower right after it (AVX-512 state):
+    # a member zlib deflates gets zlib's crc32
+    crc32 = zlib.crc32 if codec is not None else isal_zlib.crc32
     crc = crc32(raw, crc32(header))
     if codec is None:
         if step is not None:

@@ -1,8 +1,8 @@
 """The versions of everything that decides a shard's bytes.
 
 A sample's bytes depend on trajgen (the pipeline), numpy (the random streams and the
-arithmetic), OpenCV (the drawing) and the deflate encoder of the shard files (ISA-L, from isal;
-zlib at --compress-level 4-9 and for runs that recorded it). A run records them in
+arithmetic), OpenCV (the drawing) and the deflate encoder of the shard files (zlib; isal, whose
+ISA-L reads the shards, is recorded too). A run records them in
 config.json ("versions"); resume and every worker compare them with their own.
 
 TRAJGEN_VERSIONS_OVERRIDE="numpy=0.0.0,opencv=1.0" makes this process report other
