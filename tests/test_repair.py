@@ -95,3 +95,21 @@ def test_repair_of_a_run_in_use_is_refused(good, run):
     finally:
         os.close(fd)
     assert result.returncode == 1 and "in use" in result.stderr
+
+
+@pytest.mark.parametrize("codec", [None, {"name": "isal-deflate", "version": "2.32.1", "level": 1}])
+def test_a_codec_this_trajgen_cannot_make_is_one_error_line_and_nothing_changes(run, codec):
+    manifest = json.loads((run / "manifest.json").read_text())
+    if codec is None:
+        del manifest["codec"]
+    else:
+        manifest["codec"] = codec
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    shard(run, 1).unlink()
+    unlocked = lambda: {k: v for k, v in snapshot_tree(run).items() if k != ".lock"}  # noqa: E731 (.lock names its holder)
+    before = unlocked()
+    result = run_cli("repair", run)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "backup" in lines[0], result.stderr
+    assert unlocked() == before

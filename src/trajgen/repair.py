@@ -17,10 +17,10 @@ from pathlib import Path
 from trajgen import _fs
 from trajgen.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
-from trajgen.rundir import RunPaths, log_line, resume_command, shard_file
+from trajgen.rundir import RunError, RunPaths, log_line, resume_command, shard_file
 from trajgen.run import _existing_run, _locked, read_manifest
 from trajgen.shardmaker import build_shard_arrays
-from trajgen.shards import encode_shard, sha256_file
+from trajgen.shards import UnknownCodecError, check_codec, encode_shard, sha256_file
 
 
 @dataclass
@@ -74,6 +74,16 @@ def _damage(path: Path, entry: dict) -> str | None:
     return None
 
 
+def _codec(paths: RunPaths, manifest: dict, damaged: list) -> dict:
+    """The codec the run records, which remakes its shards; RunError when this trajgen cannot make it."""
+    try:
+        return check_codec(manifest.get("codec"))
+    except UnknownCodecError as e:
+        names = ", ".join(shard_file(entry["index"]) for entry, _ in damaged)
+        raise RunError(f"cannot remake {names} of {paths.root}: {e}; restore them from a backup, or repair "
+                       f"with the trajgen version named in {paths.config}") from None
+
+
 def repair_run(run_dir: os.PathLike | str) -> RepairResult:
     """Remake every committed shard whose file is missing or does not match the manifest."""
     paths: RunPaths = _existing_run(run_dir)
@@ -91,12 +101,13 @@ def repair_run(run_dir: os.PathLike | str) -> RepairResult:
             if why is not None:
                 damaged.append((entry, why))
         if damaged:
+            codec = _codec(paths, manifest, damaged)
             _fs.clear_dir(paths.tmp)
             paths.shards.mkdir(exist_ok=True)
         for entry, why in damaged:
             k, name = entry["index"], shard_file(entry["index"])
             arrays, _, _ = build_shard_arrays(config, k)
-            data = encode_shard(arrays, manifest["codec"])  # the codec the run records
+            data = encode_shard(arrays, codec)
             del arrays
             if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["bytes"]:
                 result.refused.append((name, f"{why}; remade, but the new bytes differ from the manifest's sha256 "
