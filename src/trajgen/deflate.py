@@ -3,9 +3,10 @@
 Members are deflated with Python's zlib at --compress-level (0 stores them). zlib gives the
 same bytes for the same input, level and chunking in every process, which resume, --workers,
 Dask and repair rely on. ISA-L's deflate (``isal``), ~8× faster, does not: on this kind of
-machine, under load, about one shard in a hundred runs came out with other, equally valid
-match choices, both through python-isal's compressor and through ISA-L's C API driven in
-zeroed memory (artifacts/isal_nondeterminism.md). Shards are still read with ISA-L's inflate.
+machine, under load, about 2 runs in 100 (of 20 shards each) made a shard with other,
+equally valid match choices, both through python-isal's compressor and through ISA-L's C
+API driven in zeroed memory (artifacts/isal_nondeterminism.md). Shards are still read with
+ISA-L's inflate.
 
 A run records its codec in the manifest and keeps it: resume and repair make its shards
 with it, and refuse one this trajgen cannot make.
