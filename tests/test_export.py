@@ -180,3 +180,25 @@ def test_out_may_be_a_directory(run, tmp_path):
     target.mkdir()
     path = export_run(run, target)
     assert path.parent == target and path.name.endswith("_dataset_40_validated.npz")
+
+
+def test_a_stop_while_a_member_is_being_opened_raises_the_stop_and_leaves_nothing(run, tmp_path, monkeypatch):
+    # a signal inside zipfile's open() leaves a member handle open: closing the zip then raised
+    # "Can't close the ZIP file while there is an open writing handle" over the stop (a traceback)
+    from trajgen import export
+
+    class Stop(BaseException):
+        pass
+
+    left_open = []
+
+    def open_then_stop(zf, key, *args):
+        left_open.append(zf.open(export.zip_member(f"{key}.npy", 1), "w", force_zip64=True))
+        raise Stop
+
+    monkeypatch.setattr(export, "_write_member", open_then_stop)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with pytest.raises(Stop):
+        export_run(run, exports / "out.npz")
+    assert list(exports.iterdir()) == []

@@ -85,9 +85,16 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
     partial = output.partial_path(out)
     try:
         with open(partial, "xb") as f:
-            with zipfile.ZipFile(f, "w") as zf:
+            zf = zipfile.ZipFile(f, "w")
+            try:
                 for key, (dt, shape) in members.items():
                     _write_member(zf, key, dt, shape, paths, entries, layout, level)
+            except BaseException:
+                # the partial file is removed: no central directory. A stop inside zipfile can leave a
+                # member handle open, and closing the zip would then raise over the stop.
+                zf.fp = None
+                raise
+            zf.close()
             f.flush()
             os.fsync(f.fileno())
         output.publish(partial, out, replace=force)
