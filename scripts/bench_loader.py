@@ -169,8 +169,23 @@ def main() -> None:
 
     median, cpu = med("rate"), med("cpu_us")
     floor = median["numpy_load_videos"]
-    cold = {w: median[f"stream_batches_{w}_epoch0"] for w in ("0_workers", "1_worker", "2_workers")}
-    warm = {w: median[f"stream_batches_{w}_epoch1"] for w in ("0_workers", "1_worker", "2_workers")}
+    cold, warm = ({w: median[f"stream_batches_{w}_epoch{e}"] for w in ("0_workers", "1_worker", "2_workers")}
+                  for e in (0, 1))
+
+    def ratios(rate, e):
+        """The targets' ratios for one epoch (``rate``: the batched stream's samples/s by workers)."""
+        return {
+            "1_worker_over_numpy_load": round(rate["1_worker"] / floor, 2),
+            "2_workers_over_1": round(rate["2_workers"] / rate["1_worker"], 2),
+            "0_workers_over_numpy_load": round(rate["0_workers"] / floor, 2),
+            "batches_over_collated_samples_1_worker": round(
+                rate["1_worker"] / median[f"stream_samples_collated_1_worker_epoch{e}"], 2),
+        }
+
+    def passes(rate):
+        return {"1_worker_over_floor": rate["1_worker"] >= floor, "goal_2x_floor": rate["1_worker"] >= 2 * floor,
+                "2_workers_over_1": rate["2_workers"] >= 1.6 * rate["1_worker"]}
+
     result = {
         "trajgen_version": trajgen.__version__,
         "torch": torch.__version__,
@@ -197,22 +212,9 @@ def main() -> None:
                     "main process alone: less sensitive than samples/s to other load on the machine. cores_busy = "
                     "CPU time / wall time of the epoch: on 2 cores, a loader whose 1-worker epoch keeps more than "
                     "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers",
-        "ratios_warm_epoch": {
-            "1_worker_over_numpy_load": round(warm["1_worker"] / floor, 2),
-            "2_workers_over_1": round(warm["2_workers"] / warm["1_worker"], 2),
-            "0_workers_over_numpy_load": round(warm["0_workers"] / floor, 2),
-            "batches_over_collated_samples_1_worker": round(
-                warm["1_worker"] / median["stream_samples_collated_1_worker_epoch1"], 2),
-            "1_worker_over_no_work_1_worker": round(
-                warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2),
-        },
-        "ratios_cold_epoch": {
-            "1_worker_over_numpy_load": round(cold["1_worker"] / floor, 2),
-            "2_workers_over_1": round(cold["2_workers"] / cold["1_worker"], 2),
-            "0_workers_over_numpy_load": round(cold["0_workers"] / floor, 2),
-            "batches_over_collated_samples_1_worker": round(
-                cold["1_worker"] / median["stream_samples_collated_1_worker_epoch0"], 2),
-        },
+        "ratios_warm_epoch": ratios(warm, 1) | {"1_worker_over_no_work_1_worker": round(
+            warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2)},
+        "ratios_cold_epoch": ratios(cold, 0),
         "cores_needed_warm_epoch": {
             "2_workers_at_1.6x_1_worker": round(1.6 * warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
             "1_worker_at_2x_numpy_load": round(2 * floor * cpu["stream_batches_1_worker_epoch1"] / 1e6, 2),
@@ -223,12 +225,8 @@ def main() -> None:
                              f"more than the machine's {os.cpu_count()} cores is out of reach, however the work is "
                              "spread over workers",
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
-        "pass_warm_epoch": {"1_worker_over_floor": warm["1_worker"] >= floor,
-                            "goal_2x_floor": warm["1_worker"] >= 2 * floor,
-                            "2_workers_over_1": warm["2_workers"] >= 1.6 * warm["1_worker"]},
-        "pass_cold_epoch": {"1_worker_over_floor": cold["1_worker"] >= floor,
-                            "goal_2x_floor": cold["1_worker"] >= 2 * floor,
-                            "2_workers_over_1": cold["2_workers"] >= 1.6 * cold["1_worker"]},
+        "pass_warm_epoch": passes(warm),
+        "pass_cold_epoch": passes(cold),
         "command": "python scripts/bench_loader.py " + " ".join(sys.argv[1:]),
     }
     Path("artifacts").mkdir(exist_ok=True)

@@ -14,27 +14,9 @@ from trajgen.shards import SHARD_KEYS, read_members, read_shard
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
 from torch.utils.data import DataLoader  # noqa: E402
 
+from loader_runs import run_dir, stored  # noqa: E402,F401 (fixtures)
+
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # inside torchdata's StatefulDataLoader
-
-# 50 samples in shards of 8: 6 full shards and one of 2, so nothing divides evenly by accident
-SMALL = GenerationConfig(n=50, checkpoint_every=8, seed=3, frames=4, size=16)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("loader") / "run"
-    generate(SMALL, out, workers=1)
-    return out
-
-
-@pytest.fixture(scope="module")
-def stored(run_dir):
-    """Every shard's arrays concatenated in index order, read with plain numpy.load."""
-    parts = []
-    for p in sorted((run_dir / "shards").glob("shard-*.npz")):
-        with np.load(p, allow_pickle=False) as z:
-            parts.append({k: z[k] for k in ("videos", "labels", "index")})
-    return {k: np.concatenate([p[k] for p in parts]) for k in ("videos", "labels", "index")}
 
 
 def epoch(stream, num_workers=0, batch_size=5):

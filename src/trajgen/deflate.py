@@ -1,4 +1,4 @@
-"""Raw deflate of shard members, the same bytes in every process.
+"""Which deflate makes a run's shard members: the same bytes in every process.
 
 Members are deflated with Python's zlib at --compress-level (0 stores them). zlib gives the
 same bytes for the same input, level and chunking in every process, which resume, --workers,
@@ -43,9 +43,3 @@ def check_codec(codec: object) -> dict:
         raise UnknownCodecError(f"{name} at level {level!r} cannot be made by this trajgen "
                                 f"(levels {', '.join(map(str, known[name]))})")
     return codec
-
-
-def deflate(pieces: list, codec: dict) -> list:
-    """Raw deflate of the concatenated ``pieces`` (bytes-like) with a zlib ``codec``: output pieces."""
-    deflater = zlib.compressobj(codec["level"], zlib.DEFLATED, -15)
-    return [deflater.compress(piece) for piece in pieces] + [deflater.flush()]

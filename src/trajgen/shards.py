@@ -18,7 +18,7 @@ import numpy as np
 from isal import isal_zlib
 
 from . import _fs
-from .deflate import UnknownCodecError, check_codec, codec_for_level, deflate  # noqa: F401 (encode_shard raises it)
+from .deflate import UnknownCodecError, check_codec, codec_for_level  # noqa: F401 (encode_shard raises it)
 from .errors import CorruptShardError
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
@@ -163,25 +163,15 @@ def _deflate_member(header, raw, codec, step=None):
         if step is not None:
             step(raw.size)
         return crc, len(header) + raw.size, [header, raw.data]
-    pieces = [header] + [raw[start : start + _CHUNK].data for start in range(0, raw.size, _CHUNK)]
-    if step is not None:
-        pieces = _Told(pieces, step)
-    return crc, len(header) + raw.size, deflate(pieces, codec)
-
-
-class _Told(list):
-    """A member's pieces (the .npy header, then the raw bytes) that call ``step(nbytes)`` as each
-    raw piece is done: when the deflater, having consumed it, asks for the next."""
-
-    def __init__(self, pieces, step):
-        super().__init__(pieces)
-        self._step = step
-
-    def __iter__(self):
-        for i, piece in enumerate(super().__iter__()):
-            yield piece
-            if i:
-                self._step(piece.nbytes)
+    deflater = zlib.compressobj(codec["level"], zlib.DEFLATED, -15)
+    payload = [deflater.compress(header)]
+    for start in range(0, raw.size, _CHUNK):
+        piece = raw[start : start + _CHUNK]
+        payload.append(deflater.compress(piece.data))
+        if step is not None:
+            step(piece.size)
+    payload.append(deflater.flush())
+    return crc, len(header) + raw.size, payload
 
 
 def _zip64_extra(*values):
