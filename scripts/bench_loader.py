@@ -8,7 +8,10 @@
 - the per-sample way for comparison: `run.torch_stream()` in `DataLoader(stream, batch_size=32)`
   (the DataLoader collates every batch into new shared memory) with 1 and 2 workers;
 - a DataLoader whose workers do no work at all (they hand out one ready batch over and over):
-  what passing batches from worker processes costs by itself, the most any dataset can deliver.
+  what passing batches from worker processes costs by itself, the most any dataset can deliver;
+- a worker's work alone, without torch: inflate each shard's videos (as the stream does) and
+  copy its samples in shuffled order into a batch, in one process and in two processes at once
+  (each half the shards): how far this machine's cores scale the work itself.
 
 Every loader runs two epochs: epoch 0 starts its worker processes (the "cold" figure: a worker
 decodes into memory the kernel must first hand it), epoch 1 runs in the same workers (the "warm"
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import platform
 import shutil
@@ -42,6 +46,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import trajgen
+from trajgen.shards import read_members
 
 BATCH = 32
 
@@ -75,6 +80,47 @@ def numpy_load(run_dir: Path) -> int:
         with np.load(path, allow_pickle=False) as z:
             n += len(z["videos"])
     return n
+
+
+def decode_and_batch(paths: list, results) -> None:
+    """A loader worker's work without torch or a DataLoader: each shard's videos inflated (into one
+    reused buffer), its samples copied in shuffled order into one batch; puts (samples, seconds, CPU s)."""
+    buffers: dict = {}
+
+    def alloc(nbytes):
+        if nbytes < 1 << 20:
+            return np.empty(nbytes, np.uint8)
+        if nbytes not in buffers:
+            buffers[nbytes] = np.ones(nbytes, np.uint8)  # touched now, outside the timing
+        return buffers[nbytes]
+
+    read_members(paths[0], ("videos",), alloc=alloc)  # the buffers mapped first, as in a later epoch
+    batch, rng, n = None, np.random.default_rng(0), 0
+    t, w0 = os.times(), time.perf_counter()
+    for path in paths:
+        videos = read_members(path, ("videos", "labels"), alloc=alloc)["videos"]
+        if batch is None:
+            batch = np.ones((BATCH, *videos.shape[1:]), np.uint8)
+        for i, row in enumerate(rng.permutation(len(videos)).tolist()):
+            batch[i % BATCH] = videos[row]
+        n += len(videos)
+    u = os.times()
+    results.put((n, time.perf_counter() - w0, u.user + u.system - t.user - t.system))
+
+
+def decode_only(run_dir: Path, processes: int) -> dict:
+    """``decode_and_batch`` over every shard in ``processes`` processes at once, each its share."""
+    paths = sorted((run_dir / "shards").glob("shard-*.npz"))
+    results = mp.get_context("fork").Queue()
+    children = [mp.get_context("fork").Process(target=decode_and_batch, args=(paths[i::processes], results))
+                for i in range(processes)]
+    for child in children:
+        child.start()
+    got = [results.get() for _ in children]
+    for child in children:
+        child.join()
+    n, seconds, cpu = sum(g[0] for g in got), max(g[1] for g in got), sum(g[2] for g in got)
+    return {"rate": n / seconds, "cpu_us": cpu / n * 1e6, "main_cpu_us": 0.0, "cores_busy": cpu / seconds}
 
 
 def workers_cpu(batches) -> float:
@@ -154,10 +200,13 @@ def main() -> None:
         "ready_batches_no_work_1_worker": lambda: loader(ReadyBatches(len(run), shape), 1, None),
         "ready_batches_no_work_2_workers": lambda: loader(ReadyBatches(len(run), shape), 2, None),
     }
-    names = ["numpy_load_videos"] + [f"{name}_epoch{e}" for name in cases for e in (0, 1)]
+    names = ["numpy_load_videos", "decode_only_1_process", "decode_only_2_processes"]
+    names += [f"{name}_epoch{e}" for name in cases for e in (0, 1)]
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for _ in range(args.repeats):  # alternating, so drift hits all alike
         runs["numpy_load_videos"].append(timed(lambda: numpy_load(run_dir)))
+        runs["decode_only_1_process"].append(decode_only(run_dir, 1))
+        runs["decode_only_2_processes"].append(decode_only(run_dir, 2))
         for name, make in cases.items():
             for e, figures in enumerate(two_epochs(make())):
                 runs[f"{name}_epoch{e}"].append(figures)
@@ -177,6 +226,8 @@ def main() -> None:
         return {
             "1_worker_over_numpy_load": round(rate["1_worker"] / floor, 2),
             "2_workers_over_1": round(rate["2_workers"] / rate["1_worker"], 2),
+            "decode_only_2_processes_over_1": round(median["decode_only_2_processes"]
+                                                    / median["decode_only_1_process"], 2),
             "0_workers_over_numpy_load": round(rate["0_workers"] / floor, 2),
             "batches_over_collated_samples_1_worker": round(
                 rate["1_worker"] / median[f"stream_samples_collated_1_worker_epoch{e}"], 2),
@@ -211,19 +262,24 @@ def main() -> None:
         "cpu_note": "CPU time per sample of the main process plus its DataLoader workers (from /proc), and of the "
                     "main process alone: less sensitive than samples/s to other load on the machine. cores_busy = "
                     "CPU time / wall time of the epoch: on 2 cores, a loader whose 1-worker epoch keeps more than "
-                    "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers",
+                    "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers. decode_only_*: a worker's work alone (inflate, "
+                    "copy into batches; no torch), in 1 process and in 2 at once: how far the cores scale the work itself",
         "ratios_warm_epoch": ratios(warm, 1) | {"1_worker_over_no_work_1_worker": round(
             warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2)},
         "ratios_cold_epoch": ratios(cold, 0),
         "cores_needed_warm_epoch": {
             "2_workers_at_1.6x_1_worker": round(1.6 * warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
+            "2_workers_over_1_at_most": round(med("cores_busy", 2)["decode_only_2_processes"] / (
+                warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6), 2),
             "1_worker_at_2x_numpy_load": round(2 * floor * cpu["stream_batches_1_worker_epoch1"] / 1e6, 2),
             "2_workers_at_1.6x_of_2x_numpy_load": round(
                 1.6 * 2 * floor * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
         },
         "cores_needed_note": "samples/s wanted x CPU time per sample (main process plus workers) of that loader: "
                              f"more than the machine's {os.cpu_count()} cores is out of reach, however the work is "
-                             "spread over workers",
+                             "spread over workers. 2_workers_over_1_at_most: the 2-worker loader's speed-up were it to "
+                             "keep the cores as busy as two processes doing the work alone (decode_only_2_processes) "
+                             "at its CPU time per sample",
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
         "pass_warm_epoch": passes(warm),
         "pass_cold_epoch": passes(cold),

@@ -178,3 +178,39 @@ def test_persistent_workers_hand_out_the_right_samples_every_epoch(run_dir, stor
     for e in range(3):
         stream.set_epoch(e)
         assert sorted(check(list(loader), stored)) == list(range(50))
+
+
+
+def record_threads(log: str) -> None:
+    """From now on, every thread this process (or a child forked from it) starts first writes
+    "pid name" to ``log``."""
+    import os
+    import threading
+
+    start = threading.Thread.start
+
+    def recording(thread):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {thread.name}\n")
+        start(thread)
+
+    threading.Thread.start = recording
+
+
+def test_only_the_main_process_decodes_ahead_in_a_thread(run_dir, stored, tmp_path, monkeypatch):
+    import os
+    import threading
+
+    # in the main process the next shards decode while the caller's training step runs; a DataLoader
+    # worker shares the cores with the main process and its fellow workers, where a decode thread
+    # only costs CPU (scripts/bench_loader.py)
+    log = tmp_path / "threads.log"
+    monkeypatch.setattr(threading.Thread, "start", threading.Thread.start)  # restored after the test
+    record_threads(str(log))
+    for num_workers in (0, 1, 2):
+        stream = open_run(run_dir).torch_stream(with_index=True, batch_size=8)
+        assert sorted(check(batches(stream, num_workers), stored)) == list(range(50))
+    started = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    decoders = [int(pid) for pid, name in started if name.startswith("trajgen-decode")]
+    assert decoders == [os.getpid()]  # one pass without workers; none in the 3 worker processes
+    assert len({pid for pid, _ in started} - {str(os.getpid())}) == 3  # (their threads were seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -426,12 +427,19 @@ class VideoStream(IterableDataset):
             position += size
         # this block's shards, the next one's (decoded ahead) and the last one's (its final samples may wait in a batch)
         buffers = self._decode_buffers(keep=3 * max((len(b) for b in blocks), default=1) + 1)
-        with ThreadPoolExecutor(1, thread_name_prefix="trajgen-decode") as decoder:  # ISA-L inflates without the GIL
-            ahead = decoder.submit(self._decode_block, live[0][0], buffers) if live else None
+        # Decoding the next block in a thread pays in the main process: it runs while the caller's training
+        # step does. A DataLoader worker shares the cores with the main process and the other workers; a
+        # thread there costs CPU and gains nothing (scripts/bench_loader.py), so a worker decodes in turn.
+        decoder = ThreadPoolExecutor(1, thread_name_prefix="trajgen-decode") if get_worker_info() is None else None
+        with decoder or contextlib.nullcontext():  # ISA-L inflates without the GIL
+            ahead = decoder.submit(self._decode_block, live[0][0], buffers) if decoder and live else None
             for i, (block, position, size) in enumerate(live):
-                decoded = ahead.result()
-                if i + 1 < len(live):  # decoded while this block's samples are handed out and batched
-                    ahead = decoder.submit(self._decode_block, live[i + 1][0], buffers)
+                if decoder is None:
+                    decoded = self._decode_block(block, buffers)
+                else:
+                    decoded = ahead.result()
+                    if i + 1 < len(live):  # decoded while this block's samples are handed out and batched
+                        ahead = decoder.submit(self._decode_block, live[i + 1][0], buffers)
                 piece = np.repeat(np.arange(len(block)), [b - a for _, a, b, _ in block])
                 row = np.concatenate([np.arange(a, b) for _, a, b, _ in block])
                 if self.shuffle:

@@ -149,8 +149,10 @@ class Run:
         - ``dtype`` "uint8" (default; the bytes as stored: normalize on the GPU with
           ``video.float().div_(255)``) or "float32" in [0, 1].
         - ``shuffle``: shard order shuffled, and the samples of consecutive shards holding at most
-          ``shuffle_buffer`` samples (at least one shard) mixed; a worker holds up to about three
-          times that many decoded videos (this block, the next one decoded ahead, the last one's stragglers). Deterministic for (seed, epoch); ``set_epoch(e)`` before each epoch.
+          ``shuffle_buffer`` samples (at least one shard) mixed; a DataLoader worker holds up to about
+          two times that many decoded videos (this block, the last one's stragglers), the main process
+          without workers three (it also decodes the next block in a thread). Deterministic for
+          (seed, epoch); ``set_epoch(e)`` before each epoch.
         - ``state_dict()``/``load_state_dict()``: torchdata's ``StatefulDataLoader`` resumes mid-epoch
           with exactly the rest of the epoch (same run, options and ``num_workers``).
         - Reads the shards committed when the run was opened (a run still being written works).
