@@ -1,8 +1,8 @@
 """Write and read one shard: a plain .npz, byte-identical for identical arrays.
 
 Members are raw deflate made by trajgen.deflate (zlib at --compress-level, stored at 0; a
-run keeps the codec its manifest records). Reading inflates with ISA-L (``isal``; inflating
-gives the one right answer). The zip around the members is written here: fixed metadata,
+run keeps the codec its manifest records). Reading inflates with ISA-L straight into each
+array's buffer (trajgen.inflate; inflating gives the one right answer). The zip around the members is written here: fixed metadata,
 sizes and CRC known before each local header (no data descriptors), zip64 records only where
 a size or offset needs them.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from isal import isal_zlib
 
-from . import _fs
+from . import _fs, inflate
 from .deflate import UnknownCodecError, check_codec, codec_for_level  # noqa: F401 (encode_shard raises it)
 from .errors import CorruptShardError
 
@@ -258,12 +258,12 @@ def read_members(path, keys, alloc=None):
 
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (fixed fields), name length, extra length
-_INFLATE_STEP = 1 << 20  # output per inflate call: small enough for malloc to reuse (no page faults) and to stay in cache
-_FEED_STEP = 64 << 10  # compressed input per inflate call
+_HEAD = 4096  # inflated first, to find the .npy header (longer ones are read on)
+_WINDOW = 4 << 20  # inflated per call: its CRC-32 is taken while it is still in cache
 
 
 def _read_member(f, info, file_size, alloc):
-    """One .npy member as an array over its own buffer (no copy of the inflated bytes)."""
+    """One .npy member as an array over its own buffer, inflated straight into it."""
     f.seek(info.header_offset)
     signature, name_len, extra_len = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size).ljust(_LOCAL_HEADER.size, b"\0"))
     if signature != b"PK\x03\x04":
@@ -274,61 +274,43 @@ def _read_member(f, info, file_size, alloc):
     f.seek(start)
     data = f.read(info.compress_size)
     if info.compress_type == zipfile.ZIP_STORED:
-        pieces = iter((data,))
+        source = inflate.stored(data)
     elif info.compress_type == zipfile.ZIP_DEFLATED:
-        pieces = _inflate(data)
+        source = inflate.inflater(data)
     else:
         raise ValueError(f"{info.filename}: unsupported compression {info.compress_type}")
-    head = b""
-    for piece in pieces:  # the .npy header first, then the array's bytes go straight into the buffer
-        head += piece
-        if len(head) >= 10 and len(head) >= _npy_header_len(head, info.filename):
-            break
+
+    def read(size):
+        got = bytearray(size)
+        return got[: source.readinto(memoryview(got))]
+
+    head = read(min(info.file_size, _HEAD))
     header_len = _npy_header_len(head, info.filename)
+    if header_len > len(head):
+        head += read(header_len - len(head))
     if len(head) < header_len:
         raise ValueError(f"{info.filename}: truncated .npy header")
-    dtype, shape, fortran = _parse_npy_header(head[:header_len], info.filename)
+    dtype, shape, fortran = _parse_npy_header(bytes(head[:header_len]), info.filename)
     nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
     if header_len + nbytes != info.file_size:
         raise ValueError(f"{info.filename}: holds {info.file_size - header_len} bytes of data, its header says {nbytes}")
     buf = alloc(nbytes) if alloc is not None else np.empty(nbytes, np.uint8)
     out = memoryview(buf)[:nbytes]
     crc = isal_zlib.crc32(head)
-    first = head[header_len:]
-    out[: len(first)] = first
-    pos = len(first)
-    for piece in pieces:
-        if pos + len(piece) > nbytes:
-            raise ValueError(f"{info.filename}: more data than its size")
-        out[pos : pos + len(piece)] = piece
-        crc = isal_zlib.crc32(piece, crc)
-        pos += len(piece)
-    if pos != nbytes:
-        raise ValueError(f"{info.filename}: truncated ({pos} of {nbytes} bytes)")
+    pos = len(head) - header_len
+    out[:pos] = head[header_len:]
+    while pos < nbytes:
+        got = source.readinto(out[pos : pos + _WINDOW])
+        if not got:
+            raise ValueError(f"{info.filename}: truncated ({pos} of {nbytes} bytes)")
+        crc = isal_zlib.crc32(out[pos : pos + got], crc)
+        pos += got
+    if read(1):
+        raise ValueError(f"{info.filename}: more data than its size")
     if crc != info.CRC:
         raise ValueError(f"{info.filename}: bad CRC-32")
     arr = buf[:nbytes].view(dtype)
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
-
-
-def _inflate(data):
-    """Raw deflate (wbits=-15, as in zip) inflated with ISA-L, a bounded piece at a time.
-
-    Input goes in small chunks too: what one call leaves unconsumed is copied, so it must stay small."""
-    inflater = isal_zlib.decompressobj(wbits=-15)
-    view = memoryview(data)
-    for start in range(0, len(view), _FEED_STEP):
-        chunk = view[start : start + _FEED_STEP]
-        while chunk:
-            piece = inflater.decompress(chunk, _INFLATE_STEP)
-            chunk = inflater.unconsumed_tail
-            if piece:
-                yield piece
-    rest = inflater.flush()
-    if rest:
-        yield rest
-    if not inflater.eof:
-        raise ValueError("deflate stream ends early (truncated)")
 
 
 def _npy_header_len(head, name):
