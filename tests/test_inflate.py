@@ -51,9 +51,12 @@ def test_a_member_is_inflated_straight_into_the_buffer_it_is_given(tmp_path, tmp
 
 
 @pytest.mark.parametrize("window", [1, 4096, 1 << 16, 1 << 22])
-def test_inflating_in_any_windows_gives_the_data(inflater, window):
+@pytest.mark.parametrize("feed", ["1 GiB", "4099 bytes"])
+def test_inflating_in_any_windows_gives_the_data(inflater, window, feed, monkeypatch):
     from trajgen import inflate
 
+    if feed == "4099 bytes":  # input fed, and output asked for, in steps this small (1 GiB in use)
+        monkeypatch.setattr(inflate, "_FEED", 4099)
     rng = np.random.default_rng(1)
     data = np.concatenate([np.zeros(300_000, np.uint8), rng.integers(0, 4, 200_000, dtype=np.uint8)]).tobytes() * 3
     packer = zlib.compressobj(1, zlib.DEFLATED, -15)

@@ -21,7 +21,7 @@ import zlib
 import isal
 from isal import isal_zlib
 
-_FEED = 1 << 30  # input per refill (avail_in is 32 bits)
+_FEED = 1 << 30  # input per refill and output per call at most (avail_in and avail_out are 32 bits)
 _STATE_BYTES = 1 << 19  # struct inflate_state is about 90 KiB in ISA-L 2.32: ample room
 _PIECE = 1 << 20  # python-isal: output per call, small enough for malloc to reuse and to stay in cache
 _PIECE_FEED = 64 << 10  # python-isal: input per call (what one call leaves unconsumed is copied)
@@ -48,8 +48,16 @@ class _CApiInflater:
         self.init(self.state_address)
 
     def readinto(self, view) -> int:
-        if not len(view):
-            return 0
+        done = 0
+        for start in range(0, len(view), _FEED):  # avail_out is 32 bits too
+            part = view[start : start + _FEED]
+            got = self._fill(part)
+            done += got
+            if got < len(part):
+                break
+        return done
+
+    def _fill(self, view) -> int:
         out = (ctypes.c_char * len(view)).from_buffer(view)
         head = self.head
         head.next_out, head.avail_out = ctypes.addressof(out), len(view)
