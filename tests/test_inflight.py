@@ -113,6 +113,21 @@ def test_a_page_shows_the_samples_in_flight_apart_from_the_committed_ones():
     assert 'class="inflight"' in page
 
 
+def test_a_page_draws_no_committed_part_before_the_first_commit():
+    import re
+
+    from trajgen.progress_page import render_page
+
+    def bar(**changes):
+        page = render_page(snapshot(inflight_samples=17_820, inflight_shards=2, rate=800.0, eta_seconds=30.0,
+                                    **changes), [])
+        return re.search(r'<div class="bar">(.*?)</div></div>', page).group(1)
+
+    # nothing committed: only the pale in-flight part (the committed part's smallest width would show a sliver)
+    assert bar(completed_samples=0, completed_shards=0).startswith('<div class="inflight"')
+    assert bar().startswith('<div style="width:25.00%">')
+
+
 def test_the_bar_shows_committed_and_in_flight_samples(tmp_path, capsys):
     found = {3: (400, 1_000)}
     reporter = progress.ProgressReporter(

@@ -299,6 +299,8 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     inflight_fill = min(100 - fill, 100 * inflight / s.total_samples) if s.total_samples else 0
     inflight_html = f" + {inflight:,} in flight (not yet committed)" if inflight else ""
     inflight_bar = f'<div class="inflight" style="width:{inflight_fill:.2f}%"></div>' if inflight else ""
+    # the committed part has a smallest width, so a bar with anything committed shows it: none before then
+    committed_bar = f'<div style="width:{fill:.2f}%"></div>' if fill > 0 else ""
     finish_ms = None
 
     # the tiles: ETA and finish, rate, elapsed, shards
@@ -374,7 +376,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
 {''.join(banners)}
 <section class="card hero">
 <div class="top"><div id="percent" class="pct">{_esc(pct)}</div><div class="done">{s.completed_samples:,} of {s.total_samples:,} samples{inflight_html}</div></div>
-<div class="bar"><div style="width:{fill:.2f}%"></div>{inflight_bar}</div>
+<div class="bar">{committed_bar}{inflight_bar}</div>
 </section>
 <div class="tiles">{tiles_html}</div>
 <div class="grid2">
