@@ -117,7 +117,7 @@ def _python_isal_pieces(data):
 @functools.cache
 def isal_c_api():
     """(isal_inflate_init, isal_inflate) from python-isal's module, checked on a known stream; None if not usable."""
-    if isal.ISAL_MAJOR_VERSION != 2:  # the head of struct inflate_state is known for 2.x
+    if getattr(isal, "ISAL_MAJOR_VERSION", None) != 2:  # the head of struct inflate_state is known for 2.x
         return None
     try:
         lib = ctypes.CDLL(isal_zlib.__file__)
