@@ -124,3 +124,17 @@ def test_cli_preview_bad_input(tmp_path):
     bad = run_cli("preview", tmp_path, "--per-class", 0)
     assert bad.returncode == 2 and "per-class" in bad.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cells_captions_stay_legible_over_the_motion():
+    """A caption drawn where the dot passes keeps a light backing, so its grey text reads."""
+    from trajgen.preview import caption
+
+    cell = np.zeros((64, 64, 3), np.uint8)
+    cell[:] = (0, 0, 255)  # the dot, everywhere
+    x0, y0, x1, y1 = caption(cell, "16 frames", (20, 60))
+    assert (x0, y1) <= (20, 62) and x1 > 20 and y0 < 60
+    backing = cell[y0:y1, x0:x1].reshape(-1, 3).astype(int)
+    assert np.median(backing, axis=0).min() > 200  # light behind the text
+    text = backing.sum(axis=1) < 500
+    assert 0.05 < text.mean() < 0.6  # and the text on it

@@ -101,12 +101,23 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
             _paste(sheet, preview, r, c, blend_trail(v, config.background))
             x0, y0, x1, y1 = preview.cell_box(r, c)
             text = f"{len(v)} frames"
-            render.put_text(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4), 0.35, _CAPTION)
-            render.put_text(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12), 0.35, _CAPTION)
+            caption(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4))
+            caption(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12))
     _write_file(out, render.encode_image(sheet, out.suffix))
     if video is not None:
         _write_video(preview, base, cells)
     return preview
+
+
+def caption(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.35) -> tuple[int, int, int, int]:
+    """Write a cell's small grey caption on a light backing (the motion may pass under it); its box."""
+    width, height, depth = render.text_size(text, scale)
+    x0, y0 = max(0, org[0] - 2), max(0, org[1] - height - 2)
+    x1, y1 = min(image.shape[1], org[0] + width + 2), min(image.shape[0], org[1] + depth)
+    backing = image[y0:y1, x0:x1]
+    backing[:] = (backing * 0.15 + 255 * 0.85).astype(np.uint8)
+    render.put_text(image, text, org, scale, _CAPTION)
+    return x0, y0, x1, y1
 
 
 def _check_targets(root: Path, out: Path, video: Path | None) -> None:

@@ -120,7 +120,13 @@ def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 
 
 
 def text_width(text: str, scale: float = 0.45) -> int:
-    return cv2.getTextSize(text, _FONT, scale, 1)[0][0]
+    return text_size(text, scale)[0]
+
+
+def text_size(text: str, scale: float = 0.45) -> tuple[int, int, int]:
+    """(width, height above the baseline, depth below it) of ``text`` as put_text writes it."""
+    (width, height), depth = cv2.getTextSize(text, _FONT, scale, 1)
+    return width, height, depth
 
 
 def encode_png(image: np.ndarray) -> bytes:
