@@ -2,9 +2,9 @@
 
 Members are raw deflate made by trajgen.deflate (zlib at --compress-level, stored at 0; a
 run keeps the codec its manifest records). Reading inflates with ISA-L straight into each
-array's buffer (trajgen.inflate; inflating gives the one right answer). The zip around the members is written here: fixed metadata,
-sizes and CRC known before each local header (no data descriptors), zip64 records only where
-a size or offset needs them.
+array's buffer (trajgen.inflate; inflating gives the one right answer). The zip around the
+members is written here: fixed metadata, sizes and CRC known before each local header (no
+data descriptors), zip64 records only where a size or offset needs them.
 """
 
 import hashlib
