@@ -107,3 +107,64 @@ def test_a_damaged_member_is_one_error_naming_the_file(tmp_path, tmp_path_factor
     with pytest.raises(CorruptShardError, match="shard-00003.npz") as caught:
         shards.read_members(path, ["videos"])
     assert "\n" not in str(caught.value)
+
+
+def one_member_npz(path, payload: bytes, stream: bytes, stored=False):
+    """An .npz of one member, videos.npy, whose data is ``stream`` (its headers say ``payload``)."""
+    name, crc = b"videos.npy", zlib.crc32(payload)
+    local = shards._local_header(name, stored, crc, len(stream), len(payload))
+    central = shards._central_header(name, stored, crc, len(stream), len(payload), 0)
+    body = local + stream
+    path.write_bytes(body + central + shards._end_of_directory(1, len(central), len(body)))
+    return path
+
+
+def videos_payload():
+    videos = big_arrays(4)["videos"]
+    return shards.npy_header(videos.dtype, videos.shape) + videos.tobytes()
+
+
+def deflated(payload, level, sync=False):
+    packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+    stream = packer.compress(payload)
+    return stream + (packer.flush(zlib.Z_SYNC_FLUSH) if sync else b"") + packer.flush()
+
+
+@pytest.mark.parametrize("level, sync, cut", [(6, False, 1), (1, True, 2), (1, True, 6), (0, False, 1), (0, False, 3)])
+def test_a_deflate_stream_without_its_end_is_damage_even_when_every_byte_came_out(tmp_path, inflater, level, sync,
+                                                                                 cut):
+    # cut inside the final block's end code, or the closing empty block after a flush: all data is there
+    payload = videos_payload()
+    path = one_member_npz(tmp_path / "shard-00005.npz", payload, deflated(payload, level, sync)[:-cut])
+    with pytest.raises(CorruptShardError, match="shard-00005.npz.*(ends early|truncated)"):
+        shards.read_members(path, ["videos"])
+
+
+@pytest.mark.parametrize("extra", [b"\0", b"garbage!"])
+def test_bytes_after_the_end_of_a_deflate_stream_are_damage(tmp_path, inflater, extra):
+    payload = videos_payload()
+    path = one_member_npz(tmp_path / "shard-00006.npz", payload, deflated(payload, 1) + extra)
+    with pytest.raises(CorruptShardError, match="shard-00006.npz.*after the end of its deflate stream"):
+        shards.read_members(path, ["videos"])
+
+
+def test_a_damaged_npy_header_length_is_one_error_and_allocates_nothing_big(tmp_path):
+    payload = bytearray(videos_payload())
+    payload[6] = 3  # version 3: the next 4 bytes, "v\0{'", read as a length of about 660 MB
+    path = one_member_npz(tmp_path / "shard-00007.npz", bytes(payload), bytes(payload), stored=True)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptShardError, match="shard-00007.npz"):
+            shards.read_members(path, ["videos"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+
+
+def test_a_garbled_npy_header_is_one_error(tmp_path):
+    header = b"{'descr': '|u1', 'fortran_order': False, 'shape': (3,\n"  # numpy's tokenizer gives up on it
+    payload = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"abc"
+    path = one_member_npz(tmp_path / "shard-00008.npz", payload, payload, stored=True)
+    with pytest.raises(CorruptShardError, match="shard-00008.npz"):
+        shards.read_members(path, ["videos"])

@@ -9,7 +9,10 @@ in every ISA-L 2.x, and checks it once on a stream it knows. Where any of that i
 (another build or platform), the pieces are copied as before.
 
 A source's ``readinto(view)`` writes the next bytes into ``view`` and returns how many: all
-of ``view`` unless the data ends first (0 at the end).
+of ``view`` unless the data ends first (0 at the end); once it gave 0, ``end()`` raises
+ValueError unless the deflate stream ended, and ended exactly where its data does. Its
+end is one more field, ``block_state``, read at its offset in ISA-L 2.x, which the check
+on the known stream confirms.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import isal
 from isal import isal_zlib
 
 _FEED = 1 << 30  # input per refill and output per call at most (avail_in and avail_out are 32 bits)
-_STATE_BYTES = 1 << 19  # struct inflate_state is about 90 KiB in ISA-L 2.32: ample room
+_STATE_BYTES = 1 << 19  # sizeof(struct inflate_state) is 87,368 in ISA-L 2.32: ample room
+_BLOCK_STATE = 21160  # offsetof(struct inflate_state, block_state) in ISA-L 2.x
+_BLOCK_FINISH = 5  # ISAL_BLOCK_FINISH: the stream's last block decoded and all of it handed out
 _PIECE = 1 << 20  # python-isal: output per call, small enough for malloc to reuse and to stay in cache
 _PIECE_FEED = 64 << 10  # python-isal: input per call (what one call leaves unconsumed is copied)
 
@@ -77,12 +82,25 @@ class _CApiInflater:
         del out
         return written
 
+    def finished(self) -> bool:
+        return int.from_bytes(self.state[_BLOCK_STATE : _BLOCK_STATE + 4], "little") == _BLOCK_FINISH
+
+    def end(self) -> None:
+        if not self.finished():
+            raise ValueError("deflate stream ends early (truncated)")
+        if self.head.avail_in or self.fed < len(self.data):  # ISA-L hands back what it read beyond the end
+            raise ValueError("bytes after the end of its deflate stream")
+
 
 class _Pieces:
-    """readinto over bytes pieces."""
+    """readinto over bytes pieces (their iterator raises ValueError at its end if the stream is damaged)."""
 
     def __init__(self, pieces):
         self.pieces, self.left = pieces, memoryview(b"")
+
+    def end(self) -> None:
+        for _ in self.pieces:  # (none left after readinto gave 0: this runs the iterator's end checks)
+            raise ValueError("more data than its size")
 
     def readinto(self, view) -> int:
         n = 0
@@ -112,6 +130,8 @@ def _python_isal_pieces(data):
         yield rest
     if not inflater.eof:
         raise ValueError("deflate stream ends early (truncated)")
+    if inflater.unused_data:
+        raise ValueError("bytes after the end of its deflate stream")
 
 
 @functools.cache
@@ -133,7 +153,9 @@ def isal_c_api():
     source, pos = _CApiInflater(stream, api), 0
     for window in (10, 1 << 16, len(out)):  # small windows too: ISA-L keeps the history between calls
         pos += source.readinto(memoryview(out)[pos : pos + window])
-    return api if pos == len(known) and out[:pos] == known else None
+        if pos < len(known) and source.finished():
+            return None
+    return api if pos == len(known) and out[:pos] == known and source.finished() else None
 
 
 def inflater(data):

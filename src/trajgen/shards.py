@@ -10,6 +10,7 @@ data descriptors), zip64 records only where a size or offset needs them.
 import hashlib
 import io
 import struct
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -259,6 +260,7 @@ def read_members(path, keys, alloc=None):
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (fixed fields), name length, extra length
 _HEAD = 4096  # inflated first, to find the .npy header (longer ones are read on)
+_MAX_HEADER = 1 << 20  # a longer .npy header is damage (numpy itself reads 10,000 bytes at most)
 _WINDOW = 4 << 20  # inflated per call: its CRC-32 is taken while it is still in cache
 
 
@@ -286,6 +288,8 @@ def _read_member(f, info, file_size, alloc):
 
     head = read(min(info.file_size, _HEAD))
     header_len = _npy_header_len(head, info.filename)
+    if header_len > min(info.file_size, _MAX_HEADER):
+        raise ValueError(f"{info.filename}: .npy header of {header_len} bytes in a member of {info.file_size}")
     if header_len > len(head):
         head += read(header_len - len(head))
     if len(head) < header_len:
@@ -307,6 +311,7 @@ def _read_member(f, info, file_size, alloc):
         pos += got
     if read(1):
         raise ValueError(f"{info.filename}: more data than its size")
+    source.end()
     if crc != info.CRC:
         raise ValueError(f"{info.filename}: bad CRC-32")
     arr = buf[:nbytes].view(dtype)
@@ -318,6 +323,8 @@ def _npy_header_len(head, name):
         raise ValueError(f"{name}: not an .npy array")
     if len(head) < 10:
         return 10
+    if head[6] not in (1, 2, 3):
+        raise ValueError(f"{name}: .npy version {head[6]} is not one numpy writes")
     if head[6] == 1:
         return 10 + int.from_bytes(head[8:10], "little")
     if len(head) < 12:
@@ -330,7 +337,10 @@ def _parse_npy_header(header, name):
     read = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
     stream = io.BytesIO(header)
     stream.seek(8)
-    shape, fortran, dtype = read(stream)  # rejects anything but a plain dict of descr, fortran_order, shape
+    try:
+        shape, fortran, dtype = read(stream)  # rejects anything but a plain dict of descr, fortran_order, shape
+    except (SyntaxError, tokenize.TokenError) as exc:  # a header numpy's tokenizer gives up on
+        raise ValueError(f"{name}: unreadable .npy header ({exc})") from None
     if dtype.hasobject:
         raise ValueError(f"{name}: holds Python objects (not allowed)")
     return dtype, shape, fortran
