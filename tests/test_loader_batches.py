@@ -172,12 +172,19 @@ def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touchin
     assert [id(buffer) for buffer in stream._pool[1].pool] == pool  # the third pass decoded into them
 
 
-def test_persistent_workers_hand_out_the_right_samples_every_epoch(run_dir, stored):
+@pytest.mark.parametrize("start", ["fork", "spawn"])  # spawn: macOS and Windows; forkserver is Linux's from Python 3.14
+def test_persistent_workers_hand_out_the_right_samples_every_epoch(run_dir, stored, start):
     stream = open_run(run_dir).torch_stream(with_index=True, batch_size=8, seed=3)
-    loader = DataLoader(stream, batch_size=None, num_workers=2, persistent_workers=True)
+    loader = DataLoader(stream, batch_size=None, num_workers=2, persistent_workers=True, multiprocessing_context=start)
+    orders = []
     for e in range(3):
         stream.set_epoch(e)
-        assert sorted(check(list(loader), stored)) == list(range(50))
+        orders.append(check(list(loader), stored))
+        assert sorted(orders[-1]) == list(range(50))
+    assert len({tuple(order) for order in orders}) == 3  # set_epoch reached the workers
+    again = open_run(run_dir).torch_stream(with_index=True, batch_size=8, seed=3)
+    again.set_epoch(2)
+    assert check(batches(again, 2), stored) == orders[2]  # the same order however the workers start
 
 
 
