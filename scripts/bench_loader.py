@@ -262,8 +262,9 @@ def main() -> None:
         "cpu_note": "CPU time per sample of the main process plus its DataLoader workers (from /proc), and of the "
                     "main process alone: less sensitive than samples/s to other load on the machine. cores_busy = "
                     "CPU time / wall time of the epoch: on 2 cores, a loader whose 1-worker epoch keeps more than "
-                    "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers. decode_only_*: a worker's work alone (inflate, "
-                    "copy into batches; no torch), in 1 process and in 2 at once: how far the cores scale the work itself",
+                    "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers. decode_only_*: a worker's work "
+                    "alone (inflate, copy into batches; no torch), in 1 process and in 2 at once: how far the cores "
+                    "scale the work itself",
         "ratios_warm_epoch": ratios(warm, 1) | {"1_worker_over_no_work_1_worker": round(
             warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2)},
         "ratios_cold_epoch": ratios(cold, 0),
