@@ -361,3 +361,44 @@ def test_report_files_are_allowed_in_the_run(run):
     (run / "report.json").write_text("{}")
     report = verify_run(run)
     assert report.ok, report.text
+
+
+# ---------------------------------------------------------------- video hashes
+
+
+def crc64_xz(data: bytes) -> int:
+    """CRC-64/XZ (ECMA-182, reflected), bit by bit: the reference the fast one must equal."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xC96C5795D7870F42 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def test_video_hashes_are_each_videos_crc64():
+    import numpy as np
+
+    from trajgen import verify
+
+    assert crc64_xz(b"123456789") == 0x995DC9BBDF1939FA  # the published check value
+    videos = np.random.default_rng(3).integers(0, 256, (3, 2, 8, 8, 3), dtype=np.uint8)
+    videos[2] = videos[0]
+    hashes = verify.video_hashes(videos)
+    assert hashes.dtype == np.uint64 and hashes.tolist() == [crc64_xz(v.tobytes()) for v in videos]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["isal-crc64", "blake2b-fallback"])
+def test_equal_videos_hash_equal_and_any_changed_byte_changes_the_hash(fast, monkeypatch):
+    import numpy as np
+
+    from trajgen import verify
+
+    if not fast:
+        monkeypatch.setattr(verify, "_crc64", lambda: None)  # python-isal without the export
+    video = np.random.default_rng(4).integers(0, 256, (1, 4, 16, 16, 3), dtype=np.uint8)
+    changed = np.repeat(video, video.size, axis=0)
+    flat = changed.reshape(len(changed), -1)
+    flat[np.arange(video.size), np.arange(video.size)] ^= 1  # one bit of one byte each
+    hashes = verify.video_hashes(np.concatenate([video, video, changed]))
+    assert hashes[0] == hashes[1] and len(set(hashes[1:].tolist())) == 1 + video.size

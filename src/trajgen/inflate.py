@@ -3,10 +3,10 @@
 python-isal's decompressobj hands out each inflated piece as a new bytes object, which then
 has to be copied into the array it belongs to: one more pass over every byte, about a
 quarter of the time it takes to read a shard. ISA-L's own ``isal_inflate`` writes where it
-is told. trajgen calls it through ctypes in python-isal's extension module, which exports
-it, touching only the fields at the head of ``struct inflate_state`` (igzip_lib.h), the same
-in every ISA-L 2.x, and checks it once on a stream it knows. Where any of that is missing
-(another build or platform), the pieces are copied as before.
+is told. trajgen calls it through ctypes (trajgen.isal_c), touching only the fields at the
+head of ``struct inflate_state`` (igzip_lib.h), the same in every ISA-L 2.x, and checks it
+once on a stream it knows. Where any of that is missing (another build or platform), the
+pieces are copied as before.
 
 A source's ``readinto(view)`` writes the next bytes into ``view`` and returns how many: all
 of ``view`` unless the data ends first (0 at the end); once it gave 0, ``end()`` raises
@@ -23,6 +23,8 @@ import zlib
 
 import isal
 from isal import isal_zlib
+
+from trajgen import isal_c
 
 _FEED = 1 << 30  # input per refill and output per call at most (avail_in and avail_out are 32 bits)
 _STATE_BYTES = 1 << 19  # sizeof(struct inflate_state) is 87,368 in ISA-L 2.32: ample room
@@ -139,13 +141,10 @@ def isal_c_api():
     """(isal_inflate_init, isal_inflate) from python-isal's module, checked on a known stream; None if not usable."""
     if getattr(isal, "ISAL_MAJOR_VERSION", None) != 2:  # the head of struct inflate_state is known for 2.x
         return None
-    try:
-        lib = ctypes.CDLL(isal_zlib.__file__)
-        api = (lib.isal_inflate_init, lib.isal_inflate)
-    except (OSError, AttributeError):
+    api = (isal_c.function("isal_inflate_init", [ctypes.c_void_p], None),
+           isal_c.function("isal_inflate", [ctypes.c_void_p], ctypes.c_int))
+    if None in api:
         return None
-    for function, result in zip(api, (None, ctypes.c_int)):
-        function.argtypes, function.restype = [ctypes.c_void_p], result
     known = bytes(range(256)) * 2000 + bytes(300_000) + b"end"
     packer = zlib.compressobj(1, zlib.DEFLATED, -15)
     stream = packer.compress(known) + packer.flush()
