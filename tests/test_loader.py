@@ -14,7 +14,7 @@ from trajgen.shards import SHARD_KEYS, read_members, read_shard
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
 from torch.utils.data import DataLoader  # noqa: E402
 
-from loader_runs import run_dir, stored  # noqa: E402,F401 (fixtures)
+from loader_runs import resumed, run_dir, stored  # noqa: E402,F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # inside torchdata's StatefulDataLoader
 
@@ -216,16 +216,7 @@ def test_stateful_dataloader_resumes_with_exactly_the_rest(run_dir, num_workers,
         stream.set_epoch(3)
         return StatefulDataLoader(stream, batch_size=4, num_workers=num_workers)
 
-    whole = [batch[2].tolist() for batch in loader()]
-    first = loader()
-    it = iter(first)
-    head = [next(it)[2].tolist() for _ in range(k)]
-    state = first.state_dict()
-    del it, first
-
-    again = loader()
-    again.load_state_dict(json.loads(json.dumps(state)))  # a checkpoint survives plain serialization
-    rest = [batch[2].tolist() for batch in again]
+    whole, head, rest = resumed(loader, k)
     assert head + rest == whole  # the same batches, none twice, none lost
     assert sorted(i for b in head + rest for i in b) == list(range(50))
 

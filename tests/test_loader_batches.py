@@ -1,6 +1,5 @@
 """Run.torch_stream(batch_size=B): the stream hands out whole batches, for DataLoader(batch_size=None)."""
 
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from trajgen import open_run
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
 from torch.utils.data import DataLoader  # noqa: E402
 
-from loader_runs import run_dir, stored  # noqa: E402,F401 (fixtures)
+from loader_runs import resumed, run_dir, stored  # noqa: E402,F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")  # inside torchdata's StatefulDataLoader
 
@@ -129,17 +128,8 @@ def test_stateful_dataloader_resumes_batches_with_exactly_the_rest(run_dir, num_
         stream.set_epoch(3)
         return StatefulDataLoader(stream, batch_size=None, num_workers=num_workers)
 
-    whole = [batch[2].tolist() for batch in loader()]
+    whole, head, rest = resumed(loader, k)
     assert len(whole) == 13
-    first = loader()
-    it = iter(first)
-    head = [next(it)[2].tolist() for _ in range(k)]
-    state = first.state_dict()
-    del it, first
-
-    again = loader()
-    again.load_state_dict(json.loads(json.dumps(state)))
-    rest = [batch[2].tolist() for batch in again]
     assert head + rest == whole  # the same batches, none twice, none lost
     assert sorted(i for b in head + rest for i in b) == list(range(50))
 
