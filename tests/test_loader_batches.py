@@ -1,6 +1,5 @@
 """Run.torch_stream(batch_size=B): the stream hands out whole batches, for DataLoader(batch_size=None)."""
 
-
 import numpy as np
 import pytest
 
