@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trajgen import GenerationConfig, __version__, bulk, make_sample, streams
+from trajgen import GenerationConfig, __version__, make_sample
+from trajgen.content import bulk, streams
 
 STAGES = {  # module, function → stage
     (streams, "uniforms"): "streams", (streams, "normals"): "streams",

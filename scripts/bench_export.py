@@ -68,7 +68,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     runs = {n: make_run(n, args.work, args.checkpoint_every) for n in (args.small, args.large)}
-    baseline = [peak_rss_mb([sys.executable, "-c", "import trajgen.cli, trajgen.export"])[0] for _ in range(args.repeats)]
+    baseline = [peak_rss_mb([sys.executable, "-c", "import trajgen.cli, trajgen.use.export"])[0] for _ in range(args.repeats)]
     rss: dict[int, list[float]] = {n: [] for n in runs}
     secs: dict[int, list[float]] = {n: [] for n in runs}
     sizes = {}

@@ -40,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen import GenerationConfig, __version__, _fs
-from trajgen.run import RunPaths, build_shard_arrays, generate, videos_buffer_kept
-from trajgen.shards import encode_shard
+from trajgen import GenerationConfig, __version__
+from trajgen.store import _fs
+from trajgen.making.run import RunPaths, build_shard_arrays, generate, videos_buffer_kept
+from trajgen.store.shards import encode_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEEDUP_TARGET = 3.0  # over 0.1.0
@@ -180,9 +181,9 @@ def resume_startup(scratch: Path) -> dict[str, float]:
         subprocess.run([sys.executable, "-m", "trajgen", "resume", str(out), "--quiet"], check=True)
         walls.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    import trajgen.run
+    import trajgen.making.run
 
-    trajgen.run.resume(out)
+    trajgen.making.run.resume(out)
     library = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     return {"cli_wall_s_median": round(statistics.median(walls), 3), "library_call_s": round(library, 4)}

@@ -33,9 +33,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "bench_inflight.json"))
     args = parser.parse_args()
 
-    from trajgen import inflight
-    from trajgen.config import GenerationConfig
-    from trajgen.shardmaker import produce_shard, videos_buffer_kept
+    from trajgen.making import inflight
+    from trajgen.content.config import GenerationConfig
+    from trajgen.making.shardmaker import produce_shard, videos_buffer_kept
 
     config = GenerationConfig(n=args.samples, checkpoint_every=args.samples, seed=1)
     times: dict[str, list[float]] = {name: [] for name in SETTINGS}

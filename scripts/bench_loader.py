@@ -46,7 +46,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 import trajgen
-from trajgen.shards import read_members
+from trajgen.store.shards import read_members
 
 BATCH = 32
 

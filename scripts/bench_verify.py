@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import trajgen
-from trajgen import verify
-from trajgen.shards import read_shard
+from trajgen.use import verify
+from trajgen.store.shards import read_shard
 
 
 def make_run(n: int, work: Path) -> Path:

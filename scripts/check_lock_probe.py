@@ -21,7 +21,7 @@ from pathlib import Path
 
 PROBER = """
 import sys, time
-from trajgen import _fs
+from trajgen.store import _fs
 _fs._OFD = sys.argv[2] == "ofd"
 end = time.monotonic() + float(sys.argv[3])
 n = 0
@@ -34,7 +34,7 @@ print(n, flush=True)
 
 
 def measure(kind: str, seconds: float) -> dict:
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     _fs._OFD = kind == "ofd"
     with tempfile.TemporaryDirectory() as where:

@@ -88,9 +88,9 @@ def watched_run(cmd: list[str], folder: Path, poll_s: float) -> dict:
 
 def mirror_costs(run_dir: Path, folder: Path, repeats: int = 30) -> dict:
     """Milliseconds per update: on the commit path (publish) and in the mirror's own thread."""
-    from trajgen.progress import snapshot_from_json, warn
-    from trajgen.progress_page import ProgressMirror, shard_thumbnails
-    from trajgen.run import read_config
+    from trajgen.watch.progress import snapshot_from_json, warn
+    from trajgen.watch.progress_page import ProgressMirror, shard_thumbnails
+    from trajgen.making.run import read_config
 
     snapshot = snapshot_from_json(json.loads((run_dir / "progress.json").read_text()))
     snapshot = dataclasses.replace(snapshot, state="RUNNING")  # a final state always saves the history
@@ -136,7 +136,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from trajgen import __version__
-    from trajgen.verify import verify_run
+    from trajgen.use.verify import verify_run
 
     with tempfile.TemporaryDirectory(prefix="trajgen-mirror-") as scratch:
         scratch = Path(scratch)

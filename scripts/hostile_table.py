@@ -170,7 +170,7 @@ def main():
     # 21: a run being written
     r = unfinished()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     fd = _fs.try_lock(r / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
     b = tree(r)

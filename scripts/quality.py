@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 import trajgen
-from trajgen.quality import QualityAccumulator
-from trajgen.run import read_config
+from trajgen.content.quality import QualityAccumulator
+from trajgen.making.run import read_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {

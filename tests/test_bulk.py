@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from trajgen import GenerationConfig, streams
-from trajgen.render import render_video, render_videos
+from trajgen import GenerationConfig
+from trajgen.content import streams
+from trajgen.content.render import render_video, render_videos
 
 
 # ---------------------------------------------------------------- streams keyed by (seed, index)
@@ -69,7 +70,7 @@ def test_render_videos_near_the_edge_falls_back_to_cv2():
 # ---------------------------------------------------------------- whole shards as arrays
 
 from trajgen import make_sample  # noqa: E402
-from trajgen.bulk import make_samples  # noqa: E402
+from trajgen.content.bulk import make_samples  # noqa: E402
 
 SMALL = GenerationConfig(n=90, checkpoint_every=25, seed=11)
 
@@ -98,7 +99,7 @@ def test_a_sample_does_not_depend_on_its_batch():
 
 
 def test_make_sample_is_the_sample_stored_in_the_shard(tmp_path):
-    from trajgen.run import generate
+    from trajgen.making.run import generate
 
     generate(SMALL, tmp_path / "run", workers=1)
     rng = np.random.default_rng(5)
@@ -113,7 +114,7 @@ def test_make_sample_is_the_sample_stored_in_the_shard(tmp_path):
 
 
 def test_a_shard_is_made_without_a_generator_per_sample(monkeypatch):
-    from trajgen.run import build_shard_arrays
+    from trajgen.making.run import build_shard_arrays
 
     def refuse(*args, **kwargs):
         raise AssertionError("a SeedSequence or Generator per sample")
@@ -145,7 +146,7 @@ def test_runs_of_the_old_format_are_read_but_not_resumed(tmp_path):
     import json
 
     import trajgen
-    from trajgen.run import RunError, generate, read_manifest, resume
+    from trajgen.making.run import RunError, generate, read_manifest, resume
 
     run = tmp_path / "run"
     generate(SMALL, run, workers=1)

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
-from trajgen import GenerationConfig, _fs
+from trajgen import GenerationConfig
+from trajgen.store import _fs
 from trajgen.errors import StorageError
-from trajgen.run import generate, resume
+from trajgen.making.run import generate, resume
 
 TINY = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
 
@@ -48,7 +49,7 @@ def _no_torn_files(run):
     if (run / "manifest.json").exists():
         m = json.loads((run / "manifest.json").read_text())
         for entry in m["shards"]:
-            from trajgen.shards import sha256_file
+            from trajgen.store.shards import sha256_file
 
             assert sha256_file(run / entry["file"]) == entry["sha256"]
 

@@ -14,7 +14,7 @@ import pytest
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_port, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.run import generate, resume
+from trajgen.making.run import generate, resume
 
 distributed = pytest.importorskip("distributed")
 
@@ -218,7 +218,7 @@ def test_resume_against_an_unreachable_scheduler_changes_nothing(small_reference
 
 def test_workers_that_cannot_see_the_run_directory_are_refused(two_workers, tmp_path, monkeypatch):
     """A worker that sees another directory at the same path (no shared filesystem) is caught up front."""
-    import trajgen.dask_executor as dx
+    import trajgen.making.dask_executor as dx
 
     address, _ = two_workers
     out = tmp_path / "run"
@@ -235,7 +235,7 @@ def test_workers_that_cannot_see_the_run_directory_are_refused(two_workers, tmp_
 
 
 def test_a_scheduler_without_workers_is_found_before_the_run_is_created(tmp_path, monkeypatch):
-    import trajgen.dask_executor as dx
+    import trajgen.making.dask_executor as dx
 
     monkeypatch.setattr(dx, "CONNECT_TIMEOUT", 1.0)
     out = tmp_path / "runs" / "new"
@@ -263,7 +263,7 @@ def test_trajgen_imports_dask_only_when_a_scheduler_is_used():
 
 
 def test_a_server_that_is_not_a_scheduler_fails_within_the_timeout(tmp_path):
-    from trajgen.dask_executor import DaskError, DaskExecutor
+    from trajgen.making.dask_executor import DaskError, DaskExecutor
 
     with socket.socket() as server:  # accepts connections and never answers
         server.bind(("127.0.0.1", 0))
@@ -290,7 +290,7 @@ def _dask_cli(*args):
 
 def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(long_reference, tmp_path, monkeypatch):
     """A scheduler started with `dask scheduler`, killed mid-run: no traceback from Dask's logs."""
-    import trajgen.dask_executor as dx
+    import trajgen.making.dask_executor as dx
 
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"

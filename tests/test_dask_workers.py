@@ -19,8 +19,8 @@ import pytest
 from runtools import assert_same_run, wait_for_port
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.run import generate
-from trajgen.versions import OVERRIDE_ENV
+from trajgen.making.run import generate
+from trajgen.store.versions import OVERRIDE_ENV
 
 distributed = pytest.importorskip("distributed")
 
@@ -90,7 +90,7 @@ def reference(tmp_path_factory):
 
 def _join_late(monkeypatch, client, start_worker, bad_log, *, retire_good, nthreads=1):
     """Once the run has checked its workers, a worker with other versions joins (and the good one may leave)."""
-    import trajgen.dask_executor as dx
+    import trajgen.making.dask_executor as dx
 
     checked = dx._check_workers
 
@@ -141,9 +141,9 @@ def test_the_other_workers_make_the_shards_a_late_worker_refused(cluster, refere
 
 def test_a_task_on_a_worker_that_sees_another_directory_writes_nothing(reference, tmp_path):
     """The directory token: a worker whose RUN_DIR is not the client's (no shared filesystem)."""
-    from trajgen.dask_executor import WorkerRefused, _checked_task
-    from trajgen.run import produce_shard
-    from trajgen.versions import byte_versions
+    from trajgen.making.dask_executor import WorkerRefused, _checked_task
+    from trajgen.making.run import produce_shard
+    from trajgen.store.versions import byte_versions
 
     run = tmp_path / "run"
     (run / ".tmp").mkdir(parents=True)

@@ -10,8 +10,8 @@ import pytest
 
 import trajgen
 from trajgen import GenerationConfig, make_sample, open_run
-from trajgen.run import RunError, generate
-from trajgen.shards import SHARD_KEYS, read_shard
+from trajgen.making.run import RunError, generate
+from trajgen.store.shards import SHARD_KEYS, read_shard
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=5, frames=6, size=16)
 
@@ -103,7 +103,7 @@ def test_labels_and_arrays(run_dir):
 
 
 def test_labels_load_no_videos(run_dir, monkeypatch):
-    import trajgen.dataset as dataset
+    import trajgen.use.dataset as dataset
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("labels decoded a whole shard")
@@ -231,7 +231,7 @@ def test_shard_sampler_with_workers_decodes_each_shard_once(run_dir, torch, tmp_
     from any shard. Told the loader's workers and batch size, the sampler gives each worker its own shards."""
     from torch.utils.data import DataLoader
 
-    import trajgen.dataset
+    import trajgen.use.dataset
 
     log = tmp_path / "decodes.txt"
 

@@ -10,10 +10,10 @@ import pytest
 from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.export import export_run
-from trajgen.run import RunError, generate
-from trajgen.shards import SHARD_KEYS, read_shard
-from trajgen.verify import verify_run
+from trajgen.use.export import export_run
+from trajgen.making.run import RunError, generate
+from trajgen.store.shards import SHARD_KEYS, read_shard
+from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=21, frames=6, size=16)
 EXPORT_KEYS = {"videos", "labels", "trajectory_3d", "equations", "descriptions", "points_2d", "index", "camera"}
@@ -185,7 +185,7 @@ def test_out_may_be_a_directory(run, tmp_path):
 def test_a_stop_while_a_member_is_being_opened_raises_the_stop_and_leaves_nothing(run, tmp_path, monkeypatch):
     # a signal inside zipfile's open() leaves a member handle open: closing the zip then raised
     # "Can't close the ZIP file while there is an open writing handle" over the stop (a traceback)
-    from trajgen import export
+    from trajgen.use import export
 
     class Stop(BaseException):
         pass

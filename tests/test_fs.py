@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from trajgen import _fs
+from trajgen.store import _fs
 
 
 @pytest.fixture
@@ -176,7 +176,7 @@ def test_bad_fault_spec_is_rejected(monkeypatch, spec):
 CHILD = textwrap.dedent(
     """
     import sys
-    from trajgen import _fs
+    from trajgen.store import _fs
     root, tmp = sys.argv[1], sys.argv[2]
     _fs.atomic_write_bytes(root + "/a.bin", b"new contents", tmp)
     _fs.append_line(root + "/run.log", "done")

@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from runtools import cli_run_dir, run_cli, snapshot_tree, start_cli
-from trajgen import _fs
+from trajgen.store import _fs
 from trajgen.cli import main
-from trajgen.config import GenerationConfig
-from trajgen.run import generate
+from trajgen.content.config import GenerationConfig
+from trajgen.making.run import generate
 
 LONG = "x" * 300  # one path component longer than any filesystem allows (255 bytes)
 
@@ -201,7 +201,7 @@ def test_outputs_export_to_a_dangling_symlink_needs_force(R, tmp_path, force):
 
 def test_outputs_two_exports_to_one_file_cannot_both_succeed(R, tmp_path, monkeypatch):
     """The second writer finds the file the first one published while it was writing: refused, not replaced."""
-    from trajgen import export
+    from trajgen.use import export
 
     target = tmp_path / "same.npz"
     real = export._write_member
@@ -259,7 +259,7 @@ def _kill_self(sig):
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_a_signal_during_export_removes_the_partial_file(R, tmp_path, monkeypatch, sig, code):
-    from trajgen import export
+    from trajgen.use import export
 
     real, calls = export._write_member, []
 
@@ -280,7 +280,7 @@ def test_signals_a_signal_during_export_removes_the_partial_file(R, tmp_path, mo
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_a_signal_during_preview_video_removes_the_partial_video(R, tmp_path, monkeypatch, sig, code):
-    from trajgen import render
+    from trajgen.content import render
 
     real = render.write_mp4
 
@@ -301,7 +301,7 @@ def test_signals_a_signal_during_preview_video_removes_the_partial_video(R, tmp_
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signals_a_signal_during_verify_says_verify(R, monkeypatch, sig, code):
-    from trajgen import verify
+    from trajgen.use import verify
 
     real = verify._check_deep
 
@@ -519,7 +519,7 @@ def test_schema_a_damaged_progress_json_does_not_break_status(R, content):
 
 
 def test_schema_one_schema_module_checks_all_three_files(R):
-    from trajgen import schema
+    from trajgen.store import schema
 
     m = json.loads((R / "manifest.json").read_text())
     c = json.loads((R / "config.json").read_text())
@@ -558,7 +558,7 @@ def test_bounds_the_largest_fitting_shard_is_named(tmp_path):
 
 def test_bounds_resume_of_a_run_too_large_for_this_machine(I, monkeypatch):
     """A run made on a larger machine: resume says so (its layout cannot change), before anything."""
-    from trajgen import preflight
+    from trajgen.making import preflight
 
     monkeypatch.setattr(preflight, "memory_bytes", lambda: 100 * 2**20)  # this machine: 100 MB
     before = tree(I)
@@ -579,7 +579,7 @@ def test_bounds_a_preview_too_large_is_a_usage_error(R, tmp_path, args):
 
 
 def test_bounds_the_free_space_trial_is_bounded_in_memory():
-    from trajgen import preflight
+    from trajgen.making import preflight
 
     big = GenerationConfig(n=100, checkpoint_every=1, size=512, frames=64)
     assert preflight.trial_samples(big) * 512 * 512 * 64 * 3 <= preflight.TRIAL_BYTES
@@ -637,7 +637,7 @@ def test_oserrors_any_os_error_is_one_line_naming_the_path(R, monkeypatch, code,
     user these come from permissions; here they are injected where each command reads the manifest)."""
     import errno as errno_module
 
-    from trajgen import schema
+    from trajgen.store import schema
 
     number = getattr(errno_module, code)
 
@@ -718,7 +718,7 @@ def test_oserrors_a_scheduler_address_that_does_not_parse_is_a_usage_error(tmp_p
 
 def test_oserrors_a_scheduler_that_is_an_http_server():
     pytest.importorskip("distributed")
-    from trajgen.dask_executor import DaskExecutor
+    from trajgen.making.dask_executor import DaskExecutor
     from trajgen.errors import TrajgenError
 
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)

@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from trajgen import shards
+from trajgen.store import shards
 from trajgen.errors import CorruptShardError
 
 
@@ -23,7 +23,7 @@ def big_arrays(n=64):
 @pytest.fixture(params=["isal-c-api", "python-isal-pieces"])
 def inflater(request, monkeypatch):
     """Both ways of inflating: ISA-L's C API where python-isal exports it (here it does), else pieces copied."""
-    from trajgen import inflate
+    from trajgen.store import inflate
 
     if request.param == "isal-c-api":
         assert inflate.isal_c_api() is not None  # this machine has it: test it
@@ -54,7 +54,7 @@ def test_a_member_is_inflated_straight_into_the_buffer_it_is_given(tmp_path, tmp
 @pytest.mark.parametrize("window", [1, 4096, 1 << 16, 1 << 22])
 @pytest.mark.parametrize("feed", ["1 GiB", "4099 bytes"])
 def test_inflating_in_any_windows_gives_the_data(inflater, window, feed, monkeypatch):
-    from trajgen import inflate
+    from trajgen.store import inflate
 
     if feed == "4099 bytes":  # input fed, and output asked for, in steps this small (1 GiB in use)
         monkeypatch.setattr(inflate, "_FEED", 4099)
@@ -74,7 +74,7 @@ def test_inflating_in_any_windows_gives_the_data(inflater, window, feed, monkeyp
 
 
 def test_stored_members_read_as_they_are():
-    from trajgen import inflate
+    from trajgen.store import inflate
 
     source = inflate.stored(b"abcdef")
     out = bytearray(4)

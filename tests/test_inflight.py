@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli
-from trajgen import progress
-from trajgen.progress import ProgressSnapshot, RateMeter
+from trajgen.watch import progress
+from trajgen.watch.progress import ProgressSnapshot, RateMeter
 
 # two shards of 200 default-size samples: each shard's videos are deflated in 3 chunks, so a
 # worker reports part of a shard before it is done
@@ -83,7 +83,7 @@ def test_progress_text_and_json_add_the_samples_in_flight_marked_as_not_committe
     assert data["inflight_samples"] == 3_412 and data["inflight_shards"] == 2
     assert progress.snapshot_from_json(json.loads(json.dumps(data))) == s
     assert "+ 3,412 in flight" in progress.progress_line(s)
-    from trajgen.schema import SchemaError, check_progress
+    from trajgen.store.schema import SchemaError, check_progress
 
     with pytest.raises(SchemaError, match="inflight_samples"):
         check_progress({**data, "inflight_samples": -1})
@@ -105,7 +105,7 @@ def test_the_rate_counts_samples_in_flight_so_it_is_known_before_the_first_commi
 
 
 def test_a_page_shows_the_samples_in_flight_apart_from_the_committed_ones():
-    from trajgen.progress_page import render_page
+    from trajgen.watch.progress_page import render_page
 
     page = render_page(snapshot(inflight_samples=3_412, inflight_shards=2, rate=800.0, eta_seconds=30.0), [])
     assert "10,000 of 40,000 samples" in page
@@ -116,7 +116,7 @@ def test_a_page_shows_the_samples_in_flight_apart_from_the_committed_ones():
 def test_a_page_draws_no_committed_part_before_the_first_commit():
     import re
 
-    from trajgen.progress_page import render_page
+    from trajgen.watch.progress_page import render_page
 
     def bar(**changes):
         page = render_page(snapshot(inflight_samples=17_820, inflight_shards=2, rate=800.0, eta_seconds=30.0,
@@ -142,7 +142,7 @@ def test_the_bar_shows_committed_and_in_flight_samples(tmp_path, capsys):
 
 
 def test_shard_progress_files_are_written_read_and_removed(tmp_path):
-    from trajgen import inflight
+    from trajgen.making import inflight
 
     report = inflight.ShardProgress(tmp_path, 7, 1_000, every=0)
     report.encoded(300, 1_200)
@@ -234,9 +234,9 @@ def test_dask_workers_report_shards_in_flight(reference, tmp_path):
 
 @pytest.mark.parametrize("level", [0, 1, 6])  # stored, ISA-L, zlib
 def test_the_encoders_progress_leaves_the_shard_bytes_as_they_are(level):
-    from trajgen.config import GenerationConfig
-    from trajgen.shardmaker import build_shard_arrays
-    from trajgen.shards import encode_shard
+    from trajgen.content.config import GenerationConfig
+    from trajgen.making.shardmaker import build_shard_arrays
+    from trajgen.store.shards import encode_shard
 
     arrays, _, _ = build_shard_arrays(GenerationConfig(n=200, checkpoint_every=200, frames=16, size=64), 0)
     heard = []

@@ -8,8 +8,8 @@ import pytest
 
 from trajgen import GenerationConfig, open_run
 from trajgen.errors import CorruptShardError
-from trajgen.run import generate
-from trajgen.shards import SHARD_KEYS, read_members, read_shard
+from trajgen.making.run import generate
+from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
 from torch.utils.data import DataLoader  # noqa: E402
@@ -77,9 +77,9 @@ def test_every_sample_exactly_once_per_epoch(run_dir, stored, num_workers):
 
 def test_samples_kept_by_the_caller_stay_intact(run_dir, stored, monkeypatch):
     # decode buffers are reused only when nothing refers to them: keeping every sample must not change any
-    import trajgen._torch
+    import trajgen.use._torch
 
-    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 0)  # these shards are small: pool them all the same
+    monkeypatch.setattr(trajgen.use._torch._Buffers, "SMALL", 0)  # these shards are small: pool them all the same
     items = list(open_run(run_dir).torch_stream(shuffle_buffer=1, with_index=True))
     for video, label, index in items:
         np.testing.assert_array_equal(video.numpy(), stored["videos"][index].transpose(3, 0, 1, 2))

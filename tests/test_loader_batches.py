@@ -43,9 +43,9 @@ def test_every_sample_exactly_once_per_epoch_in_whole_batches(run_dir, stored, n
 
 
 def test_batches_kept_by_the_caller_stay_intact_even_beyond_the_reused_memory(run_dir, stored, monkeypatch):
-    import trajgen._torch
+    import trajgen.use._torch
 
-    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 0)  # these batches are small: pool them all the same
+    monkeypatch.setattr(trajgen.use._torch._Buffers, "SMALL", 0)  # these batches are small: pool them all the same
     for num_workers in (0, 1):
         # 25 batches, all kept: more than a worker reuses, so some travel the plain way
         got = batches(open_run(run_dir).torch_stream(with_index=True, batch_size=2, shuffle_buffer=1), num_workers)
@@ -60,9 +60,9 @@ def test_batches_kept_by_the_caller_stay_intact_even_beyond_the_reused_memory(ru
 
 
 def test_a_worker_reuses_the_memory_of_batches_the_caller_dropped(run_dir, monkeypatch):
-    import trajgen._torch
+    import trajgen.use._torch
 
-    monkeypatch.setattr(trajgen._torch._SharedSlots, "MAX", 5)  # with fork, the worker sees this too
+    monkeypatch.setattr(trajgen.use._torch._SharedSlots, "MAX", 5)  # with fork, the worker sees this too
     stream = open_run(run_dir).torch_stream(with_index=True, batch_size=4)
     seen = 0
     for video, _, index in DataLoader(stream, batch_size=None, num_workers=1):
@@ -146,9 +146,9 @@ def test_batch_size_is_checked_and_part_of_a_state(run_dir):
 
 def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touching_what_is_kept(run_dir, stored,
                                                                                                monkeypatch):
-    import trajgen._torch
+    import trajgen.use._torch
 
-    monkeypatch.setattr(trajgen._torch._Buffers, "SMALL", 1000)  # small shards: pool their videos all the same
+    monkeypatch.setattr(trajgen.use._torch._Buffers, "SMALL", 1000)  # small shards: pool their videos all the same
     stream = open_run(run_dir).torch_stream(with_index=True, shuffle_buffer=8)
     kept = list(stream)  # every sample of the first pass, each a view of its decoded shard
     stream.set_epoch(1)

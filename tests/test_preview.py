@@ -9,9 +9,9 @@ import pytest
 
 from runtools import run_cli
 from trajgen import GenerationConfig
-from trajgen.preview import make_preview
-from trajgen.run import RunError, generate
-from trajgen.verify import verify_run
+from trajgen.use.preview import make_preview
+from trajgen.making.run import RunError, generate
+from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=31, frames=6, size=16)
 WHITE = (255, 255, 255)
@@ -128,7 +128,7 @@ def test_cli_preview_bad_input(tmp_path):
 
 def test_a_cells_captions_stay_legible_over_the_motion():
     """A caption drawn where the dot passes keeps a light backing, so its grey text reads."""
-    from trajgen.preview import caption
+    from trajgen.use.preview import caption
 
     cell = np.zeros((64, 64, 3), np.uint8)
     cell[:] = (0, 0, 255)  # the dot, everywhere

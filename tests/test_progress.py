@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from trajgen import progress
-from trajgen.progress import ProgressSnapshot, RateMeter
+from trajgen.watch import progress
+from trajgen.watch.progress import ProgressSnapshot, RateMeter
 
 RUN = "runs/20261128_1150_n10000"
 

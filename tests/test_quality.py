@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trajgen import quality
+from trajgen.content import quality
 
 
 def lines(n, frames=16, rng=None, step=2.0):

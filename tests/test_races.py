@@ -18,9 +18,10 @@ import pytest
 
 from runtools import assert_same_run, cli_run_dir, run_cli, start_cli, trajgen_cmd
 from test_workers import children, wait_dead
-from trajgen import GenerationConfig, _fs
-from trajgen.executors import ProcessExecutor
-from trajgen.run import Interrupted, generate
+from trajgen import GenerationConfig
+from trajgen.store import _fs
+from trajgen.making.executors import ProcessExecutor
+from trajgen.making.run import Interrupted, generate
 
 ARGS = ("--n", 40, "--checkpoint-every", 10, "--seed", 5)
 
@@ -179,7 +180,7 @@ def heartbeats():
 
 def interrupt_at_shard(monkeypatch, k):
     """Ctrl-C arrives while this process makes shard k (a real SIGINT, raised in this thread)."""
-    from trajgen import run as run_module
+    from trajgen.making import run as run_module
 
     make = run_module.produce_shard
 
@@ -353,7 +354,7 @@ def test_states_a_failed_last_progress_write_leaves_complete(reference, tmp_path
 def test_states_resume_repairs_a_stale_state_of_a_complete_run(reference, tmp_path, stale):
     from dataclasses import replace
 
-    from trajgen.progress import snapshot_from_json, write_progress
+    from trajgen.watch.progress import snapshot_from_json, write_progress
 
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -397,7 +398,7 @@ def test_restarts_isolated_worker_deaths_do_not_stop_a_run(tmp_path):
 
 
 def test_restarts_deaths_without_progress_stop_the_run(tmp_path):
-    from trajgen.executors import MAX_POOL_RESTARTS, WorkerLostError
+    from trajgen.making.executors import MAX_POOL_RESTARTS, WorkerLostError
 
     with pytest.raises(WorkerLostError, match=f"died {MAX_POOL_RESTARTS + 1} times"):
         make_all(tmp_path, [0, 1], always_dies=0)

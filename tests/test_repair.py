@@ -8,9 +8,9 @@ import pytest
 
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.repair import repair_run
-from trajgen.run import generate
-from trajgen.verify import verify_run
+from trajgen.making.repair import repair_run
+from trajgen.making.run import generate
+from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=5, frames=6, size=16)
 
@@ -87,7 +87,7 @@ def test_cli_refusal_is_one_error_line(run):
 def test_repair_of_a_run_in_use_is_refused(good, run):
     import os
 
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     fd = _fs.try_lock(run / ".lock", "pid 4242 on box")
     try:

@@ -9,11 +9,12 @@ import pytest
 
 from browser import dump_dom
 from runtools import kill, run_cli, snapshot_tree, start_cli, wait_for_shards
-from trajgen import GenerationConfig, quality
-from trajgen.dataset import open_run
-from trajgen.report import FIGURES_PER_CLASS, make_report
-from trajgen.run import RunError, generate
-from trajgen.verify import verify_run
+from trajgen import GenerationConfig
+from trajgen.content import quality
+from trajgen.use.dataset import open_run
+from trajgen.use.report import FIGURES_PER_CLASS, make_report
+from trajgen.making.run import RunError, generate
+from trajgen.use.verify import verify_run
 
 CONFIG = GenerationConfig(n=320, checkpoint_every=80, seed=5)
 PER_CLASS_KEYS = ("near_duplicate_rate", "step_within_diameter", "coverage_within_tol")
@@ -193,7 +194,7 @@ def test_library_errors(tmp_path):
 
 def test_points_out_of_margin_fail_the_in_frame_check(made, tmp_path):
     """Numbers come from the data: a run whose dots leave the frame shows ✗ for that class."""
-    from trajgen.shards import read_shard, write_shard
+    from trajgen.store.shards import read_shard, write_shard
 
     run, _, _ = made
     copy = tmp_path / "run"

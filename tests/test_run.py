@@ -11,8 +11,8 @@ import pytest
 
 from runtools import assert_same_run, result_bytes
 from trajgen import GenerationConfig, make_sample
-from trajgen.run import RunError, RunLockedError, generate, resume, run_status
-from trajgen.shards import read_shard, sha256_file
+from trajgen.making.run import RunError, RunLockedError, generate, resume, run_status
+from trajgen.store.shards import read_shard, sha256_file
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=3)
 
@@ -126,7 +126,7 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from trajgen import _fs
+            from trajgen.store import _fs
             fd = _fs.try_lock({str(run / '.lock')!r}, "pid 4242 on testhost")
             print("locked" if fd is not None else "busy", flush=True)
             time.sleep(30)
@@ -185,7 +185,7 @@ def test_manifest_is_json_with_one_shard_per_line(reference):
     assert json.loads(text)["num_shards"] == 5
     shard_lines = [line for line in text.splitlines() if line.strip().startswith('{"index"')]
     assert len(shard_lines) == 5
-    from trajgen.run import manifest_bytes
+    from trajgen.making.run import manifest_bytes
 
     assert manifest_bytes(json.loads(text)) == text.encode()  # a pure function of the content
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from conftest import coverage, straightness
 from trajgen import GenerationConfig, make_sample
-from trajgen.camera import max_coverage
-from trajgen.motions import MOTIONS
+from trajgen.content.camera import max_coverage
+from trajgen.content.motions import MOTIONS
 
 DEFAULT = GenerationConfig()
 

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 import pytest
 
-from trajgen import shards
+from trajgen.store import shards
 from trajgen.errors import CorruptShardError, TrajgenError
 
 KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
@@ -84,7 +84,7 @@ def test_encode_is_byte_identical_for_identical_input():
 def test_encode_is_byte_identical_across_processes():
     code = (
         "import hashlib, sys; sys.path.insert(0, %r); from test_shards import make_arrays;"
-        "from trajgen import shards;"
+        "from trajgen.store import shards;"
         "print(hashlib.sha256(shards.encode_shard(make_arrays(seed=3), 1)).hexdigest())"
     ) % (str(__import__("pathlib").Path(__file__).parent),)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -214,7 +214,7 @@ def test_missing_shard_file_names_the_file(tmp_path):
 
 
 def test_write_failure_keeps_old_shard(tmp_path, tmp, monkeypatch):
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     path = tmp_path / "shard-00000.npz"
     shards.write_shard(path, make_arrays(seed=1), 1, tmp)
@@ -249,7 +249,7 @@ def _members(data):
 
 def _real_arrays(n=24, seed=7):
     from trajgen import GenerationConfig
-    from trajgen.shardmaker import build_shard_arrays
+    from trajgen.making.shardmaker import build_shard_arrays
 
     return build_shard_arrays(GenerationConfig(n=n, checkpoint_every=n, seed=seed), 0)[0]
 
@@ -304,7 +304,7 @@ import hashlib, sys
 sys.path[:0] = sys.argv[1:2]
 import numpy as np
 from test_shards import _real_arrays, make_arrays
-from trajgen import shards
+from trajgen.store import shards
 rng = np.random.default_rng(int(sys.argv[2]))
 big = np.ones(64 << 20, np.uint8); del big  # freeing a large block raises glibc's mmap threshold: later blocks reuse the heap
 arrays = _real_arrays()
@@ -370,7 +370,7 @@ def test_manifest_records_the_codec(tmp_path, level):
     import json
 
     from trajgen import GenerationConfig
-    from trajgen.run import generate
+    from trajgen.making.run import generate
 
     generate(GenerationConfig(n=4, checkpoint_every=4, compress_level=level), tmp_path / "run", workers=1)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -382,8 +382,9 @@ def test_a_run_resumes_and_repairs_with_the_codec_its_manifest_records(tmp_path,
     import os
 
     from runtools import assert_same_run, run_cli
-    from trajgen import GenerationConfig, _fs
-    from trajgen import run as run_module
+    from trajgen import GenerationConfig
+    from trajgen.store import _fs
+    from trajgen.making import run as run_module
 
     zlib_6 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 6}
     monkeypatch.setattr(run_module, "shard_codec", lambda level: zlib_6)
@@ -416,7 +417,7 @@ def test_resume_refuses_a_codec_this_trajgen_cannot_make(tmp_path):
 
     from runtools import run_cli
     from trajgen import GenerationConfig
-    from trajgen.run import generate
+    from trajgen.making.run import generate
 
     generate(GenerationConfig(n=8, checkpoint_every=4, size=16, frames=4), tmp_path / "run", workers=1)
     manifest_path = tmp_path / "run" / "manifest.json"

@@ -7,9 +7,9 @@ import pytest
 
 from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.run import RunError, generate
-from trajgen.shards import read_shard, write_shard
-from trajgen.verify import verify_run
+from trajgen.making.run import RunError, generate
+from trajgen.store.shards import read_shard, write_shard
+from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=11, frames=6, size=16)
 
@@ -185,7 +185,7 @@ def test_cli_verify_missing_dir(tmp_path):
 
 
 def test_run_in_progress_skips_in_flight_files(run):
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["shards"], manifest["status"] = manifest["shards"][:3], "running"
@@ -241,7 +241,7 @@ def test_duplicates_made_by_the_config_are_not_damage(blank):
 
 def test_duplicates_under_other_versions_are_judged_by_the_bytes(blank, tmp_path, monkeypatch):
     """Installed versions differ from the run's: make_sample may differ for that alone, so it is not asked."""
-    import trajgen.verify
+    import trajgen.use.verify
 
     copy = tmp_path / "run"
     shutil.copytree(blank, copy)
@@ -275,7 +275,7 @@ def test_deep_mismatch_is_damage_only_under_the_run_s_own_versions(run):
 
 
 def test_generation_advice_names_the_settings_that_are_too_small():
-    from trajgen.verify import GENERATION, Problem, _generation_advice
+    from trajgen.use.verify import GENERATION, Problem, _generation_advice
 
     made = [Problem("shards/shard-00001.npz", "duplicate video: index 14 is the same video as index 4", GENERATION)]
     advice = _generation_advice(GenerationConfig(frames=2, size=8), made)
@@ -379,7 +379,7 @@ def crc64_xz(data: bytes) -> int:
 def test_video_hashes_are_each_videos_crc64():
     import numpy as np
 
-    from trajgen import verify
+    from trajgen.use import verify
 
     assert crc64_xz(b"123456789") == 0x995DC9BBDF1939FA  # the published check value
     videos = np.random.default_rng(3).integers(0, 256, (3, 2, 8, 8, 3), dtype=np.uint8)
@@ -392,7 +392,7 @@ def test_video_hashes_are_each_videos_crc64():
 def test_equal_videos_hash_equal_and_any_changed_byte_changes_the_hash(fast, monkeypatch):
     import numpy as np
 
-    from trajgen import verify
+    from trajgen.use import verify
 
     if not fast:
         monkeypatch.setattr(verify, "_crc64", lambda: None)  # python-isal without the export

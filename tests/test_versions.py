@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.run import generate, produce_shard, resume
+from trajgen.making.run import generate, produce_shard, resume
 from trajgen.cli import main
-from trajgen.versions import OVERRIDE_ENV, byte_versions
+from trajgen.store.versions import OVERRIDE_ENV, byte_versions
 
 CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=8, size=16, frames=4)
 
@@ -88,7 +88,7 @@ def test_allow_version_change_goes_on_and_verify_reports_a_mixed_run(reference, 
 
 
 def test_library_resume_refuses_too(reference, tmp_path):
-    from trajgen.run import RunError
+    from trajgen.making.run import RunError
 
     run = _interrupted_copy(reference, tmp_path / "run")
     _pretend_recorded(run, zlib="0.9")
@@ -99,7 +99,7 @@ def test_library_resume_refuses_too(reference, tmp_path):
 
 
 def test_a_worker_with_other_versions_writes_no_shard(reference, tmp_path, monkeypatch):
-    from trajgen.run import WorkerVersionError
+    from trajgen.making.run import WorkerVersionError
 
     run = _interrupted_copy(reference, tmp_path / "run")
     wanted = byte_versions()

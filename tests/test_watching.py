@@ -12,9 +12,9 @@ import pytest
 
 from runtools import kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
-from trajgen.progress import ProgressReporter, ProgressSnapshot, format_progress_text
-from trajgen.run import generate, resume
-from trajgen.verify import verify_run
+from trajgen.watch.progress import ProgressReporter, ProgressSnapshot, format_progress_text
+from trajgen.making.run import generate, resume
+from trajgen.use.verify import verify_run
 
 MIRROR_NAMES = {"PROGRESS.txt", "PROGRESS.html"}
 SMALL = GenerationConfig(n=48, checkpoint_every=8, seed=5, frames=6, size=16)
@@ -55,7 +55,7 @@ def test_the_chart_history_is_kept_in_the_run_and_verify_accepts_it(mirrored):
 
 
 def test_history_stays_bounded_and_keeps_both_ends():
-    from trajgen.progress_page import MAX_HISTORY_POINTS, ProgressHistory
+    from trajgen.watch.progress_page import MAX_HISTORY_POINTS, ProgressHistory
 
     history = ProgressHistory()
     for i in range(10 * MAX_HISTORY_POINTS):
@@ -210,7 +210,7 @@ def test_a_folder_that_vanishes_mid_run_is_one_warning_and_comes_back(tmp_path, 
 
 
 def test_a_hung_mirror_never_blocks_a_commit(tmp_path, monkeypatch):
-    from trajgen import progress_page
+    from trajgen.watch import progress_page
 
     release = threading.Event()
     real = progress_page.ProgressMirror._write
@@ -253,14 +253,14 @@ def history_points(done, end):
 
 @pytest.fixture(scope="module")
 def thumbnails(mirrored):
-    from trajgen.progress_page import shard_thumbnails
+    from trajgen.watch.progress_page import shard_thumbnails
 
     run_dir, _ = mirrored
     return shard_thumbnails(run_dir / "shards" / "shard-00005.npz", list(SMALL.classes), SMALL.background)
 
 
 def write_page(path, snapshot, thumbs):
-    from trajgen.progress_page import render_page
+    from trajgen.watch.progress_page import render_page
 
     page = render_page(snapshot, history_points(snapshot.completed_samples, snapshot.updated_at), thumbs,
                        "shard 5 (samples 40–47)")
@@ -330,7 +330,7 @@ def test_complete_page_in_chromium_is_never_stale(tmp_path, thumbnails):
 # ---------------------------------------------------------------- the 5-minute rule
 
 def test_dry_run_passes_when_a_shard_takes_under_five_minutes(tmp_path, monkeypatch):
-    from trajgen.preflight import RATE_ENV, dry_run
+    from trajgen.making.preflight import RATE_ENV, dry_run
 
     monkeypatch.setenv(RATE_ENV, "10")  # samples/s per worker
     ok, lines = dry_run(SMALL.replace(n=10_000, checkpoint_every=3_000), tmp_path / "run", workers=2)
@@ -373,7 +373,7 @@ def test_temps_a_killed_writer_left_in_the_folder_are_cleared(tmp_path):
 
 
 def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
-    from trajgen.progress_page import render_page
+    from trajgen.watch.progress_page import render_page
 
     failed = render_page(page_snapshot(state="FAILED", error="could not write shard 4: No space left on device"), [])
     assert "<title>trajgen FAILED 40.0%  runs/20261128_1150_n10000: could not write shard 4" in failed
@@ -384,7 +384,7 @@ def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
 
 
 def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
-    from trajgen.preflight import dry_run
+    from trajgen.making.preflight import dry_run
 
     (tmp_path / "file").write_text("x")
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -402,8 +402,8 @@ def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
 def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_path):
     import shutil
 
-    from trajgen import _fs
-    from trajgen.run import run_status
+    from trajgen.store import _fs
+    from trajgen.making.run import run_status
 
     run_dir = tmp_path / "run"
     shutil.copytree(mirrored[0], run_dir)
@@ -437,7 +437,7 @@ def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path)
 
 
 def test_the_folder_gets_the_newest_state_at_most_once_a_second(tmp_path, monkeypatch):
-    from trajgen import progress_page
+    from trajgen.watch import progress_page
 
     writes = []
     real = progress_page.ProgressMirror._write

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
-from trajgen import _fs
+from trajgen.store import _fs
 
 # long enough (about 1 s with two workers) that a signal lands mid-run
 ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 17, "--quiet")
@@ -186,7 +186,7 @@ def test_every_worker_dying_again_and_again_stops_resumably(reference, tmp_path)
     assert "died" in stderr and f"trajgen resume {out}" in stderr
     assert (out / "PROGRESS.txt").read_text().startswith("trajgen FAILED")
     # each replacement is one line in run.log; the last death is told by the error line
-    from trajgen.executors import MAX_POOL_RESTARTS
+    from trajgen.making.executors import MAX_POOL_RESTARTS
 
     log = (out / "run.log").read_text().splitlines()
     restarts = [line for line in log if "restarting the 2 worker processes" in line]
@@ -247,7 +247,7 @@ def test_ctrl_c_while_workers_are_still_starting_prints_no_traceback(reference, 
 
 
 def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
-    from trajgen.executors import ProcessExecutor, SerialExecutor, choose_executor
+    from trajgen.making.executors import ProcessExecutor, SerialExecutor, choose_executor
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     ex = choose_executor(workers=None, scheduler=None, shards=100)

@@ -9,11 +9,11 @@ from importlib import import_module
 _EXPORTS = {
     "ConfigError": "trajgen.errors",
     "TrajgenError": "trajgen.errors",
-    "GenerationConfig": "trajgen.config",
-    "Run": "trajgen.dataset",
-    "open_run": "trajgen.dataset",
-    "Sample": "trajgen.sample",
-    "make_sample": "trajgen.sample",
+    "GenerationConfig": "trajgen.content.config",
+    "Run": "trajgen.use.dataset",
+    "open_run": "trajgen.use.dataset",
+    "Sample": "trajgen.content.sample",
+    "make_sample": "trajgen.content.sample",
 }
 
 __all__ = ["ConfigError", "GenerationConfig", "Run", "Sample", "TrajgenError", "__version__", "make_sample", "open_run"]

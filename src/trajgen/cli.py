@@ -20,7 +20,7 @@ from typing import Iterator
 import click
 
 import trajgen
-from trajgen.config import DEFAULT_CLASSES, GenerationConfig
+from trajgen.content.config import DEFAULT_CLASSES, GenerationConfig
 from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
 
 
@@ -144,7 +144,7 @@ def main() -> None:
       cat runs/*/PROGRESS.txt
       trajgen resume runs/20261128_1150_n10000
     """
-    from trajgen import _fs
+    from trajgen.store import _fs
 
     if _fs.fault_error is not None:
         raise click.UsageError(f"{_fs.fault_error} (TRAJGEN_FAULT injects faults for tests; unset it)")
@@ -260,13 +260,13 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
         compress_level=compress_level,
     )
     if dry_run:
-        from trajgen.preflight import dry_run as plan
-        from trajgen.run import default_out
+        from trajgen.making.preflight import dry_run as plan
+        from trajgen.making.run import default_out
 
         ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
-    from trajgen.run import generate as generate_run
+    from trajgen.making.run import generate as generate_run
 
     summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
                            show_bar=_show_bar(quiet), progress_to=progress_to)
@@ -299,7 +299,7 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
     Example:
       trajgen resume runs/20261128_1150_n10000
     """
-    from trajgen.run import resume as resume_run
+    from trajgen.making.run import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
                          show_bar=_show_bar(quiet), progress_to=progress_to,
@@ -329,7 +329,7 @@ def status(run_dir, as_json):
     Example:
       trajgen status runs/20261128_1150_n10000 --json
     """
-    from trajgen.run import run_status
+    from trajgen.making.run import run_status
 
     st = run_status(run_dir)
     click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False) if as_json else st.text.rstrip("\n"))
@@ -338,7 +338,7 @@ def status(run_dir, as_json):
 def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
     if not wanted:
         return
-    from trajgen.export import export_run
+    from trajgen.use.export import export_run
 
     path = export_run(run_dir)
     if not quiet:
@@ -346,7 +346,7 @@ def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
 
 
 def _cpus() -> int:
-    from trajgen.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
+    from trajgen.making.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
 
     return usable_cpus()
 
@@ -377,7 +377,7 @@ def verify(run_dir, deep):
     Example:
       trajgen verify runs/20261128_1150_n10000 --deep
     """
-    from trajgen.verify import verify_run
+    from trajgen.use.verify import verify_run
 
     _echo_outcome(verify_run(run_dir, deep=deep))
 
@@ -405,7 +405,7 @@ def export(run_dir, out, layout, dtype, compress_level, force):
       trajgen export runs/20261128_1150_n10000
       trajgen export runs/20261128_1150_n10000 -o old_layout.npz --layout ntchw --dtype float32
     """
-    from trajgen.export import export_run
+    from trajgen.use.export import export_run
 
     path = export_run(run_dir, out, layout=layout, dtype=dtype, force=force, compress_level=compress_level)
     click.echo(f"Exported {path} ({path.stat().st_size / 1e6:,.1f} MB, layout {layout}, {dtype})")
@@ -428,7 +428,7 @@ def preview(run_dir, out, video, per_class):
     Example:
       trajgen preview runs/20261128_1150_n10000 --per-class 8 --video grid.mp4
     """
-    from trajgen.preview import make_preview
+    from trajgen.use.preview import make_preview
 
     result = make_preview(run_dir, out, video=video, per_class=per_class)
     click.echo(f"Preview {result.png}" + (f" and {result.video}" if result.video else ""))
@@ -449,7 +449,7 @@ def repair(run_dir):
     Example:
       trajgen verify runs/20261128_1150_n10000 || trajgen repair runs/20261128_1150_n10000
     """
-    from trajgen.repair import repair_run
+    from trajgen.making.repair import repair_run
 
     _echo_outcome(repair_run(run_dir))
 
@@ -473,7 +473,7 @@ def report(run_dir, out_dir):
       trajgen report runs/20261128_1150_n10000
       trajgen report runs/20261128_1150_n10000 -o ~/Sync/reports
     """
-    from trajgen.report import make_report
+    from trajgen.use.report import make_report
 
     result = make_report(run_dir, out_dir)
     click.echo(f"Report {result.html_path} and {result.json_path.name} ({result.samples:,} samples"

@@ -1,0 +1,54 @@
+"""make_sample(config, index): one sample of the dataset, made by the bulk pipeline (bulk.py) for one index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trajgen.content.config import GenerationConfig
+from trajgen.errors import TrajgenError
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One sample. ``camera`` holds the columns of ``trajgen.content.camera.CAMERA_COLUMNS``:
+    focal length and principal point in pixels, camera position, and the world→camera
+    rotation (rows: image right, image down, viewing direction)."""
+
+    index: int
+    label: int
+    class_name: str
+    video: np.ndarray  # uint8 (T, H, W, 3) RGB
+    trajectory_3d: np.ndarray  # float32 (T, 3), the augmented path that was filmed
+    points_2d: np.ndarray  # float32 (T, 2), pixel x, y of each frame's point
+    camera: np.ndarray  # float32 (15,)
+    equation: str
+    description: str
+    redraws: int = 0  # framing redraws it took
+
+
+def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
+    """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index):
+    exactly the row a shard holds for it (both are made by ``trajgen.content.bulk.make_samples``).
+
+    ``out``: an optional C-contiguous uint8 (T, H, W, 3) array to render into; the sample's
+    ``video`` is then that array."""
+    from trajgen.content.bulk import make_samples
+
+    if index < 0:
+        raise TrajgenError(f"sample index must be ≥ 0, got {index}")
+    made = make_samples(config, [index], None if out is None else out[None])
+    label = int(made.labels[0])
+    return Sample(
+        index=index,
+        label=label,
+        class_name=config.classes[label],
+        video=made.videos[0],
+        trajectory_3d=made.trajectory_3d[0],
+        points_2d=made.points_2d[0],
+        camera=made.camera[0],
+        equation=made.equations[0],
+        description=made.descriptions[0],
+        redraws=int(made.redraws[0]),
+    )

@@ -1,0 +1,308 @@
+"""The pre-launch checklist: size and time measured from a small trial, free space, and
+in-place checks that the target filesystem supports what a run relies on (the run lock,
+fsync, atomic rename). Leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trajgen.store import _fs
+from trajgen.content.config import GenerationConfig
+from trajgen.watch.progress import format_duration
+
+TRIAL_SAMPLES = 32
+TRIAL_BYTES = 64 * 2**20  # the trial's arrays stay under this whatever the frame size (at least one sample)
+STRING_BYTES = 2048  # one sample's equation and description as numpy unicode strings, generously
+PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
+MIN_PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL = 0.01, 86_400.0  # seconds: at most 100 rewrites a second
+FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
+RATE_ENV = "TRAJGEN_SAMPLES_PER_SECOND"  # pretend one worker makes this many samples/s (to test the 5-minute rule)
+MAX_LOST_SECONDS = 300  # the team's rule: a crash loses at most 5 minutes of work
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trial_samples: int
+    bytes_per_sample: float
+    total_bytes: int
+    samples_per_second: float  # all workers together
+    seconds: float
+    peak_memory_bytes: int
+    worker_samples_per_second: float = 0.0
+
+    def shard_seconds(self, config: GenerationConfig) -> float:
+        """How long one worker takes for one shard: the most work a crash can lose."""
+        return min(config.checkpoint_every, config.n) / self.worker_samples_per_second
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    text: str
+
+
+def check_progress_interval(seconds: float) -> None:
+    """ConfigError unless PROGRESS.txt's refresh interval is finite and sensible."""
+    from trajgen.errors import ConfigError
+
+    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and \
+        MIN_PROGRESS_INTERVAL <= seconds <= MAX_PROGRESS_INTERVAL  # False for nan
+    if not ok:
+        raise ConfigError(f"progress interval (--progress-interval) must be a number of seconds in "
+                          f"[{MIN_PROGRESS_INTERVAL:g}, {MAX_PROGRESS_INTERVAL:g}], got {seconds!r}")
+
+
+def sample_bytes(config: GenerationConfig) -> int:
+    """Memory of one sample's arrays in a shard: the video, its paths and camera, its strings."""
+    t, s = config.frames, config.size
+    return t * s * s * 3 + t * (3 + 2) * 4 + 15 * 4 + 2 * 8 + STRING_BYTES
+
+
+def trial_samples(config: GenerationConfig) -> int:
+    """How many samples the size-and-speed trial makes: up to TRIAL_SAMPLES, within TRIAL_BYTES."""
+    return max(1, min(config.n, TRIAL_SAMPLES, TRIAL_BYTES // sample_bytes(config)))
+
+
+def memory_bytes() -> int | None:
+    """What this machine (or its container's memory limit) can hold; None if unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit.isdigit():
+            total = min(total, int(limit)) if total else int(limit)
+    except OSError:
+        pass
+    return total if total and total > 0 else None
+
+
+def process_peak_bytes(config: GenerationConfig, shard_samples: int) -> float:
+    """Peak memory of one process making a shard of ``shard_samples`` (its arrays and compressed
+    bytes; measured: 254 MB for 1,000 samples at defaults, see artifacts/bench_generate.json)."""
+    return 1.1 * sample_bytes(config) * shard_samples + PROCESS_BASELINE_BYTES
+
+
+def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: bool = True, resuming: bool = False) -> None:
+    """ConfigError (a usage error) when one sample, or ``workers`` shards at once (None: one per
+    usable CPU), cannot fit in this machine's memory: found before anything is allocated, with the
+    limit stated. ``shards=False`` checks one sample only (the shards are made on other machines).
+    ``resuming``: the layout is the run's, so the advice is fewer workers or a larger machine."""
+    from trajgen.errors import ConfigError
+
+    ram = memory_bytes()
+    if ram is None:
+        return
+    one = process_peak_bytes(config, 1)
+    if one > ram:
+        raise ConfigError(f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
+                          f"{_size(one)} of memory, more than this machine's {_size(ram)}; "
+                          + ("resume the run on a machine with more memory" if resuming
+                             else "use fewer --frames or a smaller --size"))
+    if not shards:
+        return
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    shard = min(config.checkpoint_every, config.n)
+    parallel = max(1, min(workers, config.num_shards))
+    need = parallel * process_peak_bytes(config, shard)
+    if need <= ram:
+        return
+    fits = int((ram / parallel - PROCESS_BASELINE_BYTES) / (1.1 * sample_bytes(config)))
+    who = f"{parallel} workers making a shard each" if parallel > 1 else "making one shard"
+    fewer = " (or use fewer --workers)" if parallel > 1 and process_peak_bytes(config, shard) <= ram else ""
+    if resuming:
+        raise ConfigError(f"this run's shards ({shard:,} samples of {_size(sample_bytes(config))}) need about "
+                          f"{_size(need)} of memory for {who}, more than this machine's {_size(ram)}; "
+                          + ("use fewer --workers" if fewer else "resume the run on a machine with more memory"))
+    raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {_size(need)} of memory for "
+                      f"{who} ({shard:,} samples of {_size(sample_bytes(config))}), more than this machine's "
+                      f"{_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")
+
+
+def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
+    """Make and compress a small trial shard, and scale it to the whole run."""
+    from trajgen.making.shardmaker import build_shard_arrays
+    from trajgen.store.shards import encode_shard
+
+    m = trial_samples(config)
+    trial = config.replace(n=m, checkpoint_every=m)
+    encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
+    started = time.perf_counter()
+    arrays, _, _ = build_shard_arrays(trial, 0)
+    encoded = len(encode_shard(arrays, config.compress_level))
+    seconds = max(time.perf_counter() - started, 1e-6)
+    per_sample = encoded / m
+    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536  # + zip headers, manifest, logs
+    parallel = max(1, min(workers, config.num_shards))
+    per_worker = m / seconds * (0.9 if parallel > 1 else 1.0)
+    if os.environ.get(RATE_ENV):
+        per_worker = float(os.environ[RATE_ENV])
+    rate = per_worker * parallel
+    raw_shard = sum(a.nbytes for a in arrays.values()) / m * min(config.checkpoint_every, config.n)
+    # each making process holds one shard's arrays and its compressed bytes (measured: 254 MB for
+    # 1,000 samples at defaults, see artifacts/bench_generate.json); the main one only commits
+    peak = parallel * (1.1 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
+    return Estimate(m, per_sample, total, rate, config.n / rate, int(peak), worker_samples_per_second=per_worker)
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    override = os.environ.get(FREE_BYTES_ENV)
+    if override:
+        return int(override)
+    return shutil.disk_usage(existing_ancestor(path)).free
+
+
+def filesystem_checks(target: Path) -> list[Check]:
+    """Try the run lock, fsync and atomic rename in a scratch directory beside the target."""
+    where = existing_ancestor(target)
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
+    except OSError as e:
+        return [Check(False, f"cannot write in {where}: {e.strerror or e}")]
+    checks = []
+    try:
+        first = _fs.try_lock(scratch / ".lock", "dry run")
+        second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
+        checks.append(Check(first is not None and second is None,
+                            "the run lock works: a second writer is refused" if first is not None and second is None
+                            else "the run lock does not exclude a second writer on this filesystem"))
+        for fd in (first, second):
+            if fd is not None:
+                os.close(fd)
+        try:
+            _fs.atomic_write_bytes(scratch / "probe", b"trajgen", scratch)
+            fine = (scratch / "probe").read_bytes() == b"trajgen"
+            checks.append(Check(True, "fsync works (file and directory)"))
+            checks.append(Check(fine, "atomic rename works" if fine else "atomic rename lost data"))
+        except OSError as e:
+            checks.append(Check(False, f"fsync or atomic rename failed: {e.strerror or e}"))
+    except OSError as e:
+        checks.append(Check(False, f"cannot use {where}: {e.strerror or e}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return checks
+
+
+def progress_folder_check(out: Path, progress_to) -> Check:
+    """--progress-to: outside the run, and a file can be made there (a probe, removed at once)."""
+    from trajgen.errors import ConfigError
+    from trajgen.store.rundir import check_progress_to
+
+    try:
+        folder = Path(check_progress_to(Path(out), progress_to))
+    except ConfigError as e:
+        return Check(False, str(e))
+    where = existing_ancestor(folder)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".trajgen-check-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return Check(False, f"progress folder {folder}: cannot write in {where}: {e.strerror or e}")
+    return Check(True, f"progress folder {folder} can be written" + ("" if folder.is_dir() else " (created on start)"))
+
+
+def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None) -> tuple[bool, list[str]]:
+    """The plan and the checks, as ✓/✗ lines; True when every check passes."""
+    from trajgen.store.rundir import RunError, check_new_run_dir
+
+    check_memory(config, workers)
+    est = estimate(config, workers)
+    free = free_bytes(out)
+    lines = [
+        f"Plan: {config.n:,} samples in {config.num_shards:,} shards of up to {config.checkpoint_every:,} → {out}",
+        f"  classes {', '.join(config.classes)}; {config.frames} frames of {config.size}×{config.size}; seed {config.seed}",
+    ]
+    checks = []
+    try:
+        check_new_run_dir(out)
+        checks.append(Check(True, f"output directory {out} is free to use"))
+    except RunError as e:
+        checks.append(Check(False, str(e)))
+    checks.append(Check(True, f"Estimated size {_size(est.total_bytes)} ({_size(est.bytes_per_sample)}/sample, "
+                              f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})"))
+    checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {_size(free)}"
+                        + ("" if est.total_bytes < free else f" — not enough for {_size(est.total_bytes)}")))
+    checks.extend(filesystem_checks(out))
+    checks.append(lost_work_check(config, est))
+    if progress_to is not None:
+        checks.append(progress_folder_check(out, progress_to))
+    lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
+    lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
+                 f"(about {est.samples_per_second:,.0f} samples/s)")
+    lines.append(f"  Peak memory: about {_size(est.peak_memory_bytes)}")
+    ok = all(c.ok for c in checks)
+    lines.append("Dry run: nothing was written. " + ("All checks passed; run the same command without --dry-run."
+                                                      if ok else "Fix the ✗ items before starting."))
+    return ok, lines
+
+
+def _checkpoint_that_fits(est: Estimate) -> int:
+    """The largest round --checkpoint-every whose shard takes one worker at most 5 minutes."""
+    fit = int(MAX_LOST_SECONDS * est.worker_samples_per_second)
+    if fit >= 100:
+        step = 10 ** (len(str(fit)) - 2)  # two significant digits
+        fit = fit // step * step
+    return max(1, fit)
+
+
+def lost_work_check(config: GenerationConfig, est: Estimate) -> Check:
+    """The 5-minute rule: a crash loses at most the shards in flight, one per worker."""
+    seconds = est.shard_seconds(config)
+    what = (f"one {min(config.checkpoint_every, config.n):,}-sample shard per worker at about "
+            f"{est.worker_samples_per_second:,.{0 if est.worker_samples_per_second >= 10 else 1}f} samples/s each")
+    if seconds <= MAX_LOST_SECONDS:
+        return Check(True, f"A crash loses at most {format_duration(seconds)} of work ({what}; the limit is 5 minutes)")
+    return Check(False, f"A crash can lose {format_duration(seconds)} of work ({what}), more than 5 minutes: "
+                        f"use --checkpoint-every {_checkpoint_that_fits(est)} or less")
+
+
+def warn_if_shards_are_slow(config: GenerationConfig, est: Estimate) -> None:
+    """A real run only warns about the 5-minute rule (the dry run fails on it)."""
+    check = lost_work_check(config, est)
+    if not check.ok:
+        from trajgen.watch.progress import warn
+
+        warn(None, check.text)
+
+
+def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
+    """The estimate, or RunError when the run would not fit in the free space at ``out``."""
+    from trajgen.store.rundir import RunError
+
+    est = estimate(config)
+    free = free_bytes(out)
+    if est.total_bytes >= free:
+        where = existing_ancestor(out)
+        try:  # no room, or no files at all (/proc, a read-only mount): say which
+            shutil.rmtree(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
+        except OSError as e:
+            raise RunError(f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); "
+                           f"choose another --out") from None
+        raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
+                       f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
+    return est
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} TB"

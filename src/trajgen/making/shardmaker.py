@@ -1,0 +1,146 @@
+"""Making one shard: what a worker runs, whichever executor runs it (this process, a pool
+worker or a Dask worker). Below the run loop, which commits what this makes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from trajgen.store import _fs
+from trajgen.content.bulk import make_samples
+from trajgen.content.config import GenerationConfig
+from trajgen.errors import StorageError, TrajgenError
+from trajgen.making.inflight import ShardProgress
+from trajgen.store.rundir import RunPaths, resume_command, shard_file
+from trajgen.store.shards import write_shard
+
+
+class ShardWriteError(StorageError):
+    """A shard could not be written; picklable so it can cross from a worker."""
+
+    def __init__(self, message: str, errno_code: int | None = None):
+        super().__init__(message)
+        self.errno_code = errno_code
+
+    def __reduce__(self):
+        return (ShardWriteError, (str(self), self.errno_code))
+
+
+class WorkerVersionError(TrajgenError):
+    """A worker runs other versions than the run needs; it wrote nothing. Picklable (crosses from a worker)."""
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a worker reports about a shard it wrote; becomes one manifest entry."""
+
+    index: int
+    file: str
+    start: int
+    count: int
+    sha256: str
+    bytes: int
+    class_counts: dict[str, int]
+    redraws: int
+    versions: dict[str, str] | None = None  # of the process that made it (see versions.byte_versions)
+
+    def manifest_entry(self) -> dict:
+        entry = {k: v for k, v in asdict(self).items() if k not in ("redraws", "versions")}
+        return entry | {"framing_redraws": self.redraws}
+
+
+# A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
+# first touch of fresh memory costs up to 0.3 s per 200 MB shard. Elsewhere (this process,
+# Dask workers) nothing is kept, so no memory outlives the run.
+_keep_videos_buffer = False
+
+
+_videos_buffer: np.ndarray | None = None
+
+
+def videos_buffer(config: GenerationConfig, n: int) -> np.ndarray:
+    """An uint8 (n, T, H, W, 3) array for a shard's videos (reused in pool workers)."""
+    global _videos_buffer
+    frame = (config.frames, config.size, config.size, 3)
+    if not _keep_videos_buffer:
+        return np.empty((n, *frame), np.uint8)
+    if _videos_buffer is None or _videos_buffer.shape[1:] != frame or len(_videos_buffer) < n:
+        _videos_buffer = None  # free the old one first
+        _videos_buffer = np.ones((max(n, min(config.checkpoint_every, config.n)), *frame), np.uint8)  # touched now
+    return _videos_buffer[:n]
+
+
+@contextmanager
+def videos_buffer_kept() -> Iterator[None]:
+    """Keep one videos buffer from shard to shard while this process makes shards one after
+    another (fresh memory for every shard costs ~0.1 s of page faults); freed at the end."""
+    global _keep_videos_buffer, _videos_buffer
+    previous, _keep_videos_buffer = _keep_videos_buffer, True
+    try:
+        yield
+    finally:
+        _keep_videos_buffer = previous
+        if not previous:
+            _videos_buffer = None
+
+
+def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
+    """Make the samples of shard k in bulk (numpy over the shard), stored in index order."""
+    indices = config.shard_range(k)
+    made = make_samples(config, indices, videos_buffer(config, len(indices)))
+    arrays = {
+        "videos": made.videos,
+        "labels": made.labels,
+        "index": made.index,
+        "trajectory_3d": made.trajectory_3d,
+        "points_2d": made.points_2d,
+        "camera": made.camera,
+        "equations": np.array(made.equations, dtype=str),
+        "descriptions": np.array(made.descriptions, dtype=str),
+    }
+    counts = np.bincount(made.labels, minlength=len(config.classes))
+    return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
+
+
+def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None,
+                  codec: dict | None = None) -> ShardResult:
+    """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
+
+    With ``versions`` (what the run is made with), a worker running other versions refuses
+    before it writes anything. ``codec`` is the one the run's manifest records (default: a new
+    run's at config.compress_level)."""
+    from trajgen.store.versions import byte_versions, differences
+
+    mine = byte_versions()
+    changed = differences(versions, mine) if versions is not None else []
+    if changed:
+        raise WorkerVersionError(
+            f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
+            f"({', '.join(changed)}) and made no shard; install the run's versions on every "
+            f"worker, then run: {resume_command(run_dir)}")
+    _fs.pause_point("shard-start")
+    paths = RunPaths(Path(run_dir))
+    r = config.shard_range(k)
+    made = ShardProgress(paths.tmp, k, len(r))  # how far this shard is, for the run's progress
+    try:
+        arrays, class_counts, redraws = build_shard_arrays(config, k)
+        try:
+            info = write_shard(paths.shard(k), arrays, config.compress_level if codec is None else codec, paths.tmp,
+                               progress=made.encoded)
+        except OSError as e:
+            raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {os_reason(e)}", e.errno) from None
+    finally:
+        made.done()
+    return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
+
+
+def os_reason(e: OSError) -> str:
+    name = errno.errorcode.get(e.errno or 0, "")
+    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)

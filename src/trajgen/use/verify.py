@@ -1,0 +1,433 @@
+"""verify: check a run against its manifest and the shard contract, shard by shard.
+
+Reads only. Memory: one decoded shard at a time plus an 8-byte hash per sample for
+the duplicate check. The report names each bad file and what is wrong with it, and
+tells damage (bytes that changed after the commit, unreadable or missing shards) from
+properties of the generation (duplicate videos or unbalanced classes in shards whose
+bytes match the manifest): the advice differs, both fail the check.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trajgen.store import isal_c, schema
+from trajgen.content.camera import CAMERA_COLUMNS, is_visible
+from trajgen.content.config import GenerationConfig
+from trajgen.errors import CorruptShardError
+from trajgen.making.run import RunPaths, lock_holder, read_config, read_config_file, read_manifest, resume_command, shard_file
+from trajgen.content.sample import make_sample
+from trajgen.store.shards import read_shard, sha256_file
+
+DEEP_SAMPLES = 200
+RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock", "progress_history.json"}
+RUN_DIRS = {"shards", ".tmp"}
+# what users make from a run and may keep in it: exports, previews and the quality report
+PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
+PRODUCT_FILES = {"report.html", "report.json"}
+_SHOWN = 5  # sample indices listed per problem
+_SHOWN_DUPLICATES = 20  # duplicate-video lines listed in the report's text
+_CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
+
+DAMAGE = "damage"  # the files changed after they were made: restore or regenerate
+GENERATION = "generation"  # the files are as the config made them: change the config
+OTHER = "other"  # bookkeeping: incomplete run, stray files, manifest entries
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str  # relative to the run directory
+    message: str
+    kind: str = OTHER  # DAMAGE, GENERATION or OTHER
+
+
+@dataclass
+class VerifyReport:
+    run_dir: Path
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    total_shards: int = 0
+    listed_shards: int = 0
+    listed_samples: int = 0
+    checked_shards: int = 0
+    checked_samples: int = 0
+    deep_checked: int = 0
+    held_by: str | None = None  # the process writing the run ("pid 42 on host"), if one is
+    config: GenerationConfig | None = None
+    repairable: set[str] = field(default_factory=set)  # shard files whose bytes are not what the manifest records
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, file: str, message: str, kind: str = OTHER) -> None:
+        self.problems.append(Problem(file, message, kind))
+
+    @property
+    def text(self) -> str:
+        lines = [f"Checked {self.run_dir}: {self.listed_shards:,} of {self.total_shards:,} shards committed "
+                 f"({self.listed_samples:,} samples), {self.checked_shards:,} readable"]
+        lines += [f"  {note}" for note in self.notes]
+        if self.ok:
+            lines.append("OK: every check passed")
+            return "\n".join(lines)
+        by_file: dict[str, list[Problem]] = {}
+        for p in self.problems:
+            by_file.setdefault(p.file, []).append(p)
+        lines.append(f"PROBLEMS: {len(self.problems)} in {len(by_file)} file(s)")
+        duplicates = 0
+        for p in (p for problems in by_file.values() for p in problems):
+            if p.message.startswith("duplicate video"):
+                duplicates += 1
+                if duplicates > _SHOWN_DUPLICATES:
+                    continue
+            lines.append(f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else ""))
+        if duplicates > _SHOWN_DUPLICATES:
+            lines.append(f"  ... and {duplicates - _SHOWN_DUPLICATES:,} more duplicate videos")
+        return "\n".join(lines)
+
+    @property
+    def summary(self) -> str:
+        """One line for the CLI's Error: what failed and what to do next."""
+        files = list(dict.fromkeys(p.file for p in self.problems))
+        if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems) and self.held_by:
+            return (f"{self.run_dir} is still being written by {self.held_by} ({self.listed_shards} of "
+                    f"{self.total_shards} shards so far); wait for it to finish (trajgen status "
+                    f"{shlex.quote(str(self.run_dir))}), then verify again")
+        if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
+            return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        made = [p for p in self.problems if p.kind == GENERATION]
+        if any(p.kind == DAMAGE for p in self.problems):
+            if self.repairable:
+                advice = (f"remake the damaged shards with: trajgen repair {shlex.quote(os.fspath(self.run_dir))} "
+                          f"(or restore them from a backup)")
+            else:
+                advice = ("restore the damaged shards from a backup, or make the run again with the same config "
+                          "(the bytes will be identical)")
+            if made:
+                advice += f"; {len(made)} other problem(s) come from the config itself, not damage (see above)"
+        elif made:
+            advice = "not damage: " + _generation_advice(self.config, made)
+        else:
+            advice = "see the report above for what to do with each"
+        return f"verify found {len(self.problems)} problem(s) in {shown}; {advice}"
+
+
+def _generation_advice(config: GenerationConfig | None, made: list[Problem]) -> str:
+    """What to change when the shards are exactly what the config made."""
+    advice = []
+    if any("duplicate video" in p.message for p in made):
+        small, more = [], []
+        if config is not None:  # the settings that leave too few distinct videos
+            for flag, value, limit, remedy in (("--frames", config.frames, 8, "more --frames"),
+                                               ("--size", config.size, 32, "a larger --size"),
+                                               ("--coverage", config.coverage, 0.3, "a larger --coverage")):
+                if value < limit:
+                    small.append(f"{flag} {value:g}")
+                    more.append(remedy)
+        if config is not None and tuple(config.color) == tuple(config.background):
+            why, more = "the dot's colour is the background's, so every video is blank", ["another colour"]
+        elif small:
+            why = f"{' '.join(small)} is too small to make every sample distinct"
+        else:
+            why = "its samples do not vary enough to be all distinct"
+        more = more or ["more --frames", "a larger --size"]
+        advice.append(f"the config that made this run produces duplicate videos ({why}); generate again with "
+                      f"{', '.join(more[:-1]) + ' or ' if len(more) > 1 else ''}{more[-1]}")
+    if any("unbalanced" in p.message for p in made):
+        advice.append("the classes were unbalanced when the run was made (its shards match the manifest); "
+                      "make the run again with this trajgen")
+    return "; ".join(advice)
+
+
+def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0) -> VerifyReport:
+    """Check every listed shard (size, sha256, keys, dtypes, shapes, indices, labels, class
+    balance, points in frame), duplicates across the run, and stray files. With ``deep``,
+    regenerate ``deep_samples`` randomly chosen samples (seeded) and compare them."""
+    paths = RunPaths(Path(run_dir))
+    manifest = read_manifest(paths.root, check_entries=False)  # RunError when missing or not a run
+    config = GenerationConfig.from_dict(manifest["config"])
+    report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]), config=config)
+    if read_config(paths.root) != config:
+        report.add("config.json", "describes a different run than manifest.json")
+    try:
+        report.held_by = lock_holder(paths)
+    except OSError as e:
+        report.add(".lock", f"cannot be read ({e.strerror or e}), so whether a process works on the run is unknown")
+        report.held_by = None
+    in_progress = report.held_by is not None
+    entries = _check_plan(report, manifest, config, in_progress)
+    report.listed_samples = sum(e["count"] for e in entries)
+
+    starts = np.cumsum([0] + [e["count"] for e in entries])
+    hashes = np.zeros(int(starts[-1]), np.uint64)  # the duplicate check's whole memory
+    hashed = np.zeros(int(starts[-1]), bool)
+    chosen = _deep_choice(starts, deep_samples, seed) if deep else np.empty(0, np.int64)
+    versions_changed = bool(_version_changes(paths))
+    totals = np.zeros(len(config.classes), np.int64)
+    as_made = np.zeros(len(entries), bool)  # the shard's bytes are what the manifest records
+    for slot, entry in enumerate(entries):
+        arrays = _check_shard(report, paths, config, entry)
+        if arrays is None:
+            continue
+        as_made[slot] = shard_file(entry["index"]) not in report.repairable
+        report.checked_shards += 1
+        report.checked_samples += len(arrays["index"])
+        labels = arrays["labels"]
+        totals += np.bincount(labels[(labels >= 0) & (labels < len(config.classes))], minlength=len(config.classes))
+        lo = int(starts[slot])
+        hashes[lo : lo + len(arrays["videos"])] = video_hashes(arrays["videos"])
+        hashed[lo : lo + len(arrays["videos"])] = True
+        rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
+        # other versions than made the run may regenerate other bytes: then a mismatch in a shard that
+        # matches the manifest is not evidence of damage
+        _check_deep(report, config, entry, arrays, rows.tolist(),
+                    DAMAGE if not versions_changed or not as_made[slot] else OTHER)
+        del arrays  # before the next shard is decoded: one shard in memory, not two
+    _check_duplicates(report, config, entries, starts, hashes, hashed, as_made, confirm=not versions_changed)
+    report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
+    if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
+        report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}",
+                   GENERATION if as_made.all() else DAMAGE)
+    if deep:
+        report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
+                            + _deep_versions_note(paths))
+    _mixed_versions_note(report, paths, entries)
+    listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
+    _check_files(report, paths, listed, in_progress)  # a shard whose entry is damaged is still listed, not stray
+    return report
+
+
+def _version_changes(paths: RunPaths) -> list[str]:
+    """The byte-deciding versions installed here that differ from the run's (make_sample may then differ)."""
+    from trajgen.store.versions import byte_versions, differences, recorded_versions
+
+    return differences(recorded_versions(read_config_file(paths.root)), byte_versions())
+
+
+def _deep_versions_note(paths: RunPaths) -> str:
+    """Said when the samples were regenerated under other versions than the run records."""
+    changed = _version_changes(paths)
+    return (f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
+            f"a version effect, not damage" if changed else "")
+
+
+def _mixed_versions_note(report: VerifyReport, paths: RunPaths, entries: list[dict]) -> None:
+    """A run resumed with --allow-version-change: which shards other versions made (a warning, not damage)."""
+    from trajgen.store.versions import differences, recorded_versions
+
+    recorded = recorded_versions(read_config_file(paths.root))
+    groups: dict[str, list[int]] = {}
+    for e in entries:
+        if isinstance(e.get("versions"), dict):
+            changed = differences(recorded, {str(k): str(v) for k, v in e["versions"].items()})
+            if changed:
+                groups.setdefault(", ".join(changed), []).append(e["index"])
+    for changed, shards in groups.items():
+        report.notes.append(f"mixed versions: shards {', '.join(map(str, shards))} were made with other versions than "
+                            f"the rest of the run (run → shard): {changed} (resumed with --allow-version-change); "
+                            f"their samples may differ from a run made in one go")
+
+
+_ENTRY_FIELDS = {"index": int, "file": str, "start": int, "count": int, "sha256": str, "bytes": int, "class_counts": dict}
+
+
+def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, in_progress: bool) -> list[dict]:
+    """The manifest against the config: which shards exist, their ranges, the run's status.
+    Returns the entries the shard checks can use, in index order."""
+    usable: dict[int, dict] = {}
+    for i, e in enumerate(manifest["shards"]):
+        try:
+            schema.check_entry(e, config, f"shards[{i}]")
+        except schema.SchemaError as err:
+            report.add("manifest.json", f"has a malformed shard entry: {err}")
+            continue
+        k = e["index"]
+        if k in usable:
+            report.add("manifest.json", f"lists shard {k} twice")
+            continue
+        usable[k] = e
+    entries = [usable[k] for k in sorted(usable)]
+    done = len(manifest["shards"])
+    if done < config.num_shards:
+        state = "still being written" if in_progress else f"finish it with: {resume_command(report.run_dir)}"
+        report.add("manifest.json", f"run is incomplete: {done} of {config.num_shards} shards committed "
+                                    f"({sum(e['count'] for e in entries):,} of {config.n:,} samples); {state}")
+        if manifest["status"] == "complete":
+            report.add("manifest.json", f"status is 'complete' but shards are missing; {resume_command(report.run_dir)} "
+                                        f"makes them")
+    elif manifest["status"] != "complete":
+        report.add("manifest.json", f"every shard is committed but the status is not 'complete'; "
+                                    f"{resume_command(report.run_dir)} writes it back")
+    return entries
+
+
+def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig, entry: dict) -> dict | None:
+    """Size, sha256 and contents of one listed shard; its arrays, or None when unreadable."""
+    name = shard_file(entry["index"])
+    path = paths.root / name
+    if not path.is_file():
+        report.add(name, "is missing (listed in the manifest, not on disk)", DAMAGE)
+        report.repairable.add(name)
+        return None
+    try:
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
+                       DAMAGE)
+            report.repairable.add(name)
+        elif sha256_file(path) != entry["sha256"]:
+            report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
+            report.repairable.add(name)
+        arrays = read_shard(path)
+    except CorruptShardError as e:
+        report.add(name, str(e).replace(f"shard file {path} ", "", 1), DAMAGE)
+        return None
+    except OSError as e:  # e.g. no permission to read it
+        report.add(name, f"cannot be read: {e.strerror or e}")
+        return None
+    n, count, size_px = len(arrays["index"]), entry["count"], config.size
+    expected = {"videos": (count, config.frames, size_px, size_px, 3), "camera": (count, len(CAMERA_COLUMNS))}
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            report.add(name, f"{key} has shape {arrays[key].shape}, expected {shape}", DAMAGE)
+    if n != count:
+        return None  # nothing below can line up
+    index = arrays["index"]
+    want = np.arange(entry["start"], entry["start"] + count)
+    if not np.array_equal(index, want):
+        if np.array_equal(np.sort(index), want):
+            report.add(name, "index is not in order (it must run from start to end)", DAMAGE)
+        else:
+            row = int(np.flatnonzero(np.sort(index) != want)[0])
+            report.add(name, f"index is incomplete: expected {want[0]}..{want[-1]}, first gap near {want[row]}", DAMAGE)
+    labels, classes = arrays["labels"], config.classes
+    bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
+    if len(bad):
+        report.add(name, f"{len(bad)} label(s) outside 0..{len(classes) - 1}: {_indices(index[bad])}", DAMAGE)
+    counts = np.bincount(labels[(labels >= 0) & (labels < len(classes))], minlength=len(classes)).tolist()
+    if dict(zip(classes, counts)) != entry["class_counts"]:
+        report.add(name, f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}",
+                   DAMAGE)
+    if max(counts) - min(counts) > 1:
+        report.add(name, f"classes are unbalanced: {dict(zip(classes, counts))}",
+                   DAMAGE if name in report.repairable else GENERATION)
+    if arrays["points_2d"].shape[1:] == (config.frames, 2):
+        outside = [row for row in range(n) if not is_visible(arrays["points_2d"][row], size_px, config.radius)]
+        if outside:
+            report.add(name, f"{len(outside)} sample(s) out of frame (points_2d within {config.radius:g} px of the edge "
+                             f"or outside): {_indices(index[outside])}", DAMAGE)
+    return arrays
+
+
+def _deep_choice(starts: np.ndarray, k: int, seed: int) -> np.ndarray:
+    total = int(starts[-1])
+    return np.sort(np.random.default_rng(seed).choice(total, size=min(k, total), replace=False))
+
+
+def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int],
+                kind: str = DAMAGE) -> None:
+    name = shard_file(entry["index"])
+    for row in rows:
+        i = entry["start"] + row
+        s = make_sample(config, i)
+        report.deep_checked += 1
+        mine = {"videos": s.video, "labels": s.label, "trajectory_3d": s.trajectory_3d, "points_2d": s.points_2d,
+                "camera": s.camera, "equations": s.equation, "descriptions": s.description}
+        differ = [key for key, value in mine.items() if not _same_bytes(arrays[key][row], value)]
+        if differ:
+            report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}", kind)
+
+
+def _same_bytes(stored, made) -> bool:
+    stored, made = np.asarray(stored), np.asarray(made)
+    if stored.dtype.kind == "U":
+        return str(stored) == str(made)
+    return stored.shape == made.shape and stored.tobytes() == made.astype(stored.dtype).tobytes()
+
+
+@functools.cache
+def _crc64():
+    """ISA-L's CRC-64/XZ (about 20× blake2b here), if python-isal exports it and it gives the check value."""
+    crc64 = isal_c.function("crc64_ecma_refl", [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64], ctypes.c_uint64)
+    return crc64 if crc64 is not None and crc64(0, b"123456789", 9) == 0x995DC9BBDF1939FA else None
+
+
+def video_hashes(videos: np.ndarray) -> np.ndarray:
+    """An 8-byte hash (uint64) of each video's bytes, equal videos, equal hashes: its CRC-64/XZ (else
+    blake2b's first 8 bytes). Either way a pair of other videos shares one about once in 2**64."""
+    videos = np.ascontiguousarray(videos)
+    crc64 = _crc64()
+    if crc64 is None:
+        return np.array([int.from_bytes(hashlib.blake2b(v.data, digest_size=8).digest(), "little") for v in videos],
+                        np.uint64).reshape(len(videos))
+    size, start = (videos[0].nbytes if len(videos) else 0), videos.ctypes.data  # (videos stays alive meanwhile)
+    return np.array([crc64(0, start + i * size, size) for i in range(len(videos))], np.uint64).reshape(len(videos))
+
+
+def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: list[dict], starts: np.ndarray,
+                      hashes: np.ndarray, hashed: np.ndarray, as_made: np.ndarray, confirm: bool = True) -> None:
+    """Equal videos anywhere in the run. A pair in shards whose bytes match the manifest is the config's doing
+    when make_sample makes those same videos again (checked for the first pairs, unless other versions are
+    installed than made the run: then make_sample could differ for that reason alone); otherwise it is damage."""
+    order = np.flatnonzero(hashed)
+    order = order[np.argsort(hashes[order], kind="stable")]
+    same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
+    for n, j in enumerate(same):
+        first, dup = int(order[j]), int(order[j + 1])  # stable sort: first < dup
+        first_slot, dup_slot = (int(np.searchsorted(starts, p, side="right")) - 1 for p in (first, dup))
+        first_index = entries[first_slot]["start"] + first - int(starts[first_slot])
+        dup_index = entries[dup_slot]["start"] + dup - int(starts[dup_slot])
+        message = (f"duplicate video: index {dup_index} is the same video as index {first_index} "
+                   f"({shard_file(entries[first_slot]['index'])})")
+        kind = GENERATION if as_made[first_slot] and as_made[dup_slot] else DAMAGE
+        if kind == GENERATION and confirm and n < _CONFIRMED_PAIRS:
+            remade = [i for i, p in ((first_index, first), (dup_index, dup))
+                      if video_hashes(make_sample(config, i).video[None])[0] != hashes[p]]
+            if remade:
+                kind = DAMAGE
+                message += (f", but make_sample makes a different video for index {remade[0]} "
+                            f"(the shard changed after it was made)")
+        report.add(shard_file(entries[dup_slot]["index"]), message, kind)
+
+
+def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool) -> None:
+    """Nothing in the run directory but the run's own files, its listed shards, and exports or previews."""
+    listed = {Path(shard_file(e["index"])).name for e in entries if isinstance(e["index"], int)}
+    products = []
+    for p in sorted(paths.root.iterdir()):
+        if p.name in RUN_FILES | RUN_DIRS:
+            continue
+        if p.is_file() and (p.name.endswith(PRODUCT_SUFFIXES) or p.name in PRODUCT_FILES):
+            products.append(p.name)
+        else:
+            report.add(p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere")
+    if products:
+        report.notes.append(f"exports and previews kept in the run: {', '.join(products)}")
+    if in_progress:
+        report.notes.append("in progress: another process holds the run's lock; .tmp/ and uncommitted shards not checked")
+        return
+    for p in sorted(paths.shards.iterdir()) if paths.shards.is_dir() else []:
+        if p.name in listed:
+            continue
+        if p.name.startswith("shard-") and p.name.endswith(".npz"):
+            report.add(f"shards/{p.name}", "is not listed in the manifest (never committed; readers ignore it); delete it")
+        else:
+            report.add(f"shards/{p.name}", "stray file: not a shard of this run; move it elsewhere")
+    for p in sorted(paths.tmp.iterdir()) if paths.tmp.is_dir() else []:
+        report.add(f".tmp/{p.name}", "in-flight file left by a stopped process (never read as a result); delete it")
+
+
+def _indices(values) -> str:
+    values = [int(v) for v in values]
+    shown = ", ".join(f"index {v}" for v in values[:_SHOWN])
+    return shown + (f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else "")
