@@ -42,7 +42,9 @@ import numpy as np
 
 from trajgen import GenerationConfig, __version__
 from trajgen.store import _fs
-from trajgen.making.run import RunPaths, build_shard_arrays, generate, videos_buffer_kept
+from trajgen.store.rundir import RunPaths
+from trajgen.making.shardmaker import build_shard_arrays, videos_buffer_kept
+from trajgen.making import generate
 from trajgen.store.shards import encode_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,9 +183,9 @@ def resume_startup(scratch: Path) -> dict[str, float]:
         subprocess.run([sys.executable, "-m", "trajgen", "resume", str(out), "--quiet"], check=True)
         walls.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    import trajgen.making.run
+    import trajgen.making
 
-    trajgen.making.run.resume(out)
+    trajgen.making.resume(out)
     library = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     return {"cli_wall_s_median": round(statistics.median(walls), 3), "library_call_s": round(library, 4)}

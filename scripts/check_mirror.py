@@ -89,8 +89,9 @@ def watched_run(cmd: list[str], folder: Path, poll_s: float) -> dict:
 def mirror_costs(run_dir: Path, folder: Path, repeats: int = 30) -> dict:
     """Milliseconds per update: on the commit path (publish) and in the mirror's own thread."""
     from trajgen.watch.progress import snapshot_from_json, warn
-    from trajgen.watch.progress_page import ProgressMirror, shard_thumbnails
-    from trajgen.making.run import read_config
+    from trajgen.making.thumbnails import shard_thumbnails
+    from trajgen.watch.mirror import ProgressMirror
+    from trajgen.store.manifest import read_config
 
     snapshot = snapshot_from_json(json.loads((run_dir / "progress.json").read_text()))
     snapshot = dataclasses.replace(snapshot, state="RUNNING")  # a final state always saves the history

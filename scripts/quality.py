@@ -32,7 +32,7 @@ import numpy as np
 
 import trajgen
 from trajgen.content.quality import QualityAccumulator
-from trajgen.making.run import read_config
+from trajgen.store.manifest import read_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trajgen import GenerationConfig
-from trajgen.making.run import generate
+from trajgen.making import generate
 
 # 50 samples in shards of 8: 6 full shards and one of 2, so nothing divides evenly by accident
 SMALL = GenerationConfig(n=50, checkpoint_every=8, seed=3, frames=4, size=16)

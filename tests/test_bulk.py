@@ -99,7 +99,7 @@ def test_a_sample_does_not_depend_on_its_batch():
 
 
 def test_make_sample_is_the_sample_stored_in_the_shard(tmp_path):
-    from trajgen.making.run import generate
+    from trajgen.making import generate
 
     generate(SMALL, tmp_path / "run", workers=1)
     rng = np.random.default_rng(5)
@@ -114,7 +114,7 @@ def test_make_sample_is_the_sample_stored_in_the_shard(tmp_path):
 
 
 def test_a_shard_is_made_without_a_generator_per_sample(monkeypatch):
-    from trajgen.making.run import build_shard_arrays
+    from trajgen.making.shardmaker import build_shard_arrays
 
     def refuse(*args, **kwargs):
         raise AssertionError("a SeedSequence or Generator per sample")
@@ -146,7 +146,9 @@ def test_runs_of_the_old_format_are_read_but_not_resumed(tmp_path):
     import json
 
     import trajgen
-    from trajgen.making.run import RunError, generate, read_manifest, resume
+    from trajgen.store.rundir import RunError
+    from trajgen.making import generate, resume
+    from trajgen.store.manifest import read_manifest
 
     run = tmp_path / "run"
     generate(SMALL, run, workers=1)

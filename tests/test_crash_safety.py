@@ -13,7 +13,7 @@ from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wai
 from trajgen import GenerationConfig
 from trajgen.store import _fs
 from trajgen.errors import StorageError
-from trajgen.making.run import generate, resume
+from trajgen.making import generate, resume
 
 TINY = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
 

@@ -14,7 +14,7 @@ import pytest
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_port, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.making.run import generate, resume
+from trajgen.making import generate, resume
 
 distributed = pytest.importorskip("distributed")
 
@@ -256,7 +256,7 @@ def test_missing_dask_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_trajgen_imports_dask_only_when_a_scheduler_is_used():
-    code = ("import sys, trajgen, trajgen.cli, trajgen.run, trajgen.executors, trajgen.dask_executor; "
+    code = ("import sys, trajgen, trajgen.cli, trajgen.making.generate_run, trajgen.making.executors, trajgen.making.dask_executor; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

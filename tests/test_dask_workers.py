@@ -19,7 +19,7 @@ import pytest
 from runtools import assert_same_run, wait_for_port
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.making.run import generate
+from trajgen.making import generate
 from trajgen.store.versions import OVERRIDE_ENV
 
 distributed = pytest.importorskip("distributed")
@@ -142,7 +142,7 @@ def test_the_other_workers_make_the_shards_a_late_worker_refused(cluster, refere
 def test_a_task_on_a_worker_that_sees_another_directory_writes_nothing(reference, tmp_path):
     """The directory token: a worker whose RUN_DIR is not the client's (no shared filesystem)."""
     from trajgen.making.dask_executor import WorkerRefused, _checked_task
-    from trajgen.making.run import produce_shard
+    from trajgen.making.shardmaker import produce_shard
     from trajgen.store.versions import byte_versions
 
     run = tmp_path / "run"

@@ -10,7 +10,8 @@ import pytest
 
 import trajgen
 from trajgen import GenerationConfig, make_sample, open_run
-from trajgen.making.run import RunError, generate
+from trajgen.store.rundir import RunError
+from trajgen.making import generate
 from trajgen.store.shards import SHARD_KEYS, read_shard
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=5, frames=6, size=16)
@@ -154,7 +155,7 @@ def test_open_run_is_picklable(run_dir):
 
 def test_import_trajgen_does_not_import_torch(run_dir):
     code = (
-        "import sys, trajgen, trajgen.dataset, trajgen.verify, trajgen.export, trajgen.preview, trajgen.cli\n"
+        "import sys, trajgen, trajgen.use.dataset, trajgen.use.verify, trajgen.use.export, trajgen.use.preview, trajgen.cli\n"
         f"run = trajgen.open_run({str(run_dir)!r}); run[0]; run.labels\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
@@ -240,7 +241,7 @@ def test_shard_sampler_with_workers_decodes_each_shard_once(run_dir, torch, tmp_
             f.write(f"{path}\n")
         return read_shard(path)
 
-    monkeypatch.setattr(trajgen.dataset, "read_shard", logged_read_shard)
+    monkeypatch.setattr(trajgen.use.dataset, "read_shard", logged_read_shard)
     ds = open_run(run_dir).torch_dataset()
     for seed in (0, 1):
         log.write_text("")

@@ -11,7 +11,8 @@ from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.use.export import export_run
-from trajgen.making.run import RunError, generate
+from trajgen.store.rundir import RunError
+from trajgen.making import generate
 from trajgen.store.shards import SHARD_KEYS, read_shard
 from trajgen.use.verify import verify_run
 

@@ -25,7 +25,7 @@ from runtools import cli_run_dir, run_cli, snapshot_tree, start_cli
 from trajgen.store import _fs
 from trajgen.cli import main
 from trajgen.content.config import GenerationConfig
-from trajgen.making.run import generate
+from trajgen.making import generate
 
 LONG = "x" * 300  # one path component longer than any filesystem allows (255 bytes)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli
-from trajgen.watch import progress
-from trajgen.watch.progress import ProgressSnapshot, RateMeter
+from trajgen.watch import progress, reporter
+from trajgen.watch.progress import ProgressSnapshot
+from trajgen.watch.reporter import ProgressReporter, RateMeter
 
 # two shards of 200 default-size samples: each shard's videos are deflated in 3 chunks, so a
 # worker reports part of a shard before it is done
@@ -82,7 +83,7 @@ def test_progress_text_and_json_add_the_samples_in_flight_marked_as_not_committe
     assert data["completed_samples"] == 10_000 and data["percent"] == 25.0
     assert data["inflight_samples"] == 3_412 and data["inflight_shards"] == 2
     assert progress.snapshot_from_json(json.loads(json.dumps(data))) == s
-    assert "+ 3,412 in flight" in progress.progress_line(s)
+    assert "+ 3,412 in flight" in reporter.progress_line(s)
     from trajgen.store.schema import SchemaError, check_progress
 
     with pytest.raises(SchemaError, match="inflight_samples"):
@@ -90,7 +91,7 @@ def test_progress_text_and_json_add_the_samples_in_flight_marked_as_not_committe
     # nothing in flight, or not running: the text is what it was
     for quiet in (snapshot(), snapshot(state="STOPPED", inflight_samples=5, inflight_shards=1)):
         assert "In flight" not in progress.format_progress_text(quiet)
-        assert "in flight" not in progress.progress_line(quiet)
+        assert "in flight" not in reporter.progress_line(quiet)
 
 
 def test_the_rate_counts_samples_in_flight_so_it_is_known_before_the_first_commit():
@@ -105,7 +106,7 @@ def test_the_rate_counts_samples_in_flight_so_it_is_known_before_the_first_commi
 
 
 def test_a_page_shows_the_samples_in_flight_apart_from_the_committed_ones():
-    from trajgen.watch.progress_page import render_page
+    from trajgen.watch.page import render_page
 
     page = render_page(snapshot(inflight_samples=3_412, inflight_shards=2, rate=800.0, eta_seconds=30.0), [])
     assert "10,000 of 40,000 samples" in page
@@ -116,7 +117,7 @@ def test_a_page_shows_the_samples_in_flight_apart_from_the_committed_ones():
 def test_a_page_draws_no_committed_part_before_the_first_commit():
     import re
 
-    from trajgen.watch.progress_page import render_page
+    from trajgen.watch.page import render_page
 
     def bar(**changes):
         page = render_page(snapshot(inflight_samples=17_820, inflight_shards=2, rate=800.0, eta_seconds=30.0,
@@ -130,7 +131,7 @@ def test_a_page_draws_no_committed_part_before_the_first_commit():
 
 def test_the_bar_shows_committed_and_in_flight_samples(tmp_path, capsys):
     found = {3: (400, 1_000)}
-    reporter = progress.ProgressReporter(
+    reporter = ProgressReporter(
         tmp_path, tmp_path, tmp_path, total_samples=4_000, total_shards=4, checkpoint_every=1_000,
         class_counts={}, completed_samples=1_000, completed_shards=1, framing_redraws=0, interval=3600,
         bar=True, inflight=lambda: found)

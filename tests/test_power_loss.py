@@ -47,7 +47,7 @@ from runtools import result_bytes, run_cli
 from trajgen import GenerationConfig
 from trajgen.store import _fs
 from trajgen.cli import main
-from trajgen.making.run import generate, resume
+from trajgen.making import generate, resume
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads fd paths from /proc")
 

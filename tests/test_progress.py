@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from trajgen.watch import progress
-from trajgen.watch.progress import ProgressSnapshot, RateMeter
+from trajgen.watch import progress, reporter
+from trajgen.watch.progress import ProgressSnapshot
+from trajgen.watch.reporter import RateMeter
 
 RUN = "runs/20261128_1150_n10000"
 
@@ -209,7 +210,7 @@ def test_resumed_run_counts_only_this_process():
 
 
 def test_progress_bar_disabled_writes_nothing(capsys):
-    bar = progress.ProgressBar(total=10_000, initial=4_000, enabled=False)
+    bar = reporter.ProgressBar(total=10_000, initial=4_000, enabled=False)
     bar.update(1000)
     bar.close()
     captured = capsys.readouterr()
@@ -217,7 +218,7 @@ def test_progress_bar_disabled_writes_nothing(capsys):
 
 
 def test_progress_bar_starts_at_completed_samples(capsys):
-    with progress.ProgressBar(total=10_000, initial=4_000, enabled=True) as bar:
+    with reporter.ProgressBar(total=10_000, initial=4_000, enabled=True) as bar:
         bar.update(1_000)
     err = capsys.readouterr().err
     assert "4000/10000" in err or "4,000/10,000" in err or "4.00k/10.0k" in err

@@ -38,7 +38,7 @@ def test_quiet_prints_nothing(tmp_path):
 
 
 def test_the_rule_with_a_clock():
-    from trajgen.watch.progress import ProgressLines
+    from trajgen.watch.reporter import ProgressLines
 
     now = [0.0]
     printed = []

@@ -21,7 +21,7 @@ from test_workers import children, wait_dead
 from trajgen import GenerationConfig
 from trajgen.store import _fs
 from trajgen.making.executors import ProcessExecutor
-from trajgen.making.run import Interrupted, generate
+from trajgen.making import Interrupted, generate
 
 ARGS = ("--n", 40, "--checkpoint-every", 10, "--seed", 5)
 
@@ -180,7 +180,7 @@ def heartbeats():
 
 def interrupt_at_shard(monkeypatch, k):
     """Ctrl-C arrives while this process makes shard k (a real SIGINT, raised in this thread)."""
-    from trajgen.making import run as run_module
+    from trajgen.making import loop as run_module
 
     make = run_module.produce_shard
 

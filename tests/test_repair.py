@@ -9,7 +9,7 @@ import pytest
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
 from trajgen.making.repair import repair_run
-from trajgen.making.run import generate
+from trajgen.making import generate
 from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=5, frames=6, size=16)

@@ -12,8 +12,10 @@ from runtools import kill, run_cli, snapshot_tree, start_cli, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.content import quality
 from trajgen.use.dataset import open_run
-from trajgen.use.report import FIGURES_PER_CLASS, make_report
-from trajgen.making.run import RunError, generate
+from trajgen.use.report import make_report
+from trajgen.use.report_targets import FIGURES_PER_CLASS
+from trajgen.store.rundir import RunError
+from trajgen.making import generate
 from trajgen.use.verify import verify_run
 
 CONFIG = GenerationConfig(n=320, checkpoint_every=80, seed=5)

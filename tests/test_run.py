@@ -11,7 +11,8 @@ import pytest
 
 from runtools import assert_same_run, result_bytes
 from trajgen import GenerationConfig, make_sample
-from trajgen.making.run import RunError, RunLockedError, generate, resume, run_status
+from trajgen.store.rundir import RunError
+from trajgen.making import RunLockedError, generate, resume, run_status
 from trajgen.store.shards import read_shard, sha256_file
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=3)
@@ -185,7 +186,7 @@ def test_manifest_is_json_with_one_shard_per_line(reference):
     assert json.loads(text)["num_shards"] == 5
     shard_lines = [line for line in text.splitlines() if line.strip().startswith('{"index"')]
     assert len(shard_lines) == 5
-    from trajgen.making.run import manifest_bytes
+    from trajgen.store.manifest import manifest_bytes
 
     assert manifest_bytes(json.loads(text)) == text.encode()  # a pure function of the content
 

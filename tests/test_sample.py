@@ -138,7 +138,7 @@ def test_trail_style_draws_fainter_older_positions():
     assert (s.video[t] != 255).any(axis=-1).sum() > (dot.video[t] != 255).any(axis=-1).sum()
     x, y = np.rint(s.points_2d[t - 4]).astype(int)
     old = s.video[t, y, x]
-    newest = s.video[t, *np.rint(s.points_2d[t][::-1]).astype(int)]
+    newest = s.video[(t, *np.rint(s.points_2d[t][::-1]).astype(int))]
     if np.hypot(*(s.points_2d[t] - s.points_2d[t - 4])) > 2 * DEFAULT.radius:
         assert old[0] > newest[0]  # older positions are paler (closer to white)
 

@@ -370,7 +370,7 @@ def test_manifest_records_the_codec(tmp_path, level):
     import json
 
     from trajgen import GenerationConfig
-    from trajgen.making.run import generate
+    from trajgen.making import generate
 
     generate(GenerationConfig(n=4, checkpoint_every=4, compress_level=level), tmp_path / "run", workers=1)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -384,18 +384,19 @@ def test_a_run_resumes_and_repairs_with_the_codec_its_manifest_records(tmp_path,
     from runtools import assert_same_run, run_cli
     from trajgen import GenerationConfig
     from trajgen.store import _fs
-    from trajgen.making import run as run_module
+    from trajgen.making import generate
+    from trajgen.store import manifest
 
     zlib_6 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 6}
-    monkeypatch.setattr(run_module, "shard_codec", lambda level: zlib_6)
+    monkeypatch.setattr(manifest, "shard_codec", lambda level: zlib_6)
     config = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
-    run_module.generate(config, tmp_path / "whole", workers=1)
+    generate(config, tmp_path / "whole", workers=1)
     pid = os.fork()
     if pid == 0:  # a real process that dies in the middle of the run
         os.environ["TRAJGEN_FAULT"] = "exit@60"
         _fs._reset_faults()
         try:
-            run_module.generate(config, tmp_path / "cut", workers=1)
+            generate(config, tmp_path / "cut", workers=1)
         finally:
             os._exit(3)
     os.waitpid(pid, 0)
@@ -417,7 +418,7 @@ def test_resume_refuses_a_codec_this_trajgen_cannot_make(tmp_path):
 
     from runtools import run_cli
     from trajgen import GenerationConfig
-    from trajgen.making.run import generate
+    from trajgen.making import generate
 
     generate(GenerationConfig(n=8, checkpoint_every=4, size=16, frames=4), tmp_path / "run", workers=1)
     manifest_path = tmp_path / "run" / "manifest.json"

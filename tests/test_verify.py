@@ -7,7 +7,8 @@ import pytest
 
 from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.making.run import RunError, generate
+from trajgen.store.rundir import RunError
+from trajgen.making import generate
 from trajgen.store.shards import read_shard, write_shard
 from trajgen.use.verify import verify_run
 
@@ -252,7 +253,7 @@ def test_duplicates_under_other_versions_are_judged_by_the_bytes(blank, tmp_path
     def no_regeneration(*args, **kwargs):
         raise AssertionError("make_sample called although the versions differ")
 
-    monkeypatch.setattr(trajgen.verify, "make_sample", no_regeneration)
+    monkeypatch.setattr(trajgen.use.verify, "make_sample", no_regeneration)
     report = verify_run(copy)
     dups = [p for p in report.problems if "duplicate video" in p.message]
     assert len(dups) == 39 and all(p.kind == "generation" for p in dups), report.text
@@ -275,7 +276,7 @@ def test_deep_mismatch_is_damage_only_under_the_run_s_own_versions(run):
 
 
 def test_generation_advice_names_the_settings_that_are_too_small():
-    from trajgen.use.verify import GENERATION, Problem, _generation_advice
+    from trajgen.use.verify_report import GENERATION, Problem, _generation_advice
 
     made = [Problem("shards/shard-00001.npz", "duplicate video: index 14 is the same video as index 4", GENERATION)]
     advice = _generation_advice(GenerationConfig(frames=2, size=8), made)

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.making.run import generate, produce_shard, resume
+from trajgen.making import generate, resume
+from trajgen.making.shardmaker import produce_shard
 from trajgen.cli import main
 from trajgen.store.versions import OVERRIDE_ENV, byte_versions
 
@@ -88,7 +89,7 @@ def test_allow_version_change_goes_on_and_verify_reports_a_mixed_run(reference, 
 
 
 def test_library_resume_refuses_too(reference, tmp_path):
-    from trajgen.making.run import RunError
+    from trajgen.store.rundir import RunError
 
     run = _interrupted_copy(reference, tmp_path / "run")
     _pretend_recorded(run, zlib="0.9")
@@ -99,7 +100,7 @@ def test_library_resume_refuses_too(reference, tmp_path):
 
 
 def test_a_worker_with_other_versions_writes_no_shard(reference, tmp_path, monkeypatch):
-    from trajgen.making.run import WorkerVersionError
+    from trajgen.making.shardmaker import WorkerVersionError
 
     run = _interrupted_copy(reference, tmp_path / "run")
     wanted = byte_versions()

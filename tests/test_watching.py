@@ -1,6 +1,7 @@
 """Watching a run from afar: the --progress-to mirror, PROGRESS.html in a real browser,
 staleness, and the 5-minute rule."""
 
+import functools
 import json
 import os
 import re
@@ -12,8 +13,13 @@ import pytest
 
 from runtools import kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
-from trajgen.watch.progress import ProgressReporter, ProgressSnapshot, format_progress_text
-from trajgen.making.run import generate, resume
+from trajgen.watch.progress import ProgressSnapshot, format_progress_text
+from trajgen.making.thumbnails import ShardPictures
+from trajgen.store.rundir import RunPaths
+from trajgen.watch.mirror import ProgressMirror
+from trajgen.watch.progress import warn
+from trajgen.watch.reporter import ProgressReporter
+from trajgen.making import generate, resume
 from trajgen.use.verify import verify_run
 
 MIRROR_NAMES = {"PROGRESS.txt", "PROGRESS.html"}
@@ -55,7 +61,7 @@ def test_the_chart_history_is_kept_in_the_run_and_verify_accepts_it(mirrored):
 
 
 def test_history_stays_bounded_and_keeps_both_ends():
-    from trajgen.watch.progress_page import MAX_HISTORY_POINTS, ProgressHistory
+    from trajgen.watch.mirror import MAX_HISTORY_POINTS, ProgressHistory
 
     history = ProgressHistory()
     for i in range(10 * MAX_HISTORY_POINTS):
@@ -156,12 +162,14 @@ def test_progress_to_the_run_directory_itself_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def reporter(run_dir, folder, interval=0.05):
+def reporter(run_dir, folder, interval=0.05, pictures=None):
     tmp = run_dir / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     return ProgressReporter(run_dir, run_dir, tmp, total_samples=100, total_shards=10, checkpoint_every=10,
                             class_counts={"linear": 0, "circular": 0}, completed_samples=0, completed_shards=0,
-                            framing_redraws=0, interval=interval, bar=False, mirror_to=folder)
+                            framing_redraws=0, interval=interval, bar=False,
+                            mirror=ProgressMirror(folder, run_dir, tmp, interval, warn=functools.partial(warn, run_dir / "run.log"),
+                                                  pictures=pictures))
 
 
 def warnings_in_log(run_dir, kind="warning"):
@@ -210,7 +218,7 @@ def test_a_folder_that_vanishes_mid_run_is_one_warning_and_comes_back(tmp_path, 
 
 
 def test_a_hung_mirror_never_blocks_a_commit(tmp_path, monkeypatch):
-    from trajgen.watch import progress_page
+    from trajgen.watch import mirror as progress_page
 
     release = threading.Event()
     real = progress_page.ProgressMirror._write
@@ -253,14 +261,14 @@ def history_points(done, end):
 
 @pytest.fixture(scope="module")
 def thumbnails(mirrored):
-    from trajgen.watch.progress_page import shard_thumbnails
+    from trajgen.making.thumbnails import shard_thumbnails
 
     run_dir, _ = mirrored
     return shard_thumbnails(run_dir / "shards" / "shard-00005.npz", list(SMALL.classes), SMALL.background)
 
 
 def write_page(path, snapshot, thumbs):
-    from trajgen.watch.progress_page import render_page
+    from trajgen.watch.page import render_page
 
     page = render_page(snapshot, history_points(snapshot.completed_samples, snapshot.updated_at), thumbs,
                        "shard 5 (samples 40–47)")
@@ -373,7 +381,7 @@ def test_temps_a_killed_writer_left_in_the_folder_are_cleared(tmp_path):
 
 
 def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
-    from trajgen.watch.progress_page import render_page
+    from trajgen.watch.page import render_page
 
     failed = render_page(page_snapshot(state="FAILED", error="could not write shard 4: No space left on device"), [])
     assert "<title>trajgen FAILED 40.0%  runs/20261128_1150_n10000: could not write shard 4" in failed
@@ -403,7 +411,7 @@ def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_pat
     import shutil
 
     from trajgen.store import _fs
-    from trajgen.making.run import run_status
+    from trajgen.making import run_status
 
     run_dir = tmp_path / "run"
     shutil.copytree(mirrored[0], run_dir)
@@ -429,7 +437,7 @@ def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path)
 
     run_dir = tmp_path / "run"
     shutil.copytree(mirrored[0], run_dir)
-    rep = reporter(run_dir, tmp_path / "watch")
+    rep = reporter(run_dir, tmp_path / "watch", pictures=ShardPictures(RunPaths(run_dir), SMALL))
     rep.start()
     rep.finish("STOPPED")
     page = (tmp_path / "watch" / "PROGRESS.html").read_text()
@@ -437,7 +445,7 @@ def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path)
 
 
 def test_the_folder_gets_the_newest_state_at_most_once_a_second(tmp_path, monkeypatch):
-    from trajgen.watch import progress_page
+    from trajgen.watch import mirror as progress_page
 
     writes = []
     real = progress_page.ProgressMirror._write

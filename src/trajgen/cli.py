@@ -21,101 +21,21 @@ import click
 
 import trajgen
 from trajgen.content.config import DEFAULT_CLASSES, GenerationConfig
-from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
-
-
-def _fail(e: TrajgenError) -> None:
-    if isinstance(e, ConfigError):
-        raise click.UsageError(str(e))
-    click.echo(f"Error: {e}", err=True)
-    sys.exit(e.exit_code)
-
-
-class _Stopped(BaseException):
-    """SIGINT or SIGTERM outside a run's own handling (which raises run.Interrupted instead)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_stopped(signum, frame) -> None:
-    raise _Stopped(signum)
-
-
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """While a command runs, SIGINT and SIGTERM raise _Stopped, so what it was writing is cleaned up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-# what a command stopped by a signal left behind, and what to do next
-_STOPPED = {
-    "generate": "; if the run directory holds a config.json, trajgen resume RUN_DIR finishes the run (keeping every "
-                "committed shard), else run the same command again",
-    "resume": "; every committed shard is kept: run the same trajgen resume again",
-    "export": "; the partial file was removed and nothing else was changed: export again",
-    "preview": "; the partial picture or video was removed: run the preview again",
-    "verify": "; nothing was changed: run verify again",
-}
-
-
-def _stopped(name: str, signum: int) -> None:
-    sig = signal.Signals(signum).name
-    click.echo(f"Error: {name} stopped by {sig}{_STOPPED.get(name, '; nothing was changed')}", err=True)
-    sys.exit(128 + signum)
-
-
-def translate_errors(command):
-    """Turn library errors into `Error: ...` lines and exit codes; never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            with _signals_raise():
-                return command(*args, **kwargs)
-        except _Stopped as e:
-            _stopped(command.__name__, e.signum)
-        except KeyboardInterrupt:  # SIGINT with Python's own handler (library use of the commands)
-            _stopped(command.__name__, signal.SIGINT)
-        except TrajgenError as e:
-            _fail(e)
-        except OSError as e:  # the library maps the ones it foresees; any other is still one line
-            click.echo(f"Error: {_os_error_line(e)}", err=True)
-            sys.exit(1)
-        except MemoryError:  # the bounds checked before allocating did not cover it: still one line
-            click.echo(f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
-                       f"or --per-class, or fewer --workers (nothing was committed that is not whole)", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _os_error_line(e: OSError) -> str:
-    """One line for an OSError: the path, the reason and the fix."""
-    where = f" {e.filename}" if e.filename is not None else ""
-    return f"cannot use{where}: {os_reason(e)}; {os_advice(e)}"
+from trajgen.cli_errors import Stopped, fail, raise_stopped, translate_errors
+from trajgen.errors import ConfigError, TrajgenError
 
 
 def entry() -> None:
     """The console command: main(), with a signal at any moment ending in one line (see __main__)."""
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _raise_stopped)
+        signal.signal(sig, raise_stopped)
     try:
         try:
             main()
         finally:  # the command is over: a signal from now on changes nothing (not even during shutdown)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_IGN)
-    except _Stopped as e:  # between commands: while click parses, or while an error line is written
+    except Stopped as e:  # between commands: while click parses, or while an error line is written
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         os.write(2, f"Error: stopped by {signal.Signals(e.signum).name}\n".encode())
@@ -261,12 +181,12 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
     )
     if dry_run:
         from trajgen.making.preflight import dry_run as plan
-        from trajgen.making.run import default_out
+        from trajgen.making import default_out
 
         ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
-    from trajgen.making.run import generate as generate_run
+    from trajgen.making import generate as generate_run
 
     summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
                            show_bar=_show_bar(quiet), progress_to=progress_to)
@@ -299,7 +219,7 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
     Example:
       trajgen resume runs/20261128_1150_n10000
     """
-    from trajgen.making.run import resume as resume_run
+    from trajgen.making import resume as resume_run
 
     summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
                          show_bar=_show_bar(quiet), progress_to=progress_to,
@@ -329,7 +249,7 @@ def status(run_dir, as_json):
     Example:
       trajgen status runs/20261128_1150_n10000 --json
     """
-    from trajgen.making.run import run_status
+    from trajgen.making import run_status
 
     st = run_status(run_dir)
     click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False) if as_json else st.text.rstrip("\n"))

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from trajgen.content.config import GenerationConfig
+from trajgen.content.config import GenerationConfig, max_coverage  # noqa: F401 (max_coverage: the camera's limit, read from here too)
 
 MAX_TILT_DEG = 25.0
 UNIFORMS_PER_CAMERA = 8
@@ -29,11 +29,6 @@ CAMERA_COLUMNS = (
     "focal_px", "cx_px", "cy_px", "eye_x", "eye_y", "eye_z",
     "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22",
 )
-
-
-def max_coverage(size: int, radius: float) -> float:
-    """The largest coverage that still leaves the dot radius of margin on every side."""
-    return (size - 1 - 2 * radius - 0.01) / size
 
 
 def project(points: np.ndarray, camera: np.ndarray) -> np.ndarray:

@@ -173,11 +173,14 @@ def _validate(c: GenerationConfig) -> None:
             _fail(field, "three integers R,G,B in [0, 255]", v)
 
 
+def max_coverage(size: int, radius: float) -> float:
+    """The largest coverage that still leaves the dot radius of margin on every side."""
+    return (size - 1 - 2 * radius - 0.01) / size
+
+
 def _check_coverage_fits(c: GenerationConfig) -> None:
     """--coverage above what leaves the dot its radius of margin on every side is refused,
     not silently capped (config.json then records the coverage that was used)."""
-    from trajgen.content.camera import max_coverage
-
     if c.dot_radius is not None and not (_is_real(c.dot_radius) and 0 < c.dot_radius <= c.size / 4):
         return  # dot_radius gets its own error
     cap = max_coverage(c.size, c.radius)

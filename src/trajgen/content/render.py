@@ -158,3 +158,16 @@ def write_mp4(path: str, frames, fps: float, width: int, height: int) -> bool:
     finally:
         writer.release()
     return True
+
+
+def blend_trail(video: np.ndarray, background) -> np.ndarray:
+    """All frames of a (T, H, W, 3) video in one image: each frame's ink laid over the last,
+    older frames fainter, so the path reads as a trail ending at the newest position."""
+    bg = np.asarray(background, np.float32)
+    out = np.broadcast_to(bg, video.shape[1:]).copy()
+    frames = len(video)
+    for t, frame in enumerate(video.astype(np.float32)):
+        ink = np.abs(frame - bg).max(axis=-1, keepdims=True) / 255.0
+        alpha = ink * (0.15 + 0.85 * (t + 1) / frames)
+        out += alpha * (frame - out)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

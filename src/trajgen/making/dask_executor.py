@@ -22,23 +22,19 @@ import itertools
 import os
 import shutil
 import socket
-import sys
 import uuid
 from collections import deque
-from contextlib import contextmanager
+
 from pathlib import Path
 from typing import Callable, Iterator
 
 from trajgen.store import _fs
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
+from trajgen.making.dask_cluster import DaskError, QuietDistributedLogs, connect, import_distributed
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for its first worker
 CLOSE_TIMEOUT = 3.0
-
-
-class DaskError(TrajgenError):
-    """Dask cannot run this run: not installed, scheduler unreachable, or workers that cannot reach the run."""
 
 
 class WorkerRefused(TrajgenError):
@@ -58,10 +54,10 @@ class DaskExecutor:
     def __init__(self, address: str, *, timeout: float | None = None):
         self.address = address
         self.timeout = timeout = CONNECT_TIMEOUT if timeout is None else timeout
-        _import_distributed()  # configures Dask's logging, which is then quieted
-        self._logs = _QuietDistributedLogs()
+        import_distributed()  # configures Dask's logging, which is then quieted
+        self._logs = QuietDistributedLogs()
         try:
-            self._client = _connect(address, timeout)
+            self._client = connect(address, timeout)
         except BaseException:
             self._logs.restore()
             raise
@@ -76,7 +72,7 @@ class DaskExecutor:
         nothing that would make the same command fail again."""
         if self._client is None:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
-        from trajgen.making.preflight import existing_ancestor
+        from trajgen.store.capacity import existing_ancestor
 
         where = Path(os.path.abspath(target))
         parent = existing_ancestor(where.parent)
@@ -130,120 +126,6 @@ def _resume_hint(run_dir: str, address: str) -> str:
     from trajgen.store.rundir import resume_command
 
     return f"{resume_command(run_dir)} --scheduler {address}"
-
-
-# ---------------------------------------------------------------- connecting
-
-def _import_distributed():
-    try:
-        import distributed
-    except ImportError:
-        raise DaskError("--scheduler needs Dask, which is not installed: pip install 'dask[distributed]' (or install trajgen's wheel with the [dask] extra)") from None
-    return distributed
-
-
-def _connect(address: str, timeout: float):
-    distributed = _import_distributed()
-    from distributed.comm.addressing import parse_address, parse_host_port
-    from distributed.comm.registry import backends
-
-    try:
-        scheme, location = parse_address(address)
-        if scheme not in backends:
-            raise ValueError(f"unknown scheme {scheme!r}")
-        host, port = parse_host_port(location) if scheme in ("tcp", "tls", "ws", "wss") else (None, None)
-    except (ValueError, TypeError) as e:
-        raise DaskError(f"--scheduler {address!r} is not a Dask scheduler address ({e}); "
-                        f"use tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from None
-    unreachable = (f"cannot reach the Dask scheduler at {address} ({{}}); start one with `dask scheduler` "
-                   f"and workers with `dask worker {address}`, or fix --scheduler")
-    if host is not None:  # a plain TCP probe first: fails fast on a refused connection or an unknown host
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError as e:
-            raise DaskError(unreachable.format(_reason(e, timeout))) from None
-    # Client() can wait forever on a server that accepts but never answers (not a Dask scheduler),
-    # so ask "who are you?" first, with a deadline
-    try:
-        kind = _identity(address, timeout).get("type")
-    except Exception as e:
-        raise DaskError(unreachable.format(_reason(e, timeout))) from None
-    if kind != "Scheduler":
-        raise DaskError(f"{address} is a Dask {kind or 'server'}, not the scheduler; give --scheduler the address "
-                        f"that `dask scheduler` printed (tcp://HOST:8786 by default)")
-    with _quiet_unraisable():
-        try:
-            return distributed.Client(address, timeout=timeout, set_as_default=False)
-        except Exception as e:  # e.g. the scheduler went away since it answered
-            reason = _reason(e, timeout)
-    raise DaskError(unreachable.format(reason))
-
-
-def _identity(address: str, timeout: float) -> dict:
-    """The server's identity message, asked on a private event loop in a helper thread
-    (the caller may be running an event loop of its own, e.g. in Jupyter)."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from distributed.core import rpc
-
-    async def ask() -> dict:
-        remote = rpc(address, timeout=timeout)
-        try:
-            return await asyncio.wait_for(remote.identity(), timeout)
-        finally:
-            await remote.close_rpc()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, ask()).result()
-
-
-def _reason(e: BaseException, timeout: float) -> str:
-    if isinstance(e, (socket.timeout, TimeoutError)):
-        return f"no answer within {timeout:g} s"
-    if isinstance(e, socket.gaierror):
-        return "unknown host"
-    text = (getattr(e, "strerror", None) or str(e) or type(e).__name__)
-    return " ".join(text.split())
-
-
-class _QuietDistributedLogs:
-    """While trajgen's client lives, Dask's own logs stay below CRITICAL: a lost scheduler
-    connection, for one, is logged with a traceback, and the one-line error that trajgen
-    raises for it already says what happened and how to resume."""
-
-    def __init__(self) -> None:
-        import logging
-
-        self._saved = {}
-        names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
-        for name in names:
-            logger = logging.getLogger(name)
-            self._saved[name] = logger.level
-            if logger.level != logging.NOTSET or name == "distributed":
-                logger.setLevel(logging.CRITICAL)
-
-    def restore(self) -> None:
-        import logging
-
-        saved, self._saved = self._saved, {}
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
-
-
-@contextmanager
-def _quiet_unraisable():
-    """A Client that failed to start complains from its __del__ when it is collected;
-    the clear error raised instead says all there is to say."""
-    import gc
-
-    previous = sys.unraisablehook
-    sys.unraisablehook = lambda unraisable: None
-    try:
-        yield
-    finally:
-        gc.collect()
-        sys.unraisablehook = previous
 
 
 # ---------------------------------------------------------------- can the workers reach the run?

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trajgen.store import _fs
+from trajgen.store.capacity import existing_ancestor, free_bytes, human_size, memory_bytes
 from trajgen.content.config import GenerationConfig
 from trajgen.watch.progress import format_duration
 
@@ -21,7 +22,6 @@ TRIAL_BYTES = 64 * 2**20  # the trial's arrays stay under this whatever the fram
 STRING_BYTES = 2048  # one sample's equation and description as numpy unicode strings, generously
 PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
 MIN_PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL = 0.01, 86_400.0  # seconds: at most 100 rewrites a second
-FREE_BYTES_ENV = "TRAJGEN_FREE_BYTES"  # pretend this much is free (to test the refusal)
 RATE_ENV = "TRAJGEN_SAMPLES_PER_SECOND"  # pretend one worker makes this many samples/s (to test the 5-minute rule)
 MAX_LOST_SECONDS = 300  # the team's rule: a crash loses at most 5 minutes of work
 
@@ -69,22 +69,6 @@ def trial_samples(config: GenerationConfig) -> int:
     return max(1, min(config.n, TRIAL_SAMPLES, TRIAL_BYTES // sample_bytes(config)))
 
 
-def memory_bytes() -> int | None:
-    """What this machine (or its container's memory limit) can hold; None if unknown."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        total = None
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        if limit.isdigit():
-            total = min(total, int(limit)) if total else int(limit)
-    except OSError:
-        pass
-    return total if total and total > 0 else None
-
-
 def process_peak_bytes(config: GenerationConfig, shard_samples: int) -> float:
     """Peak memory of one process making a shard of ``shard_samples`` (its arrays and compressed
     bytes; measured: 254 MB for 1,000 samples at defaults, see artifacts/bench_generate.json)."""
@@ -104,7 +88,7 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
     one = process_peak_bytes(config, 1)
     if one > ram:
         raise ConfigError(f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
-                          f"{_size(one)} of memory, more than this machine's {_size(ram)}; "
+                          f"{human_size(one)} of memory, more than this machine's {human_size(ram)}; "
                           + ("resume the run on a machine with more memory" if resuming
                              else "use fewer --frames or a smaller --size"))
     if not shards:
@@ -120,12 +104,12 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
     who = f"{parallel} workers making a shard each" if parallel > 1 else "making one shard"
     fewer = " (or use fewer --workers)" if parallel > 1 and process_peak_bytes(config, shard) <= ram else ""
     if resuming:
-        raise ConfigError(f"this run's shards ({shard:,} samples of {_size(sample_bytes(config))}) need about "
-                          f"{_size(need)} of memory for {who}, more than this machine's {_size(ram)}; "
+        raise ConfigError(f"this run's shards ({shard:,} samples of {human_size(sample_bytes(config))}) need about "
+                          f"{human_size(need)} of memory for {who}, more than this machine's {human_size(ram)}; "
                           + ("use fewer --workers" if fewer else "resume the run on a machine with more memory"))
-    raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {_size(need)} of memory for "
-                      f"{who} ({shard:,} samples of {_size(sample_bytes(config))}), more than this machine's "
-                      f"{_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")
+    raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {human_size(need)} of memory for "
+                      f"{who} ({shard:,} samples of {human_size(sample_bytes(config))}), more than this machine's "
+                      f"{human_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")
 
 
 def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
@@ -152,20 +136,6 @@ def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     # 1,000 samples at defaults, see artifacts/bench_generate.json); the main one only commits
     peak = parallel * (1.1 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
     return Estimate(m, per_sample, total, rate, config.n / rate, int(peak), worker_samples_per_second=per_worker)
-
-
-def existing_ancestor(path: Path) -> Path:
-    path = Path(os.path.abspath(path))
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def free_bytes(path: Path) -> int:
-    override = os.environ.get(FREE_BYTES_ENV)
-    if override:
-        return int(override)
-    return shutil.disk_usage(existing_ancestor(path)).free
 
 
 def filesystem_checks(target: Path) -> list[Check]:
@@ -235,10 +205,10 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
         checks.append(Check(True, f"output directory {out} is free to use"))
     except RunError as e:
         checks.append(Check(False, str(e)))
-    checks.append(Check(True, f"Estimated size {_size(est.total_bytes)} ({_size(est.bytes_per_sample)}/sample, "
+    checks.append(Check(True, f"Estimated size {human_size(est.total_bytes)} ({human_size(est.bytes_per_sample)}/sample, "
                               f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})"))
-    checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {_size(free)}"
-                        + ("" if est.total_bytes < free else f" — not enough for {_size(est.total_bytes)}")))
+    checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {human_size(free)}"
+                        + ("" if est.total_bytes < free else f" — not enough for {human_size(est.total_bytes)}")))
     checks.extend(filesystem_checks(out))
     checks.append(lost_work_check(config, est))
     if progress_to is not None:
@@ -246,7 +216,7 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
     lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
                  f"(about {est.samples_per_second:,.0f} samples/s)")
-    lines.append(f"  Peak memory: about {_size(est.peak_memory_bytes)}")
+    lines.append(f"  Peak memory: about {human_size(est.peak_memory_bytes)}")
     ok = all(c.ok for c in checks)
     lines.append("Dry run: nothing was written. " + ("All checks passed; run the same command without --dry-run."
                                                       if ok else "Fix the ✗ items before starting."))
@@ -295,14 +265,8 @@ def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
         except OSError as e:
             raise RunError(f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); "
                            f"choose another --out") from None
-        raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {_size(est.total_bytes)}, "
-                       f"{_size(free)} is free; free some space, use a smaller --n, or choose another --out")
+        raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {human_size(est.total_bytes)}, "
+                       f"{human_size(free)} is free; free some space, use a smaller --n, or choose another --out")
     return est
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n:,.1f} TB"

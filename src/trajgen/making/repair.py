@@ -18,7 +18,8 @@ from trajgen.store import _fs
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
 from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
-from trajgen.making.run import _existing_run, _locked, read_manifest
+from trajgen.store.manifest import existing_run, read_manifest
+from trajgen.making.lock import locked
 from trajgen.making.shardmaker import build_shard_arrays
 from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard, sha256_file
 
@@ -86,8 +87,8 @@ def _codec(paths: RunPaths, manifest: dict, damaged: list) -> dict:
 
 def repair_run(run_dir: os.PathLike | str) -> RepairResult:
     """Remake every committed shard whose file is missing or does not match the manifest."""
-    paths: RunPaths = _existing_run(run_dir)
-    with _locked(paths):
+    paths: RunPaths = existing_run(run_dir)
+    with locked(paths):
         manifest = read_manifest(paths.root)  # under the lock: what is committed now
         config = GenerationConfig.from_dict(manifest["config"])
         result = RepairResult(paths.root, complete=manifest["status"] == "complete")

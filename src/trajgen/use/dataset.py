@@ -19,7 +19,8 @@ import numpy as np
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError
-from trajgen.making.run import RunPaths, read_manifest, shard_file
+from trajgen.store.rundir import RunPaths, shard_file
+from trajgen.store.manifest import read_manifest
 from trajgen.content.sample import Sample
 from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 

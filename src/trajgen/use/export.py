@@ -22,8 +22,9 @@ import numpy as np
 from trajgen.store import output
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError, StorageError
-from trajgen.making.preflight import existing_ancestor, free_bytes
-from trajgen.making.run import RunError, RunPaths, lock_holder, read_manifest, resume_command, shard_file
+from trajgen.store.capacity import existing_ancestor, free_bytes
+from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
+from trajgen.store.manifest import read_manifest
 from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, sha256_file, zip_member
 
 LAYOUTS = ("nthwc", "ntchw")

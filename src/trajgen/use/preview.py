@@ -16,9 +16,10 @@ import numpy as np
 
 from trajgen.store import output
 from trajgen.content import render
+from trajgen.content.render import blend_trail
 from trajgen.use.dataset import open_run
 from trajgen.errors import ConfigError, StorageError
-from trajgen.making.run import RunError
+from trajgen.store.rundir import RunError
 
 DEFAULT_PER_CLASS = 6
 MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
@@ -140,7 +141,7 @@ def _check_targets(root: Path, out: Path, video: Path | None) -> None:
 def _check_size(config, rows: int, per_class: int, video: bool) -> None:
     """ConfigError (a usage error, with the limit) for a sheet or video larger than its format allows,
     or samples shown that would not fit in memory: found before anything is read or drawn."""
-    from trajgen.making.preflight import memory_bytes, _size
+    from trajgen.store.capacity import human_size as _size, memory_bytes
 
     cell = config.size * max(1, math.ceil(MIN_CELL / config.size))
     width = LABEL_W + PAD + per_class * (cell + PAD)
@@ -178,19 +179,6 @@ def _write_file(path: Path, data: bytes) -> None:
         raise PreviewError(f"could not write {path}: {output.reason(e)}; {output.advice(e)}") from None
     finally:
         partial.unlink(missing_ok=True)
-
-
-def blend_trail(video: np.ndarray, background) -> np.ndarray:
-    """All frames of a (T, H, W, 3) video in one image: each frame's ink laid over the last,
-    older frames fainter, so the path reads as a trail ending at the newest position."""
-    bg = np.asarray(background, np.float32)
-    out = np.broadcast_to(bg, video.shape[1:]).copy()
-    frames = len(video)
-    for t, frame in enumerate(video.astype(np.float32)):
-        ink = np.abs(frame - bg).max(axis=-1, keepdims=True) / 255.0
-        alpha = ink * (0.15 + 0.85 * (t + 1) / frames)
-        out += alpha * (frame - out)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def _canvas(p: Preview, classes) -> np.ndarray:

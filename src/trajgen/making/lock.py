@@ -1,0 +1,42 @@
+"""The run's lock: one process at a time works on a run (an OFD lock on .lock, held while it works)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+from trajgen.store import _fs
+from trajgen.store.rundir import RunError, RunPaths, live_holder
+
+
+class RunLockedError(RunError):
+    """Another process is working on the run."""
+
+
+def probe_lock(paths: RunPaths) -> bool:
+    try:
+        return _fs.is_locked(paths.lock)
+    except OSError as e:
+        raise RunError(f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
+                       f"{e.strerror or e}; make it readable for this user") from None
+
+
+@contextmanager
+def locked(paths: RunPaths) -> Iterator[None]:
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    _fs.pause_point("lock")
+    try:
+        fd = _fs.try_lock(paths.lock, holder)
+    except OSError as e:
+        raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
+    if fd is None:
+        who = live_holder(paths)
+        raise RunLockedError(f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
+                             f"{shlex.quote(str(paths.root))}) or stop that process first")
+    try:
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,111 @@
+"""`trajgen status`: what PROGRESS.txt says, recomputed from the manifest (the truth) and the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+from trajgen.making import inflight
+from trajgen.making.lock import probe_lock
+from trajgen.store import _fs, schema
+from trajgen.store.manifest import checked_config, existing_run, read_manifest
+from trajgen.store.rundir import RunError, RunPaths, resume_command
+from trajgen.watch.progress import (
+    ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
+)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: str  # RUNNING, COMPLETE, STOPPED, FAILED or INTERRUPTED
+    text: str
+    data: dict = field(default_factory=dict)
+
+    @property
+    def completed_samples(self) -> int:
+        return self.data["completed_samples"]
+
+    def to_json(self) -> dict:
+        return self.data
+
+
+def run_status(run_dir: os.PathLike | str) -> RunStatus:
+    """What PROGRESS.txt says, recomputed from the manifest (the truth) and the lock.
+
+    Reads only; safe while another process writes the run or after it died."""
+    paths = existing_run(run_dir)
+    locked = probe_lock(paths)  # before reading: a writer that lets go meanwhile has committed its last shard
+    manifest = read_manifest(paths.root, config_file=False)
+    _fs.pause_point("status-read")
+    if locked and not probe_lock(paths):
+        locked, manifest = False, read_manifest(paths.root, config_file=False)
+    notes = []
+    try:
+        snapshot = snapshot_from_json(schema.check_progress(schema.load_json(paths.progress_json)))
+    except FileNotFoundError:
+        snapshot = None
+    except (OSError, ValueError) as e:  # SchemaError is a ValueError
+        snapshot = None
+        notes.append(f"{paths.progress_json.name} is unreadable ({' '.join(str(e).split())}); ignored: "
+                     f"manifest.json is the record of what is done")
+    try:
+        checked_config(paths)
+    except RunError as e:
+        notes.append(str(e))
+    shards = manifest["shards"]
+    done = sum(s["count"] for s in shards)
+    counts = {name: sum(s["class_counts"].get(name, 0) for s in shards) for name in manifest["classes"]}
+    if manifest["status"] == "complete":
+        state = "COMPLETE"
+    elif locked:
+        state = "RUNNING"
+    elif snapshot is not None and snapshot.state in ("STOPPED", "FAILED"):
+        state = snapshot.state
+    else:
+        state = "INTERRUPTED"  # said RUNNING, but nobody holds the lock: killed or crashed
+    base = snapshot or ProgressSnapshot(
+        state=state, run_dir="", total_samples=manifest["total_samples"], completed_samples=0,
+        total_shards=manifest["num_shards"], completed_shards=0, checkpoint_every=manifest["checkpoint_every"],
+        rate=None, elapsed_seconds=0.0, eta_seconds=None, class_counts={}, framing_redraws=0, error=None,
+        host="?", pid=0, updated_at=datetime.fromtimestamp(paths.manifest.stat().st_mtime, timezone.utc),
+    )
+    # the manifest is the truth for what is done; progress.json adds rate, host, pid, last update
+    snap = replace(
+        base, state=state, run_dir=str(paths.root), completed_samples=done, completed_shards=len(shards),
+        class_counts=counts, framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
+        eta_seconds=base.eta_seconds if state == "RUNNING" else None,
+        error=base.error if state == "FAILED" else None,
+        # what the working process's makers report now (only while it holds the lock: a dead run's are stale)
+        **_inflight_now(paths, {s["index"] for s in shards}, state == "RUNNING"),
+    )
+    text = format_progress_text(snap)
+    if state == "INTERRUPTED":
+        text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
+    text += "".join(f"Note: {note}\n" for note in notes)
+    data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
+    return RunStatus(state=state, text=text, data=data)
+
+
+def _inflight_now(paths: RunPaths, committed: set[int], running: bool) -> dict:
+    samples, shards = inflight.totals(inflight.read(paths.tmp, skip=committed)) if running else (0, 0)
+    return {"inflight_samples": samples, "inflight_shards": shards}
+
+
+def repair_progress(paths: RunPaths, manifest: dict) -> None:
+    """Make a complete run's PROGRESS.txt and progress.json say COMPLETE: a failed last write,
+    or a stop right after the last commit, can leave FAILED, STOPPED or RUNNING behind."""
+    try:
+        said = snapshot_from_json(json.loads(paths.progress_json.read_text(encoding="utf-8")))
+        if said.state == "COMPLETE" and said.completed_shards == manifest["num_shards"] and \
+                (paths.root / "PROGRESS.txt").read_text(encoding="utf-8").startswith("trajgen COMPLETE"):
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # run_status recomputes the snapshot from the manifest (the truth), keeping the recorded rate
+    snapshot = snapshot_from_json(run_status(paths.root).data)
+    _fs.make_dirs(paths.tmp)
+    write_progress(paths.root, replace(snapshot, host=socket.gethostname(), pid=os.getpid(),
+                                       updated_at=datetime.now(timezone.utc)), paths.tmp)
