@@ -26,9 +26,12 @@ from trajgen import GenerationConfig, __version__, make_sample
 from trajgen.content import bulk, streams
 
 STAGES = {  # module, function → stage
-    (streams, "uniforms"): "streams", (streams, "normals"): "streams",
-    (bulk, "draw_parameters"): "parameters", (bulk, "stack"): "parameters",
-    (bulk, "frame"): "frame", (bulk, "render_videos"): "render",
+    (streams, "uniforms"): "streams",
+    (streams, "normals"): "streams",
+    (bulk, "draw_parameters"): "parameters",
+    (bulk, "stack"): "parameters",
+    (bulk, "frame"): "frame",
+    (bulk, "render_videos"): "render",
 }
 
 

@@ -51,8 +51,12 @@ def make_run(n: int, work: Path, checkpoint_every: int) -> Path:
     out = work / f"run_n{n}"
     if not (out / "manifest.json").exists() or json.loads((out / "manifest.json").read_text())["status"] != "complete":
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run(trajgen_cmd("generate", "--n", n, "--checkpoint-every", checkpoint_every, "--workers", 2,
-                                   "--out", out, "--quiet"), check=True)
+        subprocess.run(
+            trajgen_cmd(
+                "generate", "--n", n, "--checkpoint-every", checkpoint_every, "--workers", 2, "--out", out, "--quiet"
+            ),
+            check=True,
+        )
     return out
 
 
@@ -68,7 +72,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     runs = {n: make_run(n, args.work, args.checkpoint_every) for n in (args.small, args.large)}
-    baseline = [peak_rss_mb([sys.executable, "-c", "import trajgen.cli, trajgen.use.export"])[0] for _ in range(args.repeats)]
+    baseline = [
+        peak_rss_mb([sys.executable, "-c", "import trajgen.cli, trajgen.use.export"])[0] for _ in range(args.repeats)
+    ]
     rss: dict[int, list[float]] = {n: [] for n in runs}
     secs: dict[int, list[float]] = {n: [] for n in runs}
     sizes = {}

@@ -41,10 +41,10 @@ from pathlib import Path
 import numpy as np
 
 from trajgen import GenerationConfig, __version__
+from trajgen.making import generate
+from trajgen.making.shardmaker import build_shard_arrays, videos_buffer_kept
 from trajgen.store import _fs
 from trajgen.store.rundir import RunPaths
-from trajgen.making.shardmaker import build_shard_arrays, videos_buffer_kept
-from trajgen.making import generate
 from trajgen.store.shards import encode_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,11 +60,16 @@ def install_baseline(ref: str, scratch: Path) -> Path:
     # --without-pip: the venv must not shadow this environment's setuptools with the bundled one
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    own = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     Path(own, "parent_env.pth").write_text(site.getsitepackages()[0] + "\n")  # numpy, OpenCV, click...
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(src)],
-                   check=True, env=_env(None), capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(src)],
+        check=True,
+        env=_env(None),
+        capture_output=True,
+    )
     return python
 
 
@@ -78,8 +83,9 @@ def _env(pythonpath: str | None) -> dict[str, str]:
 def cli_generate(python: Path | str, env: dict, n: int, out: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of `trajgen generate --n N --workers 1` run by ``python``."""
     shutil.rmtree(out, ignore_errors=True)
-    return _timed([str(python), "-m", "trajgen", "generate", "--n", str(n), "--workers", "1", "--quiet",
-                   "--out", str(out)], env)
+    return _timed(
+        [str(python), "-m", "trajgen", "generate", "--n", str(n), "--workers", "1", "--quiet", "--out", str(out)], env
+    )
 
 
 def run_bytes(out: Path) -> int:
@@ -117,8 +123,19 @@ for start in range(0, len(points), block):
 def floor_run(points_file: Path, config: GenerationConfig, encoder: str) -> tuple[float, float]:
     """(wall, CPU) seconds of the floor program (deflating with "isal" or "zlib") on the dots in ``points_file``."""
     radius16 = int(round(config.radius * 16))
-    return _timed([sys.executable, "-c", FLOOR_PROGRAM, str(points_file), str(config.size), str(radius16),
-                   str(config.checkpoint_every), encoder], _env(None))
+    return _timed(
+        [
+            sys.executable,
+            "-c",
+            FLOOR_PROGRAM,
+            str(points_file),
+            str(config.size),
+            str(radius16),
+            str(config.checkpoint_every),
+            encoder,
+        ],
+        _env(None),
+    )
 
 
 def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
@@ -234,10 +251,10 @@ def main() -> None:
         result = {
             "command": f"python scripts/bench_generate.py --n {args.n} --repeats {args.repeats} --baseline {args.baseline}",
             "what": "wall and CPU (user + system) seconds of four programs, each started as a process: "
-                    "`trajgen generate --n N --workers 1 --quiet` of this trajgen and of 0.1.0, and two floors: "
-                    "Python + numpy + OpenCV drawing the same dots with cv2.circle and deflating the same "
-                    "frames with ISA-L level 1 (floor_isal, the target's floor) or zlib level 1 (floor_zlib, "
-                    "the encoder shards use), 1,000 samples at a time",
+            "`trajgen generate --n N --workers 1 --quiet` of this trajgen and of 0.1.0, and two floors: "
+            "Python + numpy + OpenCV drawing the same dots with cv2.circle and deflating the same "
+            "frames with ISA-L level 1 (floor_isal, the target's floor) or zlib level 1 (floor_zlib, "
+            "the encoder shards use), 1,000 samples at a time",
             "trajgen_version": __version__,
             "baseline": args.baseline,
             "python": platform.python_version(),
@@ -258,7 +275,9 @@ def main() -> None:
             "time_over_floor_limit": FLOOR_LIMIT,
             "time_over_floor_goal": FLOOR_GOAL,
             "bytes_per_sample": {k: round(v) for k, v in sizes.items()},
-            "meets_targets": speedup >= SPEEDUP_TARGET and over_floor <= FLOOR_LIMIT and sizes["this"] <= sizes["baseline"],
+            "meets_targets": speedup >= SPEEDUP_TARGET
+            and over_floor <= FLOOR_LIMIT
+            and sizes["this"] <= sizes["baseline"],
         }
         if not args.quick:
             small = config.replace(n=min(args.n, 10_000))

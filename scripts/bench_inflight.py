@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "bench_inflight.json"))
     args = parser.parse_args()
 
-    from trajgen.making import inflight
     from trajgen.content.config import GenerationConfig
+    from trajgen.making import inflight
     from trajgen.making.shardmaker import produce_shard, videos_buffer_kept
 
     config = GenerationConfig(n=args.samples, checkpoint_every=args.samples, seed=1)
@@ -46,7 +46,7 @@ def main() -> None:
             os.makedirs(os.path.join(run_dir, sub))
         produce_shard(config, run_dir, 0)  # warm up: imports, the videos buffer's first touch
         for rep in range(args.repeats):
-            for name in names[rep % len(names):] + names[:rep % len(names)]:
+            for name in names[rep % len(names) :] + names[: rep % len(names)]:
                 value = SETTINGS[name]
                 if value is None:
                     os.environ.pop("TRAJGEN_INFLIGHT_SECONDS", None)
@@ -93,8 +93,15 @@ def main() -> None:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("median_seconds", "ratio_to_off", "write_one_report_median_ms",
-                                             "read_16_files_median_ms")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in ("median_seconds", "ratio_to_off", "write_one_report_median_ms", "read_16_files_median_ms")
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

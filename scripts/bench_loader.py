@@ -60,8 +60,24 @@ def make_run(n: int, work: Path, checkpoint_every: int) -> Path:
         complete = False
     if not complete:
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "trajgen", "generate", "--n", str(n), "--checkpoint-every",
-                        str(checkpoint_every), "--workers", "2", "--out", str(out), "--quiet"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trajgen",
+                "generate",
+                "--n",
+                str(n),
+                "--checkpoint-every",
+                str(checkpoint_every),
+                "--workers",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            check=True,
+        )
     return out
 
 
@@ -112,8 +128,10 @@ def decode_only(run_dir: Path, processes: int) -> dict:
     """``decode_and_batch`` over every shard in ``processes`` processes at once, each its share."""
     paths = sorted((run_dir / "shards").glob("shard-*.npz"))
     results = mp.get_context("fork").Queue()
-    children = [mp.get_context("fork").Process(target=decode_and_batch, args=(paths[i::processes], results))
-                for i in range(processes)]
+    children = [
+        mp.get_context("fork").Process(target=decode_and_batch, args=(paths[i::processes], results))
+        for i in range(processes)
+    ]
     for child in children:
         child.start()
     got = [results.get() for _ in children]
@@ -151,8 +169,9 @@ def two_epochs(loader) -> list[dict]:
         seconds, u = time.perf_counter() - w0, os.times()
         main = u.user + u.system - t.user - t.system
         cpu = main + workers_cpu(batches) - before
-        figures.append({"rate": n / seconds, "cpu_us": cpu / n * 1e6, "main_cpu_us": main / n * 1e6,
-                        "cores_busy": cpu / seconds})
+        figures.append(
+            {"rate": n / seconds, "cpu_us": cpu / n * 1e6, "main_cpu_us": main / n * 1e6, "cores_busy": cpu / seconds}
+        )
     if hasattr(batches, "_shutdown_workers"):
         batches._shutdown_workers()
     return figures
@@ -218,24 +237,30 @@ def main() -> None:
 
     median, cpu = med("rate"), med("cpu_us")
     floor = median["numpy_load_videos"]
-    cold, warm = ({w: median[f"stream_batches_{w}_epoch{e}"] for w in ("0_workers", "1_worker", "2_workers")}
-                  for e in (0, 1))
+    cold, warm = (
+        {w: median[f"stream_batches_{w}_epoch{e}"] for w in ("0_workers", "1_worker", "2_workers")} for e in (0, 1)
+    )
 
     def ratios(rate, e):
         """The targets' ratios for one epoch (``rate``: the batched stream's samples/s by workers)."""
         return {
             "1_worker_over_numpy_load": round(rate["1_worker"] / floor, 2),
             "2_workers_over_1": round(rate["2_workers"] / rate["1_worker"], 2),
-            "decode_only_2_processes_over_1": round(median["decode_only_2_processes"]
-                                                    / median["decode_only_1_process"], 2),
+            "decode_only_2_processes_over_1": round(
+                median["decode_only_2_processes"] / median["decode_only_1_process"], 2
+            ),
             "0_workers_over_numpy_load": round(rate["0_workers"] / floor, 2),
             "batches_over_collated_samples_1_worker": round(
-                rate["1_worker"] / median[f"stream_samples_collated_1_worker_epoch{e}"], 2),
+                rate["1_worker"] / median[f"stream_samples_collated_1_worker_epoch{e}"], 2
+            ),
         }
 
     def passes(rate):
-        return {"1_worker_over_floor": rate["1_worker"] >= floor, "goal_2x_floor": rate["1_worker"] >= 2 * floor,
-                "2_workers_over_1": rate["2_workers"] >= 1.6 * rate["1_worker"]}
+        return {
+            "1_worker_over_floor": rate["1_worker"] >= floor,
+            "goal_2x_floor": rate["1_worker"] >= 2 * floor,
+            "2_workers_over_1": rate["2_workers"] >= 1.6 * rate["1_worker"],
+        }
 
     result = {
         "trajgen_version": trajgen.__version__,
@@ -248,39 +273,49 @@ def main() -> None:
         "config": f"{args.n} samples, generate defaults (16 frames, 64x64, uint8), --checkpoint-every {args.checkpoint_every}",
         "batch_size": BATCH,
         "recommended": "DataLoader(run.torch_stream(batch_size=32), batch_size=None, num_workers=1 or 2, "
-                       "persistent_workers=True)",
+        "persistent_workers=True)",
         "method": "main process with torch.set_num_threads(1); every loader with persistent workers, two epochs: "
-                  "epoch0 starts the worker processes (cold), epoch1 runs in the same ones (warm, as every later "
-                  "epoch of a training run); each batch copied into one preallocated tensor (as .to(device) reads "
-                  "it); samples/s from iter(loader) to the epoch's last batch; torch_stream uint8 shuffled; "
-                  f"medians of {args.repeats} alternating repeats",
+        "epoch0 starts the worker processes (cold), epoch1 runs in the same ones (warm, as every later "
+        "epoch of a training run); each batch copied into one preallocated tensor (as .to(device) reads "
+        "it); samples/s from iter(loader) to the epoch's last batch; torch_stream uint8 shuffled; "
+        f"medians of {args.repeats} alternating repeats",
         "samples_per_s_median": median,
         "samples_per_s_runs": {name: [round(r["rate"]) for r in v] for name, v in runs.items()},
         "cpu_us_per_sample_median": med("cpu_us"),
         "main_process_cpu_us_per_sample_median": med("main_cpu_us"),
         "cores_busy_median": med("cores_busy", 2),
         "cpu_note": "CPU time per sample of the main process plus its DataLoader workers (from /proc), and of the "
-                    "main process alone: less sensitive than samples/s to other load on the machine. cores_busy = "
-                    "CPU time / wall time of the epoch: on 2 cores, a loader whose 1-worker epoch keeps more than "
-                    "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers. decode_only_*: a worker's work "
-                    "alone (inflate, copy into batches; no torch), in 1 process and in 2 at once: how far the cores "
-                    "scale the work itself",
-        "ratios_warm_epoch": ratios(warm, 1) | {"1_worker_over_no_work_1_worker": round(
-            warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2)},
+        "main process alone: less sensitive than samples/s to other load on the machine. cores_busy = "
+        "CPU time / wall time of the epoch: on 2 cores, a loader whose 1-worker epoch keeps more than "
+        "2/1.6 = 1.25 cores busy cannot be 1.6x faster with 2 workers. decode_only_*: a worker's work "
+        "alone (inflate, copy into batches; no torch), in 1 process and in 2 at once: how far the cores "
+        "scale the work itself",
+        "ratios_warm_epoch": ratios(warm, 1)
+        | {
+            "1_worker_over_no_work_1_worker": round(
+                warm["1_worker"] / median["ready_batches_no_work_1_worker_epoch1"], 2
+            )
+        },
         "ratios_cold_epoch": ratios(cold, 0),
         "cores_needed_warm_epoch": {
-            "2_workers_at_1.6x_1_worker": round(1.6 * warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
-            "2_workers_over_1_at_most": round(med("cores_busy", 2)["decode_only_2_processes"] / (
-                warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6), 2),
+            "2_workers_at_1.6x_1_worker": round(
+                1.6 * warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2
+            ),
+            "2_workers_over_1_at_most": round(
+                med("cores_busy", 2)["decode_only_2_processes"]
+                / (warm["1_worker"] * cpu["stream_batches_2_workers_epoch1"] / 1e6),
+                2,
+            ),
             "1_worker_at_2x_numpy_load": round(2 * floor * cpu["stream_batches_1_worker_epoch1"] / 1e6, 2),
             "2_workers_at_1.6x_of_2x_numpy_load": round(
-                1.6 * 2 * floor * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2),
+                1.6 * 2 * floor * cpu["stream_batches_2_workers_epoch1"] / 1e6, 2
+            ),
         },
         "cores_needed_note": "samples/s wanted x CPU time per sample (main process plus workers) of that loader: "
-                             f"more than the machine's {os.cpu_count()} cores is out of reach, however the work is "
-                             "spread over workers. 2_workers_over_1_at_most: the 2-worker loader's speed-up were it to "
-                             "keep the cores as busy as two processes doing the work alone (decode_only_2_processes) "
-                             "at its CPU time per sample",
+        f"more than the machine's {os.cpu_count()} cores is out of reach, however the work is "
+        "spread over workers. 2_workers_over_1_at_most: the 2-worker loader's speed-up were it to "
+        "keep the cores as busy as two processes doing the work alone (decode_only_2_processes) "
+        "at its CPU time per sample",
         "target": "1 worker >= numpy.load (goal 2x); 2 workers >= 1.6x 1 worker",
         "pass_warm_epoch": passes(warm),
         "pass_cold_epoch": passes(cold),

@@ -23,16 +23,30 @@ from pathlib import Path
 import numpy as np
 
 import trajgen
-from trajgen.use import verify
 from trajgen.store.shards import read_shard
+from trajgen.use import verify
 
 
 def make_run(n: int, work: Path) -> Path:
     out = work / f"run_n{n}_v{trajgen.__version__}"
     if not (out / "manifest.json").exists() or json.loads((out / "manifest.json").read_text())["status"] != "complete":
         shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "trajgen", "generate", "--n", str(n), "--checkpoint-every", "1000",
-                        "--out", str(out), "--quiet"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trajgen",
+                "generate",
+                "--n",
+                str(n),
+                "--checkpoint-every",
+                "1000",
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            check=True,
+        )
     return out
 
 
@@ -86,7 +100,7 @@ def main() -> None:
         "hash_us_per_video": per_video,
         "read_shard_us_per_sample": round(read_seconds / len(videos) * 1e6, 1),
         "method": f"verify_run in this process, the two hashers alternating, medians of {args.repeats}; per video: "
-                  "video_hashes over one shard's 1,000 videos; read_shard: one shard, all arrays",
+        "video_hashes over one shard's 1,000 videos; read_shard: one shard, all arrays",
         "command": "python scripts/bench_verify.py " + " ".join(sys.argv[1:]),
     }
     Path("artifacts").mkdir(exist_ok=True)

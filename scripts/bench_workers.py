@@ -40,8 +40,9 @@ def dask_cluster(workers: int):
     import distributed
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as cluster:
+    with distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -64,13 +65,25 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=24_000)
     parser.add_argument("--checkpoint-every", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", default="1,2,dask",
-                        help="comma-separated settings (a number of workers, or dask); the first is the baseline")
+    parser.add_argument(
+        "--workers",
+        default="1,2,dask",
+        help="comma-separated settings (a number of workers, or dask); the first is the baseline",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench_workers.json")
     opts = parser.parse_args()
     settings = [w if w == "dask" else int(w) for w in opts.workers.split(",")]
-    base = [sys.executable, "-m", "trajgen", "generate", "--n", str(opts.n),
-            "--checkpoint-every", str(opts.checkpoint_every), "--quiet"]
+    base = [
+        sys.executable,
+        "-m",
+        "trajgen",
+        "generate",
+        "--n",
+        str(opts.n),
+        "--checkpoint-every",
+        str(opts.checkpoint_every),
+        "--quiet",
+    ]
 
     times: dict = {w: [] for w in settings}
     with tempfile.TemporaryDirectory(prefix="bench_workers_") as scratch, ExitStack() as stack:
@@ -97,7 +110,7 @@ def main() -> None:
         "command": " ".join(["trajgen", *base[3:], "--workers", "W", "--out", "DIR"]),
         "dask": f"trajgen ... --scheduler ADDRESS of a LocalCluster of {DASK_WORKERS} single-threaded worker processes",
         "bench_command": f"python scripts/bench_workers.py --n {opts.n} --checkpoint-every {opts.checkpoint_every} "
-                         f"--repeats {opts.repeats} --workers {opts.workers}",
+        f"--repeats {opts.repeats} --workers {opts.workers}",
         "order": "ABBA per repetition (each setting runs twice per repetition)",
         "n": opts.n,
         "checkpoint_every": opts.checkpoint_every,
@@ -109,7 +122,7 @@ def main() -> None:
         "seconds": {str(w): [round(t, 3) for t in ts] for w, ts in times.items()},
         "median_seconds": {str(w): round(m, 3) for w, m in medians.items()},
         "samples_per_s_median": {str(w): round(opts.n / m, 1) for w, m in medians.items()},
-        "speedup_vs_workers_%d" % baseline: {str(w): round(medians[baseline] / m, 3) for w, m in medians.items()},
+        f"speedup_vs_workers_{baseline}": {str(w): round(medians[baseline] / m, 3) for w, m in medians.items()},
         "speedup_per_repetition": {
             str(w): [round(b / t, 3) for b, t in zip(times[baseline], ts)] for w, ts in times.items() if w != baseline
         },

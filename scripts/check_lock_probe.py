@@ -40,8 +40,9 @@ def measure(kind: str, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as where:
         lock = os.path.join(where, ".lock")
         Path(lock).touch()
-        prober = subprocess.Popen([sys.executable, "-c", PROBER, lock, kind, str(seconds)],
-                                  stdout=subprocess.PIPE, text=True)
+        prober = subprocess.Popen(
+            [sys.executable, "-c", PROBER, lock, kind, str(seconds)], stdout=subprocess.PIPE, text=True
+        )
         assert prober.stdout.readline().strip() == "ready"
         attempts = refused = 0
         while prober.poll() is None:
@@ -73,8 +74,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     for r in results:
-        print(f"{r['probe']:>5} probe: {r['refused']:,} of {r['writer_attempts']:,} writer attempts refused "
-              f"({r['probes']:,} probes)")
+        print(
+            f"{r['probe']:>5} probe: {r['refused']:,} of {r['writer_attempts']:,} writer attempts refused "
+            f"({r['probes']:,} probes)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def one_run(scratch: Path, i: int, args: argparse.Namespace) -> list[str]:
     out = scratch / f"run{i}"
-    cmd = [sys.executable, "-m", "trajgen", "generate", "--n", str(args.n), "--checkpoint-every",
-           str(args.checkpoint_every), "--seed", str(args.seed), "--workers", str(args.workers), "--quiet",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trajgen",
+        "generate",
+        "--n",
+        str(args.n),
+        "--checkpoint-every",
+        str(args.checkpoint_every),
+        "--seed",
+        str(args.seed),
+        "--workers",
+        str(args.workers),
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     shas = [entry["sha256"] for entry in json.loads((out / "manifest.json").read_text())["shards"]]
     shutil.rmtree(out)

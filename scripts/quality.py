@@ -94,8 +94,13 @@ def main() -> None:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     args.src = None
-    source = f"working tree at {git_commit('HEAD')[:12]}" + (" (with uncommitted changes)" if subprocess.run(
-        ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True).stdout else "")
+    source = f"working tree at {git_commit('HEAD')[:12]}" + (
+        " (with uncommitted changes)"
+        if subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True
+        ).stdout
+        else ""
+    )
     if args.rev:
         commit = git_commit(args.rev)
         args.src = export_source(commit, Path(tempfile.mkdtemp(prefix="trajgen_src_")))
@@ -105,8 +110,21 @@ def main() -> None:
         run_dir = args.scratch / f"{args.label}_seed{seed}_n{args.n}"
         shutil.rmtree(run_dir, ignore_errors=True)
         t0 = time.perf_counter()
-        made = trajgen_cli(["generate", "--n", str(args.n), "--seed", str(seed), "--workers", str(args.workers),
-                            "--out", str(run_dir), "--quiet"], args.src)
+        made = trajgen_cli(
+            [
+                "generate",
+                "--n",
+                str(args.n),
+                "--seed",
+                str(seed),
+                "--workers",
+                str(args.workers),
+                "--out",
+                str(run_dir),
+                "--quiet",
+            ],
+            args.src,
+        )
         if made.returncode != 0:
             sys.exit(f"generate failed for seed {seed}: {made.stderr.strip()}")
         seconds = time.perf_counter() - t0
@@ -114,14 +132,19 @@ def main() -> None:
         figures = measure(run_dir)
         figures["generate_seconds"] = round(seconds, 1)
         figures["verify_exit_code"] = checked.returncode
-        figures["verify_output_tail"] = checked.stdout.strip().splitlines()[-3:] + checked.stderr.strip().splitlines()[-3:]
+        figures["verify_output_tail"] = (
+            checked.stdout.strip().splitlines()[-3:] + checked.stderr.strip().splitlines()[-3:]
+        )
         results[str(seed)] = figures
-        print(f"seed {seed}: verify exit {checked.returncode}, duplicates {figures['duplicate_videos']}, "
-              f"near-dup {np.round(figures['near_duplicate_rate'], 4).tolist()}, "
-              f"steps≤d {np.round(figures['step_within_diameter'], 4).tolist()}, "
-              f"coverage {np.round(figures['coverage_within_tol'], 4).tolist()}, "
-              f"single-frame worst {figures['single_frame_probe_accuracy']:.3f}, "
-              f"motion {figures['motion_probe_accuracy']:.3f}", flush=True)
+        print(
+            f"seed {seed}: verify exit {checked.returncode}, duplicates {figures['duplicate_videos']}, "
+            f"near-dup {np.round(figures['near_duplicate_rate'], 4).tolist()}, "
+            f"steps≤d {np.round(figures['step_within_diameter'], 4).tolist()}, "
+            f"coverage {np.round(figures['coverage_within_tol'], 4).tolist()}, "
+            f"single-frame worst {figures['single_frame_probe_accuracy']:.3f}, "
+            f"motion {figures['motion_probe_accuracy']:.3f}",
+            flush=True,
+        )
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     if args.src is not None:

@@ -13,9 +13,16 @@ from pathlib import Path
 import pytest
 
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--allow-file-access-from-files",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--allow-file-access-from-files",
 )
 
 
@@ -41,12 +48,14 @@ def _run(args: list[str], faketime: str | None, timeout: float) -> subprocess.Co
             pytest.skip(message)
         cmd = [tool, "-f", faketime, *cmd]
     with tempfile.TemporaryDirectory(prefix="trajgen-chromium-") as profile:
-        return subprocess.run([*cmd[:-1], f"--user-data-dir={profile}", cmd[-1]], capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [*cmd[:-1], f"--user-data-dir={profile}", cmd[-1]], capture_output=True, text=True, timeout=timeout
+        )
 
 
-def dump_dom(page: os.PathLike | str, *, faketime: str | None = None, budget_ms: int = 3000,
-             timeout: float = 90) -> str:
+def dump_dom(
+    page: os.PathLike | str, *, faketime: str | None = None, budget_ms: int = 3000, timeout: float = 90
+) -> str:
     """The serialized DOM of ``page`` after its scripts ran (``--dump-dom``)."""
     url = Path(page).resolve().as_uri()
     result = _run([f"--virtual-time-budget={budget_ms}", "--dump-dom", url], faketime, timeout)
@@ -54,12 +63,21 @@ def dump_dom(page: os.PathLike | str, *, faketime: str | None = None, budget_ms:
     return result.stdout
 
 
-def screenshot(page: os.PathLike | str, png: os.PathLike | str, *, size: tuple[int, int] = (1280, 1000),
-               faketime: str | None = None, timeout: float = 90) -> Path:
+def screenshot(
+    page: os.PathLike | str,
+    png: os.PathLike | str,
+    *,
+    size: tuple[int, int] = (1280, 1000),
+    faketime: str | None = None,
+    timeout: float = 90,
+) -> Path:
     """A PNG of ``page`` as a person would see it."""
     url = Path(page).resolve().as_uri()
     png = Path(png).resolve()
-    _run([f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=3000", f"--screenshot={png}", url],
-         faketime, timeout)
+    _run(
+        [f"--window-size={size[0]},{size[1]}", "--virtual-time-budget=3000", f"--screenshot={png}", url],
+        faketime,
+        timeout,
+    )
     assert png.is_file(), f"chromium wrote no screenshot of {page}"
     return png

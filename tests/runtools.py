@@ -26,7 +26,9 @@ def assert_same_run(a, b):
         if fa[name] != fb[name] and name.endswith(".json"):  # say where: a shard's sha256, a count, a status
             import difflib
 
-            diff = difflib.unified_diff(fa[name].decode().splitlines(), fb[name].decode().splitlines(), lineterm="", n=0)
+            diff = difflib.unified_diff(
+                fa[name].decode().splitlines(), fb[name].decode().splitlines(), lineterm="", n=0
+            )
             raise AssertionError(f"{name} differs:\n" + "\n".join(list(diff)[:12]))
         assert fa[name] == fb[name], f"{name} differs"
 

@@ -7,8 +7,8 @@ from trajgen import GenerationConfig
 from trajgen.content import streams
 from trajgen.content.render import render_video, render_videos
 
-
 # ---------------------------------------------------------------- streams keyed by (seed, index)
+
 
 def test_a_sample_stream_does_not_depend_on_its_batch():
     indices = np.array([0, 1, 7, 123_456_789, 2**40 + 3])
@@ -38,13 +38,17 @@ def test_streams_differ_by_seed_and_index_and_look_uniform():
 
 # ---------------------------------------------------------------- drawing many dots at once
 
-@pytest.mark.parametrize("config", [
-    GenerationConfig(),
-    GenerationConfig(size=32, color=(200, 30, 10), background=(0, 0, 0)),
-    GenerationConfig(size=48, dot_radius=2.3, frames=5),
-    GenerationConfig(size=96, dot_radius=11.7, background=(12, 250, 3)),
-    GenerationConfig(style="trail", size=40),
-])
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GenerationConfig(),
+        GenerationConfig(size=32, color=(200, 30, 10), background=(0, 0, 0)),
+        GenerationConfig(size=48, dot_radius=2.3, frames=5),
+        GenerationConfig(size=96, dot_radius=11.7, background=(12, 250, 3)),
+        GenerationConfig(style="trail", size=40),
+    ],
+)
 def test_render_videos_draws_the_same_pixels_as_cv2_circle(config):
     rng = np.random.default_rng(config.size)
     margin = config.radius
@@ -76,8 +80,15 @@ SMALL = GenerationConfig(n=90, checkpoint_every=25, seed=11)
 
 
 def _row(arrays, row):
-    return (arrays.videos[row], arrays.trajectory_3d[row], arrays.points_2d[row], arrays.camera[row],
-            arrays.equations[row], arrays.descriptions[row], int(arrays.labels[row]))
+    return (
+        arrays.videos[row],
+        arrays.trajectory_3d[row],
+        arrays.points_2d[row],
+        arrays.camera[row],
+        arrays.equations[row],
+        arrays.descriptions[row],
+        int(arrays.labels[row]),
+    )
 
 
 def _same(a, b):
@@ -106,8 +117,15 @@ def test_make_sample_is_the_sample_stored_in_the_shard(tmp_path):
     for i in rng.choice(SMALL.n, 12, replace=False).tolist():
         with np.load(tmp_path / "run" / "shards" / f"shard-{i // 25:05d}.npz") as z:
             row = i - (i // 25) * 25
-            stored = (z["videos"][row], z["trajectory_3d"][row], z["points_2d"][row], z["camera"][row],
-                      str(z["equations"][row]), str(z["descriptions"][row]), int(z["labels"][row]))
+            stored = (
+                z["videos"][row],
+                z["trajectory_3d"][row],
+                z["points_2d"][row],
+                z["camera"][row],
+                str(z["equations"][row]),
+                str(z["descriptions"][row]),
+                int(z["labels"][row]),
+            )
             assert int(z["index"][row]) == i
         s = make_sample(SMALL, i)
         _same((s.video, s.trajectory_3d, s.points_2d, s.camera, s.equation, s.description, s.label), stored)
@@ -146,9 +164,9 @@ def test_runs_of_the_old_format_are_read_but_not_resumed(tmp_path):
     import json
 
     import trajgen
-    from trajgen.store.rundir import RunError
     from trajgen.making import generate, resume
     from trajgen.store.manifest import read_manifest
+    from trajgen.store.rundir import RunError
 
     run = tmp_path / "run"
     generate(SMALL, run, workers=1)

@@ -70,7 +70,9 @@ def test_bad_options_are_usage_errors_that_write_nothing(tmp_path, args, message
 
 def test_out_that_is_an_existing_run_is_refused_untouched(tmp_path):
     out = tmp_path / "run"
-    assert run_cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", out, "--quiet").returncode == 0
+    assert (
+        run_cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", out, "--quiet").returncode == 0
+    )
     before = snapshot_tree(out)
     result = run_cli("generate", "--n", 8, "--out", out)
     assert result.returncode == 1
@@ -121,8 +123,17 @@ def test_dry_run_reports_plan_and_checks_and_leaves_nothing(tmp_path):
     result = run_cli("generate", "--n", 10000, "--checkpoint-every", 1000, "--dry-run", "--out", out)
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    for words in ("10,000 samples", "10 shards", "Estimated size", "Free space", "Estimated time", "Peak memory",
-                  "lock", "fsync", "atomic rename"):
+    for words in (
+        "10,000 samples",
+        "10 shards",
+        "Estimated size",
+        "Free space",
+        "Estimated time",
+        "Peak memory",
+        "lock",
+        "fsync",
+        "atomic rename",
+    ):
         assert words in text, words
     assert text.count("✓") >= 5 and "✗" not in text
     assert snapshot_tree(tmp_path) == before
@@ -145,6 +156,8 @@ def test_help_of_every_command_has_an_example():
 
 def test_a_run_that_finishes_fast_still_reports_its_rate(tmp_path):
     out = tmp_path / "run"
-    assert run_cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", out, "--quiet").returncode == 0
+    assert (
+        run_cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", out, "--quiet").returncode == 0
+    )
     rate_line = next(line for line in (out / "PROGRESS.txt").read_text().splitlines() if line.startswith("Rate:"))
     assert "estimating" not in rate_line and "samples/s" in rate_line

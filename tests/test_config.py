@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from trajgen import ConfigError, GenerationConfig
@@ -12,7 +14,7 @@ def test_defaults_match_the_design():
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         GenerationConfig().frames = 3  # type: ignore[misc]
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
-from trajgen.store import _fs
 from trajgen.errors import StorageError
 from trajgen.making import generate, resume
+from trajgen.store import _fs
 
 TINY = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
 
@@ -162,8 +162,20 @@ def test_reader_polling_progress_never_sees_a_torn_file(tmp_path):
 
     reader = threading.Thread(target=poll)
     reader.start()
-    result = run_cli("generate", "--n", 2000, "--checkpoint-every", 50, "--workers", 1, "--quiet",
-                     "--progress-interval", 0.01, "--out", out)
+    result = run_cli(
+        "generate",
+        "--n",
+        2000,
+        "--checkpoint-every",
+        50,
+        "--workers",
+        1,
+        "--quiet",
+        "--progress-interval",
+        0.01,
+        "--out",
+        out,
+    )
     stop.set()
     reader.join()
     assert result.returncode == 0, result.stderr

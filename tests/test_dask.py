@@ -25,8 +25,12 @@ LONG_ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 29, "--quiet")
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  host="127.0.0.1") as local, distributed.Client(local, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as local,
+        distributed.Client(local, set_as_default=False) as client,
+    ):
         yield local.scheduler_address, client
 
 
@@ -95,8 +99,18 @@ def test_relative_out_is_resolved_for_the_workers(two_workers, small_reference, 
 def test_cli_with_scheduler_is_identical(two_workers, small_reference, tmp_path):
     address, _ = two_workers
     out = tmp_path / "run"
-    args = ("--n", SMALL.n, "--checkpoint-every", SMALL.checkpoint_every, "--seed", SMALL.seed, "--size", SMALL.size,
-            "--frames", SMALL.frames)
+    args = (
+        "--n",
+        SMALL.n,
+        "--checkpoint-every",
+        SMALL.checkpoint_every,
+        "--seed",
+        SMALL.seed,
+        "--size",
+        SMALL.size,
+        "--frames",
+        SMALL.frames,
+    )
     result = run_cli("generate", *args, "--scheduler", address, "--out", out)
     assert result.returncode == 0, result.stderr
     # without a terminal the only stderr output is plain progress lines
@@ -178,8 +192,21 @@ def test_unreachable_scheduler_fails_fast_with_one_line_and_leaves_nothing(two_w
     address, _ = two_workers
     out = tmp_path / "run"
     bad = f"tcp://127.0.0.1:{_free_port()}"
-    args = ("--n", SMALL.n, "--checkpoint-every", SMALL.checkpoint_every, "--seed", SMALL.seed, "--size", SMALL.size,
-            "--frames", SMALL.frames, "--quiet", "--out", out)
+    args = (
+        "--n",
+        SMALL.n,
+        "--checkpoint-every",
+        SMALL.checkpoint_every,
+        "--seed",
+        SMALL.seed,
+        "--size",
+        SMALL.size,
+        "--frames",
+        SMALL.frames,
+        "--quiet",
+        "--out",
+        out,
+    )
     started = time.monotonic()
     result = run_cli("generate", *args, "--scheduler", bad)
     assert result.returncode == 1
@@ -256,8 +283,10 @@ def test_missing_dask_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_trajgen_imports_dask_only_when_a_scheduler_is_used():
-    code = ("import sys, trajgen, trajgen.cli, trajgen.making.generate_run, trajgen.making.executors, trajgen.making.dask_executor; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    code = (
+        "import sys, trajgen, trajgen.cli, trajgen.making.generate_run, trajgen.making.executors, trajgen.making.dask_executor; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -284,8 +313,12 @@ def test_a_worker_address_is_not_taken_for_the_scheduler(two_workers, tmp_path):
 
 
 def _dask_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "dask", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dask", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def test_losing_the_scheduler_mid_run_is_one_line_and_resumable(long_reference, tmp_path, monkeypatch):

@@ -34,8 +34,13 @@ def _free_port():
 
 
 def _dask(*args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "dask", *map(str, args)], env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dask", *map(str, args)],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _stop(proc):
@@ -66,8 +71,9 @@ def cluster(scheduler):
     workers = []
 
     def start_worker(name, nthreads=1, env=None):
-        workers.append(_dask("worker", address, "--name", name, "--nthreads", nthreads, "--no-nanny",
-                             "--no-dashboard", env=env))
+        workers.append(
+            _dask("worker", address, "--name", name, "--nthreads", nthreads, "--no-nanny", "--no-dashboard", env=env)
+        )
 
     try:
         start_worker("good")

@@ -10,8 +10,8 @@ import pytest
 
 import trajgen
 from trajgen import GenerationConfig, make_sample, open_run
-from trajgen.store.rundir import RunError
 from trajgen.making import generate
+from trajgen.store.rundir import RunError
 from trajgen.store.shards import SHARD_KEYS, read_shard
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=5, frames=6, size=16)
@@ -197,7 +197,9 @@ def test_torch_dataset_in_a_dataloader_with_two_workers(run_dir, torch):
     whole = shard_contents(run_dir)
     assert tuple(videos.shape) == (42, 3, 6, 16, 16)
     np.testing.assert_array_equal(labels.numpy(), whole["labels"])
-    np.testing.assert_array_equal((videos * 255).round().to(torch.uint8).numpy(), whole["videos"].transpose(0, 4, 1, 2, 3))
+    np.testing.assert_array_equal(
+        (videos * 255).round().to(torch.uint8).numpy(), whole["videos"].transpose(0, 4, 1, 2, 3)
+    )
 
 
 def test_shard_sampler_shuffles_shard_by_shard(run_dir, torch):
@@ -221,7 +223,7 @@ def test_missing_shard_is_a_clear_error(run_dir, tmp_path):
     (broken / "shards" / "shard-00003.npz").unlink()
     run = open_run(broken)
     with pytest.raises(CorruptShardError, match="shard-00003.npz.*trajgen verify"):
-        run.labels
+        _ = run.labels
     with pytest.raises(CorruptShardError, match="shard-00003.npz"):
         run[35]
     assert run[5].index == 5

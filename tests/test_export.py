@@ -10,10 +10,10 @@ import pytest
 from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
-from trajgen.use.export import export_run
-from trajgen.store.rundir import RunError
 from trajgen.making import generate
+from trajgen.store.rundir import RunError
 from trajgen.store.shards import SHARD_KEYS, read_shard
+from trajgen.use.export import export_run
 from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=21, frames=6, size=16)
@@ -168,8 +168,22 @@ def test_cli_export_bad_input(tmp_path):
 
 def test_generate_with_export(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("generate", "--n", 12, "--checkpoint-every", 5, "--frames", 4, "--size", 16, "--workers", 1,
-                     "--out", out, "--export")
+    result = run_cli(
+        "generate",
+        "--n",
+        12,
+        "--checkpoint-every",
+        5,
+        "--frames",
+        4,
+        "--size",
+        16,
+        "--workers",
+        1,
+        "--out",
+        out,
+        "--export",
+    )
     assert result.returncode == 0, result.stderr
     exports = list(out.glob("*_dataset_12_validated.npz"))
     assert len(exports) == 1 and f"Exported {exports[0]}" in result.stdout

@@ -193,7 +193,10 @@ def _child(root, tmp, fault=None, log=None):
         env["TRAJGEN_FAULT_LOG"] = str(log)
     return subprocess.run(
         [sys.executable, "-c", CHILD, str(root), str(tmp)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -22,15 +22,16 @@ import pytest
 from click.testing import CliRunner
 
 from runtools import cli_run_dir, run_cli, snapshot_tree, start_cli
-from trajgen.store import _fs
 from trajgen.cli import main
 from trajgen.content.config import GenerationConfig
 from trajgen.making import generate
+from trajgen.store import _fs
 
 LONG = "x" * 300  # one path component longer than any filesystem allows (255 bytes)
 
 
 # ---------------------------------------------------------------- fixtures and helpers
+
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
@@ -108,12 +109,25 @@ def command(args, run):
 
 # ================================================================ outputs never land on inputs
 
-RUN_FILES = ["manifest.json", "config.json", "progress.json", "PROGRESS.txt", "run.log", ".lock",
-             "shards/shard-00000.npz", "shards/new.npz", ".tmp/x.png", "shards/../manifest.json", "shards"]
+RUN_FILES = [
+    "manifest.json",
+    "config.json",
+    "progress.json",
+    "PROGRESS.txt",
+    "run.log",
+    ".lock",
+    "shards/shard-00000.npz",
+    "shards/new.npz",
+    ".tmp/x.png",
+    "shards/../manifest.json",
+    "shards",
+]
 
 
 @pytest.mark.parametrize("target", RUN_FILES)
-@pytest.mark.parametrize("how", [("preview", "-o"), ("preview", "--video"), ("export", "-o"), ("export", "-o", "--force")])
+@pytest.mark.parametrize(
+    "how", [("preview", "-o"), ("preview", "--video"), ("export", "-o"), ("export", "-o", "--force")]
+)
 def test_outputs_an_output_never_lands_on_the_runs_own_files(R, target, how):
     before = tree(R)
     code, _, err = cli(how[0], R, how[1], R / target, *how[2:])
@@ -136,8 +150,11 @@ def test_outputs_never_land_on_another_runs_files_either(R, reference, tmp_path)
     other = tmp_path / "other"
     shutil.copytree(reference, other)
     before = tree(other)
-    for args in (("export", R, "-o", other / "manifest.json", "--force"), ("preview", R, "-o", other / "shards/x.png"),
-                 ("export", R, "-o", other / "shards")):
+    for args in (
+        ("export", R, "-o", other / "manifest.json", "--force"),
+        ("preview", R, "-o", other / "shards/x.png"),
+        ("export", R, "-o", other / "shards"),
+    ):
         code, _, err = cli(*args)
         one_error(code, err, 2, "run's own files")
     assert tree(other) == before
@@ -158,8 +175,15 @@ def _socket_file(tmp_path, name):
 
 
 @pytest.mark.parametrize("make", [_fifo, _socket_file])
-@pytest.mark.parametrize("how", [("export", "-o", "x.npz", "--force"), ("export", "-o", "x.npz"),
-                                 ("preview", "-o", "x.png"), ("preview", "--video", "x.mp4")])
+@pytest.mark.parametrize(
+    "how",
+    [
+        ("export", "-o", "x.npz", "--force"),
+        ("export", "-o", "x.npz"),
+        ("preview", "-o", "x.png"),
+        ("preview", "--video", "x.mp4"),
+    ],
+)
 def test_outputs_a_special_file_is_never_replaced(R, tmp_path, make, how):
     """Device nodes, FIFOs and sockets are refused, --force or not (tested with a FIFO and a socket)."""
     target = make(tmp_path, how[2])
@@ -253,6 +277,7 @@ def test_outputs_preview_still_replaces_its_default_picture(R):
 
 # ================================================================ a signal during any command cleans up
 
+
 def _kill_self(sig):
     os.kill(os.getpid(), sig)
 
@@ -290,6 +315,7 @@ def test_signals_a_signal_during_preview_video_removes_the_partial_video(R, tmp_
                 if t == 3:
                     _kill_self(sig)
                 yield frame
+
         return real(path, some_then_signal(), *args)
 
     monkeypatch.setattr(render, "write_mp4", interrupted)
@@ -362,10 +388,12 @@ def test_signals_ctrl_c_at_start_up_never_shows_a_traceback(R, delay):
 
 # ================================================================ every file read is validated
 
+
 def _drop(key):
     def change(m):
         del m[key]
         return m
+
     return change
 
 
@@ -373,6 +401,7 @@ def _set(key, value):
     def change(m):
         m[key] = value
         return m
+
     return change
 
 
@@ -380,6 +409,7 @@ def _entry(key, value):
     def change(m):
         m["shards"][1][key] = value
         return m
+
     return change
 
 
@@ -527,10 +557,12 @@ def test_schema_one_schema_module_checks_all_three_files(R):
     schema.check_manifest(m)
     schema.check_config_file(c)
     schema.check_progress(p)
-    for check, bad, field in [(schema.check_manifest, {**m, "num_shards": -1}, "num_shards"),
-                              (schema.check_config_file, {**c, "versions": 3}, "versions"),
-                              (schema.check_config_file, {**c, "content_fingerprint": "0" * 64}, "content_fingerprint"),
-                              (schema.check_progress, {**p, "completed_samples": "many"}, "completed_samples")]:
+    for check, bad, field in [
+        (schema.check_manifest, {**m, "num_shards": -1}, "num_shards"),
+        (schema.check_config_file, {**c, "versions": 3}, "versions"),
+        (schema.check_config_file, {**c, "content_fingerprint": "0" * 64}, "content_fingerprint"),
+        (schema.check_progress, {**p, "completed_samples": "many"}, "completed_samples"),
+    ]:
         with pytest.raises(schema.SchemaError) as e:
             check(bad)
         assert e.value.field == field
@@ -538,10 +570,14 @@ def test_schema_one_schema_module_checks_all_three_files(R):
 
 # ================================================================ memory and sizes bounded before allocation
 
-@pytest.mark.parametrize("args", [
-    ("--n", 2_000_000, "--checkpoint-every", 2_000_000),
-    ("--n", 4, "--checkpoint-every", 4, "--size", 4096, "--frames", 10_000),
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--n", 2_000_000, "--checkpoint-every", 2_000_000),
+        ("--n", 4, "--checkpoint-every", 4, "--size", 4096, "--frames", 10_000),
+    ],
+)
 @pytest.mark.parametrize("dry", [False, True])
 def test_bounds_a_shard_larger_than_memory_is_a_usage_error(tmp_path, args, dry):
     out = tmp_path / "big"
@@ -552,7 +588,9 @@ def test_bounds_a_shard_larger_than_memory_is_a_usage_error(tmp_path, args, dry)
 
 
 def test_bounds_the_largest_fitting_shard_is_named(tmp_path):
-    code, _, err = cli("generate", "--n", 2_000_000, "--checkpoint-every", 2_000_000, "--out", tmp_path / "x", "--workers", 1)
+    code, _, err = cli(
+        "generate", "--n", 2_000_000, "--checkpoint-every", 2_000_000, "--out", tmp_path / "x", "--workers", 1
+    )
     assert "--checkpoint-every" in err
 
 
@@ -614,12 +652,23 @@ def test_bounds_a_foreign_or_broken_shard_is_one_line(R, other_size_shard, damag
 
 # ================================================================ OS errors and option values
 
-@pytest.mark.parametrize("args", [
-    ("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", "{L}"),
-    ("generate", "--n", 8, "--checkpoint-every", 4, "--out", "{L}", "--dry-run"),
-    ("status", "{L}"), ("verify", "{L}"), ("resume", "{L}"), ("export", "{L}"), ("preview", "{L}"),
-    ("export", "{R}", "-o", "{L}.npz"), ("preview", "{R}", "-o", "{L}.png"), ("preview", "{R}", "--video", "{L}.mp4"),
-], ids=lambda a: "-".join(str(x) for x in a if not str(x).startswith("-"))[:40])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", "{L}"),
+        ("generate", "--n", 8, "--checkpoint-every", 4, "--out", "{L}", "--dry-run"),
+        ("status", "{L}"),
+        ("verify", "{L}"),
+        ("resume", "{L}"),
+        ("export", "{L}"),
+        ("preview", "{L}"),
+        ("export", "{R}", "-o", "{L}.npz"),
+        ("preview", "{R}", "-o", "{L}.png"),
+        ("preview", "{R}", "--video", "{L}.mp4"),
+    ],
+    ids=lambda a: "-".join(str(x) for x in a if not str(x).startswith("-"))[:40],
+)
 def test_oserrors_a_name_too_long_is_one_line(R, tmp_path, args):
     long = tmp_path / LONG
     args = [str(a).format(L=long, R=R) for a in args]
@@ -629,8 +678,16 @@ def test_oserrors_a_name_too_long_is_one_line(R, tmp_path, args):
     assert tree(R) == before
 
 
-@pytest.mark.parametrize("code,words", [("EACCES", "permission"), ("EPERM", "not permitted"), ("EMFILE", "ulimit"),
-                                        ("EIO", "I/O"), ("EXDEV", "check the path")])
+@pytest.mark.parametrize(
+    "code,words",
+    [
+        ("EACCES", "permission"),
+        ("EPERM", "not permitted"),
+        ("EMFILE", "ulimit"),
+        ("EIO", "I/O"),
+        ("EXDEV", "check the path"),
+    ],
+)
 @pytest.mark.parametrize("cmd", ["status", "verify", "export", "preview"])
 def test_oserrors_any_os_error_is_one_line_naming_the_path(R, monkeypatch, code, words, cmd):
     """What the library does not foresee still ends as one line with the path and a fix (as a non-root
@@ -700,16 +757,21 @@ def test_oserrors_shards_dir_removed_from_an_unfinished_run(I):
 @pytest.mark.parametrize("value", ["inf", "1e308", "0", "-5", "nan", "-inf", "0.001"])
 @pytest.mark.parametrize("cmd", ["generate", "resume"])
 def test_oserrors_progress_interval_must_be_finite_and_sensible(I, tmp_path, value, cmd):
-    args = (["generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", tmp_path / "new"]
-            if cmd == "generate" else ["resume", I, "--workers", 1])
+    args = (
+        ["generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, "--out", tmp_path / "new"]
+        if cmd == "generate"
+        else ["resume", I, "--workers", 1]
+    )
     before = tree(I)
     code, _, err = cli(*args, "--progress-interval", value)
     one_error(code, err, 2, "progress-interval")
     assert tree(I) == before and not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("address", ["", "inproc://foo", "tcp://", "tcp://host", "tcp://host:port", "tcp://host:99999",
-                                     "http://host:8786", "host"])
+@pytest.mark.parametrize(
+    "address",
+    ["", "inproc://foo", "tcp://", "tcp://host", "tcp://host:port", "tcp://host:99999", "http://host:8786", "host"],
+)
 def test_oserrors_a_scheduler_address_that_does_not_parse_is_a_usage_error(tmp_path, address):
     code, _, err = cli("generate", "--n", 8, "--checkpoint-every", 4, "--out", tmp_path / "new", "--scheduler", address)
     one_error(code, err, 2, "--scheduler")
@@ -718,8 +780,8 @@ def test_oserrors_a_scheduler_address_that_does_not_parse_is_a_usage_error(tmp_p
 
 def test_oserrors_a_scheduler_that_is_an_http_server():
     pytest.importorskip("distributed")
-    from trajgen.making.dask_executor import DaskExecutor
     from trajgen.errors import TrajgenError
+    from trajgen.making.dask_executor import DaskExecutor
 
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -732,12 +794,23 @@ def test_oserrors_a_scheduler_that_is_an_http_server():
     assert "scheduler" in line and "allocate" not in line and "\n" not in line, line
 
 
-@pytest.mark.parametrize("option,value", [("--noise-scale", "1e300"), ("--noise-scale", "inf"), ("--coverage", "nan"),
-                                          ("--out", "nl\nrun")])
+@pytest.mark.parametrize(
+    "option,value", [("--noise-scale", "1e300"), ("--noise-scale", "inf"), ("--coverage", "nan"), ("--out", "nl\nrun")]
+)
 def test_oserrors_option_values_out_of_range(tmp_path, option, value):
     value = str(tmp_path / value) if option == "--out" else value
-    code, _, err = cli("generate", "--n", 8, "--checkpoint-every", 4, "--workers", 1, option, value,
-                       *(["--out", tmp_path / "new"] if option != "--out" else []))
+    code, _, err = cli(
+        "generate",
+        "--n",
+        8,
+        "--checkpoint-every",
+        4,
+        "--workers",
+        1,
+        option,
+        value,
+        *(["--out", tmp_path / "new"] if option != "--out" else []),
+    )
     one_error(code, err, 2, option)
     assert sorted(tmp_path.iterdir()) == []
 
@@ -757,13 +830,17 @@ def test_oserrors_out_on_a_filesystem_that_cannot_hold_files(tmp_path):
 
 def test_oserrors_an_output_in_a_missing_or_file_parent(R, tmp_path):
     (tmp_path / "file").write_text("x")
-    for args in (("preview", R, "-o", tmp_path / "file" / "p.png"), ("export", R, "-o", tmp_path / "file" / "e.npz"),
-                 ("preview", R, "-o", tmp_path / "no" / "p.png")):
+    for args in (
+        ("preview", R, "-o", tmp_path / "file" / "p.png"),
+        ("export", R, "-o", tmp_path / "file" / "e.npz"),
+        ("preview", R, "-o", tmp_path / "no" / "p.png"),
+    ):
         code, _, err = cli(*args)
         one_error(code, err, 1, str(tmp_path))
 
 
 # ---------------------------------------------------------------- a run that another process holds
+
 
 @pytest.fixture
 def held(I):

@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 import pytest
 
-from trajgen.store import shards
 from trajgen.errors import CorruptShardError
+from trajgen.store import shards
 
 
 def big_arrays(n=64):
@@ -15,9 +15,16 @@ def big_arrays(n=64):
     rng = np.random.default_rng(5)
     videos = np.zeros((n, 16, 64, 64, 3), np.uint8)
     videos[:, :, 20:30, 20:30] = rng.integers(0, 255, (n, 16, 1, 1, 3), dtype=np.uint8)  # a dot per frame
-    return {"videos": videos, "labels": np.arange(n, dtype=np.int64) % 4, "index": np.arange(n, dtype=np.int64),
-            "trajectory_3d": np.zeros((n, 16, 3), np.float32), "points_2d": np.zeros((n, 16, 2), np.float32),
-            "camera": np.zeros((n, 12), np.float32), "equations": np.array(["x"] * n), "descriptions": np.array(["d"] * n)}
+    return {
+        "videos": videos,
+        "labels": np.arange(n, dtype=np.int64) % 4,
+        "index": np.arange(n, dtype=np.int64),
+        "trajectory_3d": np.zeros((n, 16, 3), np.float32),
+        "points_2d": np.zeros((n, 16, 2), np.float32),
+        "camera": np.zeros((n, 12), np.float32),
+        "equations": np.array(["x"] * n),
+        "descriptions": np.array(["d"] * n),
+    }
 
 
 @pytest.fixture(params=["isal-c-api", "python-isal-pieces"])
@@ -132,8 +139,7 @@ def deflated(payload, level, sync=False):
 
 
 @pytest.mark.parametrize("level, sync, cut", [(6, False, 1), (1, True, 2), (1, True, 6), (0, False, 1), (0, False, 3)])
-def test_a_deflate_stream_without_its_end_is_damage_even_when_every_byte_came_out(tmp_path, inflater, level, sync,
-                                                                                 cut):
+def test_a_deflate_stream_without_its_end_is_damage_even_when_every_byte_came_out(tmp_path, inflater, level, sync, cut):
     # cut inside the final block's end code, or the closing empty block after a flush: all data is there
     payload = videos_payload()
     path = one_member_npz(tmp_path / "shard-00005.npz", payload, deflated(payload, level, sync)[:-cut])

@@ -8,7 +8,6 @@ import signal
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -27,8 +26,12 @@ IN_FLIGHT = re.compile(r"^In flight: ([\d,]+) samples in (\d+) shards? \(not yet
 
 def held(tmp_path, **extra):
     """Workers report every step and stop after their first report until released."""
-    return {"TRAJGEN_PAUSE": "shard-progress", "TRAJGEN_PAUSE_DIR": str(tmp_path), "TRAJGEN_INFLIGHT_SECONDS": "0",
-            **extra}
+    return {
+        "TRAJGEN_PAUSE": "shard-progress",
+        "TRAJGEN_PAUSE_DIR": str(tmp_path),
+        "TRAJGEN_INFLIGHT_SECONDS": "0",
+        **extra,
+    }
 
 
 def wait_until(what, proc=None, timeout=60):
@@ -63,12 +66,26 @@ def reference(tmp_path_factory):
 
 # ---------------------------------------------------------------- the text, the numbers
 
+
 def snapshot(**changes):
     base = ProgressSnapshot(
-        state="RUNNING", run_dir="runs/r", total_samples=40_000, completed_samples=10_000, total_shards=4,
-        completed_shards=1, checkpoint_every=10_000, rate=None, elapsed_seconds=3.0, eta_seconds=None,
-        class_counts={"linear": 5000, "circular": 5000}, framing_redraws=0, error=None, host="box", pid=7,
-        updated_at=datetime(2026, 11, 28, 11, 50, 42, tzinfo=timezone.utc), interval_seconds=30.0,
+        state="RUNNING",
+        run_dir="runs/r",
+        total_samples=40_000,
+        completed_samples=10_000,
+        total_shards=4,
+        completed_shards=1,
+        checkpoint_every=10_000,
+        rate=None,
+        elapsed_seconds=3.0,
+        eta_seconds=None,
+        class_counts={"linear": 5000, "circular": 5000},
+        framing_redraws=0,
+        error=None,
+        host="box",
+        pid=7,
+        updated_at=datetime(2026, 11, 28, 11, 50, 42, tzinfo=timezone.utc),
+        interval_seconds=30.0,
     )
     return replace(base, **changes)
 
@@ -120,8 +137,9 @@ def test_a_page_draws_no_committed_part_before_the_first_commit():
     from trajgen.watch.page import render_page
 
     def bar(**changes):
-        page = render_page(snapshot(inflight_samples=17_820, inflight_shards=2, rate=800.0, eta_seconds=30.0,
-                                    **changes), [])
+        page = render_page(
+            snapshot(inflight_samples=17_820, inflight_shards=2, rate=800.0, eta_seconds=30.0, **changes), []
+        )
         return re.search(r'<div class="bar">(.*?)</div></div>', page).group(1)
 
     # nothing committed: only the pale in-flight part (the committed part's smallest width would show a sliver)
@@ -132,9 +150,20 @@ def test_a_page_draws_no_committed_part_before_the_first_commit():
 def test_the_bar_shows_committed_and_in_flight_samples(tmp_path, capsys):
     found = {3: (400, 1_000)}
     reporter = ProgressReporter(
-        tmp_path, tmp_path, tmp_path, total_samples=4_000, total_shards=4, checkpoint_every=1_000,
-        class_counts={}, completed_samples=1_000, completed_shards=1, framing_redraws=0, interval=3600,
-        bar=True, inflight=lambda: found)
+        tmp_path,
+        tmp_path,
+        tmp_path,
+        total_samples=4_000,
+        total_shards=4,
+        checkpoint_every=1_000,
+        class_counts={},
+        completed_samples=1_000,
+        completed_shards=1,
+        framing_redraws=0,
+        interval=3600,
+        bar=True,
+        inflight=lambda: found,
+    )
     reporter.refresh_bar()
     reporter.finish("STOPPED")
     err = capsys.readouterr().err
@@ -161,6 +190,7 @@ def test_shard_progress_files_are_written_read_and_removed(tmp_path):
 
 # ---------------------------------------------------------------- real runs, every executor
 
+
 def assert_shown_in_flight(out, proc):
     """While a worker is held in the middle of a shard: status, PROGRESS.txt and progress.json
     show its samples as in flight, apart from the committed ones, and a rate."""
@@ -170,8 +200,12 @@ def assert_shown_in_flight(out, proc):
     assert st["completed_samples"] == sum(s["count"] for s in json.loads((out / "manifest.json").read_text())["shards"])
     text = run_cli("status", out).stdout
     assert IN_FLIGHT.search(text), text
-    shown = wait_until(lambda: IN_FLIGHT.search(progress_text(out)) and "Rate: estimating" not in progress_text(out)
-                       and progress_text(out), proc)
+    shown = wait_until(
+        lambda: (
+            IN_FLIGHT.search(progress_text(out)) and "Rate: estimating" not in progress_text(out) and progress_text(out)
+        ),
+        proc,
+    )
     assert "ETA: estimating" not in shown
     # progress.json is written right after PROGRESS.txt
     data = wait_until(lambda: (d := json.loads((out / "progress.json").read_text()))["rate"] and d, proc)
@@ -221,8 +255,9 @@ def test_process_pool_shows_shards_in_flight_and_logs_a_replaced_worker(referenc
 def test_dask_workers_report_shards_in_flight(reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     env = held(tmp_path)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  host="127.0.0.1", env=env) as cluster:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1", env=env
+    ) as cluster:
         out = tmp_path / "run"
         proc = start_cli("generate", *ARGS, "--scheduler", cluster.scheduler_address, "--out", out)
         wait_until(lambda: (tmp_path / "shard-progress.reached").exists(), proc)

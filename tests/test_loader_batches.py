@@ -144,8 +144,9 @@ def test_batch_size_is_checked_and_part_of_a_state(run_dir):
         run.torch_stream().load_state_dict(stream.state_dict())
 
 
-def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touching_what_is_kept(run_dir, stored,
-                                                                                               monkeypatch):
+def test_a_stream_decodes_into_the_same_memory_from_pass_to_pass_without_touching_what_is_kept(
+    run_dir, stored, monkeypatch
+):
     import trajgen.use._torch
 
     monkeypatch.setattr(trajgen.use._torch._Buffers, "SMALL", 1000)  # small shards: pool their videos all the same
@@ -174,7 +175,6 @@ def test_persistent_workers_hand_out_the_right_samples_every_epoch(run_dir, stor
     again = open_run(run_dir).torch_stream(with_index=True, batch_size=8, seed=3)
     again.set_epoch(2)
     assert check(batches(again, 2), stored) == orders[2]  # the same order however the workers start
-
 
 
 def record_threads(log: str) -> None:

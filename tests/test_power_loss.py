@@ -45,15 +45,15 @@ from click.testing import CliRunner
 
 from runtools import result_bytes, run_cli
 from trajgen import GenerationConfig
-from trajgen.store import _fs
 from trajgen.cli import main
 from trajgen.making import generate, resume
+from trajgen.store import _fs
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads fd paths from /proc")
 
 CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=5, size=16, frames=4)
 EXHAUSTIVE = 16  # combinations enumerated in full up to this many
-SAMPLED = 4      # random combinations per crash point beyond that (plus the two extremes)
+SAMPLED = 4  # random combinations per crash point beyond that (plus the two extremes)
 SEED = 20261128
 SUBPROCESS_STATES = 2  # states per trace checked with the real CLI in subprocesses (status, verify, resume)
 # what a user (or a program) reads to learn what is committed
@@ -62,12 +62,13 @@ TOLD_FILES = ("run/config.json", "run/manifest.json", "run/PROGRESS.txt", "run/p
 
 # ---------------------------------------------------------------- the disk model
 
+
 class Disk:
     """Replays a trace; knows what the kernel holds and what a power cut keeps."""
 
     def __init__(self, base: str):
         self.base = base
-        self.content = {}   # inode -> {"durable": bytes, "current": bytes}
+        self.content = {}  # inode -> {"durable": bytes, "current": bytes}
         self.dirs = {base: self._new_dir()}
         self.next_inode = 0
         self.told: dict[str, bytes] = {}  # file -> what it held when its last durable write returned
@@ -151,8 +152,11 @@ class Disk:
                     entries.append(((dpath, name), options))
         inodes = {v[1] for d in self.dirs.values() for h in d["pending"].values() for v in h if v and v[0] == "f"}
         inodes |= {v[1] for d in self.dirs.values() for v in d["durable"].values() if v[0] == "f"}
-        files = [(i, ["old", "new", "short"]) for i in sorted(inodes)
-                 if self.content[i]["durable"] != self.content[i]["current"]]
+        files = [
+            (i, ["old", "new", "short"])
+            for i in sorted(inodes)
+            if self.content[i]["durable"] != self.content[i]["current"]
+        ]
         return entries + files
 
     def materialize(self, picks: dict, rng: random.Random) -> dict[str, bytes | None]:
@@ -205,7 +209,9 @@ def crash_states(trace, base, start=None):
         for _, options in dims:
             combos *= len(options)
         if combos <= EXHAUSTIVE:
-            picks_list = [dict(zip([k for k, _ in dims], values)) for values in itertools.product(*[o for _, o in dims])]
+            picks_list = [
+                dict(zip([k for k, _ in dims], values)) for values in itertools.product(*[o for _, o in dims])
+            ]
         else:
             picks_list = [{k: o[0] for k, o in dims}, {k: o[-1] if isinstance(k, tuple) else "new" for k, o in dims}]
             picks_list += [{k: rng.choice(o) for k, o in dims} for _ in range(SAMPLED)]
@@ -230,6 +236,7 @@ def write_tree(tree, root: Path):
 
 
 # ---------------------------------------------------------------- the recorded run
+
 
 def _record(action):
     """Run ``action`` and return every disk change it made. The fsyncs in the trace are the
@@ -266,8 +273,9 @@ def recorded(scratch):
     """A real run from nothing: (trace, events, base directory, result bytes, start tree)."""
     base = scratch / "world"
     base.mkdir()
-    trace, events = _record(lambda: generate(CONFIG, base / "run", workers=1, progress_interval=3600,
-                                             check_space=False))
+    trace, events = _record(
+        lambda: generate(CONFIG, base / "run", workers=1, progress_interval=3600, check_space=False)
+    )
     return trace, events, str(base), result_bytes(base / "run"), None
 
 
@@ -275,6 +283,7 @@ def _killed_after_rename_of(target: Path):
     """Run generate in a forked child that dies (os._exit) right after renaming ``target`` into place."""
     pid = os.fork()
     if pid == 0:
+
         def die(op):
             if op["op"] == "rename" and op["to"] == str(target):
                 os._exit(77)
@@ -318,8 +327,9 @@ def test_the_traces_cover_the_whole_commit_protocol(recorded, recorded_resume):
 
 
 def _clear_answer(result, what):
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{what}: {type(result.exception).__name__}: {result.exception}"
+    )
     assert result.exit_code in (0, 1), f"{what}: exit {result.exit_code}: {result.output}"
     if result.exit_code == 1:
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
@@ -346,8 +356,9 @@ def _check_told(run: Path, told: dict, where: str):
         assert all(entry in now["shards"] for entry in said["shards"]), f"{where}: committed shards lost"
         for entry in said["shards"]:
             data = _read(run / entry["file"])
-            assert data is not None and hashlib.sha256(data).hexdigest() == entry["sha256"], \
+            assert data is not None and hashlib.sha256(data).hexdigest() == entry["sha256"], (
                 f"{where}: committed {entry['file']} is gone or damaged"
+            )
         assert said["status"] != "complete" or now["status"] == "complete", f"{where}: lost completion"
     if "run/PROGRESS.txt" in told:
         listed = len(json.loads((run / "manifest.json").read_bytes())["shards"])
@@ -361,15 +372,20 @@ def test_every_power_cut_state_resumes_to_the_same_bytes(which, request, scratch
     trace, _, base, reference, start = request.getfixturevalue("recorded" if which == "generate" else "recorded_resume")
     states, built = crash_states(trace, base, start)
     operations = sum(op["op"] != "done" for op in trace)
-    print(f"\npower loss during {which}: {operations} operations, {operations + 1} crash points (and "
-          f"{len(trace) - operations} points where a durable write returned), {built} states built, "
-          f"{len(states)} distinct states checked")
+    print(
+        f"\npower loss during {which}: {operations} operations, {operations + 1} crash points (and "
+        f"{len(trace) - operations} points where a durable write returned), {built} states built, "
+        f"{len(states)} distinct states checked"
+    )
     assert len(states) > operations > (100 if which == "generate" else 40)
     runner = CliRunner()
     picked = set(random.Random(SEED).sample(range(len(states)), SUBPROCESS_STATES))
     for n, (point, told, tree) in enumerate(states):
-        where = f"crash after operation {point} ({trace[point - 1]['op']} {trace[point - 1]['path']})" if point \
+        where = (
+            f"crash after operation {point} ({trace[point - 1]['op']} {trace[point - 1]['path']})"
+            if point
             else "crash before the first operation"
+        )
         world = scratch / f"{which}-state{n}"
         write_tree(tree, world)
         run = world / "run"

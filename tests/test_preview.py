@@ -9,9 +9,9 @@ import pytest
 
 from runtools import run_cli
 from trajgen import GenerationConfig
-from trajgen.use.preview import make_preview
-from trajgen.store.rundir import RunError
 from trajgen.making import generate
+from trajgen.store.rundir import RunError
+from trajgen.use.preview import make_preview
 from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=31, frames=6, size=16)

@@ -158,8 +158,12 @@ def test_concurrent_reader_never_sees_a_torn_file(tmp_path):
     while not done.is_set() or reads < 2_000:
         text = (tmp_path / "PROGRESS.txt").read_text(encoding="utf-8")
         lines = text.splitlines()
-        if not (text.startswith("trajgen RUNNING ") and text.endswith("\n") and len(lines) == 9
-                and lines[-1].startswith("Resume: ")):
+        if not (
+            text.startswith("trajgen RUNNING ")
+            and text.endswith("\n")
+            and len(lines) == 9
+            and lines[-1].startswith("Resume: ")
+        ):
             failures.append(text)
             break
         reads += 1

@@ -109,13 +109,12 @@ def test_accumulator_gives_the_same_figures_as_the_functions_on_all_arrays():
     points, labels = points[order], labels[order]
     acc = quality.QualityAccumulator(2, size=64, diameter=10.0, target_coverage=0.5)
     for k in range(0, 600, 250):  # three "shards"
-        acc.add(points[k:k + 250], labels[k:k + 250])
+        acc.add(points[k : k + 250], labels[k : k + 250])
     result = acc.result()
     assert result["samples"] == 600 and result["class_counts"] == [300, 300]
     np.testing.assert_allclose(result["near_duplicate_rate"], quality.near_duplicate_rate(points, labels, 2))
     np.testing.assert_allclose(result["step_within_diameter"], quality.step_within_diameter(points, labels, 2, 10.0))
-    np.testing.assert_allclose(result["coverage_within_tol"],
-                               quality.coverage_within_tol(points, labels, 2, 64, 0.5))
+    np.testing.assert_allclose(result["coverage_within_tol"], quality.coverage_within_tol(points, labels, 2, 64, 0.5))
     by_frame = quality.single_frame_probe(points, labels, 2, 64)
     assert result["single_frame_probe_by_frame"] == pytest.approx(by_frame.tolist())
     assert result["single_frame_probe_accuracy"] == pytest.approx(by_frame.max())

@@ -19,9 +19,9 @@ import pytest
 from runtools import assert_same_run, cli_run_dir, run_cli, start_cli, trajgen_cmd
 from test_workers import children, wait_dead
 from trajgen import GenerationConfig
-from trajgen.store import _fs
-from trajgen.making.executors import ProcessExecutor
 from trajgen.making import Interrupted, generate
+from trajgen.making.executors import ProcessExecutor
+from trajgen.store import _fs
 
 ARGS = ("--n", 40, "--checkpoint-every", 10, "--seed", 5)
 
@@ -94,16 +94,20 @@ def run_unprivileged(*args, denied):
     probe = subprocess.run([sys.executable, "-c", denied], capture_output=True, preexec_fn=without_file_access_override)
     if probe.returncode == 0:
         pytest.skip("cannot deny a child process access to a file here")
-    return subprocess.run(trajgen_cmd(*args), capture_output=True, text=True, timeout=120,
-                          preexec_fn=without_file_access_override)
+    return subprocess.run(
+        trajgen_cmd(*args), capture_output=True, text=True, timeout=120, preexec_fn=without_file_access_override
+    )
 
 
 # ---------------------------------------------------------------- decisions under the lock
 
+
 def test_lock_decisions_resume_rereads_the_run_after_locking(reference, tmp_path):
     run = tmp_path / "run"
     log = tmp_path / "ops.log"  # which operation writes the first manifest
-    counted = run_cli("generate", *ARGS, "--workers", 1, "--out", tmp_path / "counted", env={"TRAJGEN_FAULT_LOG": str(log)})
+    counted = run_cli(
+        "generate", *ARGS, "--workers", 1, "--out", tmp_path / "counted", env={"TRAJGEN_FAULT_LOG": str(log)}
+    )
     assert counted.returncode == 0, counted.stderr
     first = min(int(line.split()[0]) for line in log.read_text().splitlines() if line.endswith("manifest.json"))
     crash = run_cli("generate", *ARGS, "--workers", 1, "--out", run, env={"TRAJGEN_FAULT": f"exit@{first}"})
@@ -139,6 +143,7 @@ def test_lock_decisions_status_of_a_run_finishing_meanwhile_is_complete(referenc
 
 
 # ---------------------------------------------------------------- the lock probe
+
 
 def test_lock_probe_a_reader_never_refuses_a_writer(reference, tmp_path):
     run, _ = interrupted_run(tmp_path)
@@ -267,6 +272,7 @@ def test_cleanup_ctrl_c_while_workers_start_stops_them_before_reporting(tmp_path
 
 # ---------------------------------------------------------------- OS errors are one line
 
+
 def test_oserrors_log_append_failing_on_a_complete_run(reference, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -306,9 +312,13 @@ def test_oserrors_too_many_open_files_while_starting_workers(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (24, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
     # 40 shards, so all 16 workers are wanted
-    proc = subprocess.Popen(trajgen_cmd("generate", "--n", 400, "--checkpoint-every", 10, "--workers", 16, "--out", run),
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=few_files)
+    proc = subprocess.Popen(
+        trajgen_cmd("generate", "--n", 400, "--checkpoint-every", 10, "--workers", 16, "--out", run),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=few_files,
+    )
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and one_line_error(err), err
     assert "worker processes" in err and "Too many open files" in err
@@ -323,8 +333,7 @@ def test_oserrors_an_unlisted_shard_that_cannot_be_removed(reference, tmp_path):
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / "shards").chmod(0o555)  # so they cannot be removed before being made again
     try:
-        result = run_unprivileged("resume", run, "--workers", 1, 
-                                  denied=f"open({str(run / 'shards' / 'probe')!r}, 'w')")
+        result = run_unprivileged("resume", run, "--workers", 1, denied=f"open({str(run / 'shards' / 'probe')!r}, 'w')")
     finally:
         (run / "shards").chmod(0o755)
     assert result.returncode == 1 and one_line_error(result.stderr), result.stderr
@@ -333,16 +342,37 @@ def test_oserrors_an_unlisted_shard_that_cannot_be_removed(reference, tmp_path):
 
 # ---------------------------------------------------------------- terminal states match the manifest
 
+
 def test_states_a_failed_last_progress_write_leaves_complete(reference, tmp_path):
     log = tmp_path / "ops.log"
-    first = run_cli("generate", *ARGS, "--workers", 1, "--quiet", "--progress-interval", 3600,
-                    "--out", tmp_path / "counted", env={"TRAJGEN_FAULT_LOG": str(log)})
+    first = run_cli(
+        "generate",
+        *ARGS,
+        "--workers",
+        1,
+        "--quiet",
+        "--progress-interval",
+        3600,
+        "--out",
+        tmp_path / "counted",
+        env={"TRAJGEN_FAULT_LOG": str(log)},
+    )
     assert first.returncode == 0, first.stderr
     ops = log.read_text().splitlines()
     last = max(int(line.split()[0]) for line in ops if line.split()[1] == "open" and line.endswith("PROGRESS.txt"))
     run = tmp_path / "run"
-    result = run_cli("generate", *ARGS, "--workers", 1, "--quiet", "--progress-interval", 3600, "--out", run,
-                     env={"TRAJGEN_FAULT": f"EIO@{last}"})
+    result = run_cli(
+        "generate",
+        *ARGS,
+        "--workers",
+        1,
+        "--quiet",
+        "--progress-interval",
+        3600,
+        "--out",
+        run,
+        env={"TRAJGEN_FAULT": f"EIO@{last}"},
+    )
     assert result.returncode == 1 and one_line_error(result.stderr), result.stderr
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     assert (run / "PROGRESS.txt").read_text().startswith("trajgen COMPLETE 100.0%")
@@ -406,11 +436,18 @@ def test_restarts_deaths_without_progress_stop_the_run(tmp_path):
 
 # ---------------------------------------------------------------- CPUs
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs at least two CPUs to restrict")
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs at least two CPUs to restrict",
+)
 def test_cpus_dry_run_plans_with_the_cpus_it_may_use(tmp_path):
     one = min(os.sched_getaffinity(0))
-    result = subprocess.run(trajgen_cmd("generate", *ARGS, "--dry-run", "--out", tmp_path / "run"),
-                            capture_output=True, text=True, timeout=120,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {one}))  # like taskset -c 0
+    result = subprocess.run(
+        trajgen_cmd("generate", *ARGS, "--dry-run", "--out", tmp_path / "run"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.sched_setaffinity(0, {one}),
+    )  # like taskset -c 0
     assert "with 1 worker(s)" in result.stdout, result.stdout + result.stderr

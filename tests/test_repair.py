@@ -2,14 +2,13 @@
 manifest's sha256, and only then put in place."""
 
 import json
-import shutil
 
 import pytest
 
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.making.repair import repair_run
 from trajgen.making import generate
+from trajgen.making.repair import repair_run
 from trajgen.use.verify import verify_run
 
 SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=5, frames=6, size=16)

@@ -11,11 +11,11 @@ from browser import dump_dom
 from runtools import kill, run_cli, snapshot_tree, start_cli, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.content import quality
+from trajgen.making import generate
+from trajgen.store.rundir import RunError
 from trajgen.use.dataset import open_run
 from trajgen.use.report import make_report
 from trajgen.use.report_targets import FIGURES_PER_CLASS
-from trajgen.store.rundir import RunError
-from trajgen.making import generate
 from trajgen.use.verify import verify_run
 
 CONFIG = GenerationConfig(n=320, checkpoint_every=80, seed=5)
@@ -98,8 +98,9 @@ def test_json_holds_the_quality_numbers(made):
     assert data["targets"]["motion_probe_accuracy"]["min"] == 0.95
     assert data["passed"]["single_frame_probe_accuracy"] == (data["single_frame_probe_accuracy"] <= 0.45)
     assert data["passed"]["motion_probe_accuracy"] == (data["motion_probe_accuracy"] >= 0.95)
-    assert data["all_passed"] == (all(data["passed"].values()) and
-                                  all(all(c["passed"].values()) for c in data["classes"].values()))
+    assert data["all_passed"] == (
+        all(data["passed"].values()) and all(all(c["passed"].values()) for c in data["classes"].values())
+    )
     assert data["samples"] == 320 and data["complete"] is True
     assert data["duplicate_videos"] == 0
 
@@ -136,8 +137,22 @@ def test_report_changes_no_run_file_and_verify_accepts_it(made):
 def test_cli_out_dir_on_a_run_in_progress(tmp_path):
     """A real generate still writing the run: the report covers the shards committed when it started."""
     run = tmp_path / "run"
-    writer = start_cli("generate", "--n", 20000, "--checkpoint-every", 100, "--frames", 4, "--size", 16,
-                       "--workers", 1, "--quiet", "--out", run)
+    writer = start_cli(
+        "generate",
+        "--n",
+        20000,
+        "--checkpoint-every",
+        100,
+        "--frames",
+        4,
+        "--size",
+        16,
+        "--workers",
+        1,
+        "--quiet",
+        "--out",
+        run,
+    )
     try:
         assert wait_for_shards(run, 2, writer), writer.communicate()[1]
         result = run_cli("report", run, "-o", tmp_path / "out")

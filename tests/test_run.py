@@ -11,8 +11,8 @@ import pytest
 
 from runtools import assert_same_run, result_bytes
 from trajgen import GenerationConfig, make_sample
-from trajgen.store.rundir import RunError
 from trajgen.making import RunLockedError, generate, resume, run_status
+from trajgen.store.rundir import RunError
 from trajgen.store.shards import read_shard, sha256_file
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=3)
@@ -27,7 +27,16 @@ def reference(tmp_path_factory):
 
 def test_run_directory_layout(reference):
     names = sorted(p.name for p in reference.iterdir())
-    assert names == [".lock", ".tmp", "PROGRESS.txt", "config.json", "manifest.json", "progress.json", "run.log", "shards"]
+    assert names == [
+        ".lock",
+        ".tmp",
+        "PROGRESS.txt",
+        "config.json",
+        "manifest.json",
+        "progress.json",
+        "run.log",
+        "shards",
+    ]
     assert sorted(p.name for p in (reference / "shards").iterdir()) == [f"shard-0000{k}.npz" for k in range(5)]
     assert list((reference / ".tmp").iterdir()) == []
     assert GenerationConfig.from_dict(json.loads((reference / "config.json").read_text())["config"]) == SMALL
@@ -63,7 +72,16 @@ def test_shards_hold_make_sample_output_in_index_order(reference):
 
 def test_shards_load_with_plain_numpy(reference):
     with np.load(reference / "shards" / "shard-00000.npz") as z:
-        assert set(z.files) == {"videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions"}
+        assert set(z.files) == {
+            "videos",
+            "labels",
+            "index",
+            "trajectory_3d",
+            "points_2d",
+            "camera",
+            "equations",
+            "descriptions",
+        }
         assert z["videos"].shape == (10, 16, 64, 64, 3)
 
 
@@ -125,14 +143,19 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
     run = tmp_path / "run"
     generate(SMALL.replace(n=8, checkpoint_every=8), run, workers=1)
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from trajgen.store import _fs
-            fd = _fs.try_lock({str(run / '.lock')!r}, "pid 4242 on testhost")
+            fd = _fs.try_lock({str(run / ".lock")!r}, "pid 4242 on testhost")
             print("locked" if fd is not None else "busy", flush=True)
             time.sleep(30)
-        """)],
-        stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -166,11 +189,17 @@ def test_status_of_complete_and_interrupted_runs(reference, tmp_path):
     assert st.to_json()["state"] == "INTERRUPTED"
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda p: None, "does not exist"),
-    (lambda p: p.mkdir(), "is not a trajgen run"),
-    (lambda p: (p.mkdir(), (p / "config.json").write_text("{}"), (p / "manifest.json").write_text("{not json")), "manifest.json"),
-])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        (lambda p: None, "does not exist"),
+        (lambda p: p.mkdir(), "is not a trajgen run"),
+        (
+            lambda p: (p.mkdir(), (p / "config.json").write_text("{}"), (p / "manifest.json").write_text("{not json")),
+            "manifest.json",
+        ),
+    ],
+)
 def test_resume_and_status_on_bad_directories(tmp_path, setup, message):
     path = tmp_path / "bad"
     setup(path)
@@ -191,12 +220,15 @@ def test_manifest_is_json_with_one_shard_per_line(reference):
     assert manifest_bytes(json.loads(text)) == text.encode()  # a pure function of the content
 
 
-@pytest.mark.parametrize("damage", [
-    lambda e: e.pop("sha256"),
-    lambda e: e.update(count="ten"),
-    lambda e: e.update(file="shards/elsewhere.npz"),
-    lambda e: e.update(start=3),
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: e.pop("sha256"),
+        lambda e: e.update(count="ten"),
+        lambda e: e.update(file="shards/elsewhere.npz"),
+        lambda e: e.update(start=3),
+    ],
+)
 def test_a_damaged_shard_entry_is_a_clear_error(reference, tmp_path, damage):
     import shutil
 

@@ -199,14 +199,17 @@ def test_rendering_into_a_given_array_gives_the_same_video():
 KNOBS_OFF = DEFAULT.replace(roll=0.0, coverage_jitter=0.0, placement=0.0, speed_variation=0.0)
 
 
-@pytest.mark.parametrize("field, value, rule", [
-    ("roll", -1.0, "a number of degrees in [0, 180]"),
-    ("roll", 181, "a number of degrees in [0, 180]"),
-    ("coverage_jitter", 0.6, "a number in [0, 0.5]"),
-    ("placement", 1.5, "a number in [0, 1]"),
-    ("speed_variation", float("nan"), "a number in [0, 1]"),
-    ("speed_variation", "fast", "a number in [0, 1]"),
-])
+@pytest.mark.parametrize(
+    "field, value, rule",
+    [
+        ("roll", -1.0, "a number of degrees in [0, 180]"),
+        ("roll", 181, "a number of degrees in [0, 180]"),
+        ("coverage_jitter", 0.6, "a number in [0, 0.5]"),
+        ("placement", 1.5, "a number in [0, 1]"),
+        ("speed_variation", float("nan"), "a number in [0, 1]"),
+        ("speed_variation", "fast", "a number in [0, 1]"),
+    ],
+)
 def test_knobs_out_of_range_are_refused_with_the_option_name(field, value, rule):
     from trajgen import ConfigError
 

@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from trajgen.store import shards
 from trajgen.errors import CorruptShardError, TrajgenError
+from trajgen.store import shards
 
 KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
 
@@ -82,11 +82,12 @@ def test_encode_is_byte_identical_for_identical_input():
 
 
 def test_encode_is_byte_identical_across_processes():
+    here = str(__import__("pathlib").Path(__file__).parent)
     code = (
-        "import hashlib, sys; sys.path.insert(0, %r); from test_shards import make_arrays;"
+        f"import hashlib, sys; sys.path.insert(0, {here!r}); from test_shards import make_arrays;"
         "from trajgen.store import shards;"
         "print(hashlib.sha256(shards.encode_shard(make_arrays(seed=3), 1)).hexdigest())"
-    ) % (str(__import__("pathlib").Path(__file__).parent),)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == hashlib.sha256(shards.encode_shard(make_arrays(seed=3), 1)).hexdigest()
 
@@ -233,6 +234,7 @@ def test_write_failure_keeps_old_shard(tmp_path, tmp, monkeypatch):
 
 # ---------------------------------------------------------------- ISA-L deflate, a zip written by hand
 
+
 def _members(data):
     """(ZipInfo, raw member payload as stored in the file) for every member."""
     import io
@@ -275,7 +277,9 @@ def test_members_are_raw_deflate_made_by_zlib_at_the_given_level(level):
         assert zlib.decompress(payload, -15) == member, key
         # zlib at --compress-level, fed the .npy header and then the array's bytes
         expected = zlib.compressobj(level, zlib.DEFLATED, -15)
-        assert payload == expected.compress(shards._npy_header(arr)) + expected.compress(arr.tobytes()) + expected.flush()
+        assert (
+            payload == expected.compress(shards._npy_header(arr)) + expected.compress(arr.tobytes()) + expected.flush()
+        )
         assert info.CRC == zlib.crc32(member)
         assert info.file_size == len(member)
 
@@ -289,11 +293,14 @@ def test_a_runs_recorded_codec_is_what_encodes_it():
     assert shards.encode_shard(arrays, shards.shard_codec(1)) == shards.encode_shard(arrays, 1)
 
 
-@pytest.mark.parametrize("codec, fragment", [
-    ({"name": "brotli", "level": 1}, "brotli"),
-    ({"name": "isal-deflate", "version": "2.32.1", "level": 1}, "isal-deflate"),
-    ({"name": "zlib-deflate", "level": 11}, "level 11"),
-])
+@pytest.mark.parametrize(
+    "codec, fragment",
+    [
+        ({"name": "brotli", "level": 1}, "brotli"),
+        ({"name": "isal-deflate", "version": "2.32.1", "level": 1}, "isal-deflate"),
+        ({"name": "zlib-deflate", "level": 11}, "level 11"),
+    ],
+)
 def test_a_codec_this_trajgen_cannot_make_is_refused(codec, fragment):
     with pytest.raises(shards.UnknownCodecError, match=fragment):
         shards.encode_shard(make_arrays(), codec)
@@ -320,10 +327,19 @@ for level in (1, 6):
 def test_the_same_arrays_encode_to_the_same_bytes_in_other_processes_whatever_their_heap():
     # the promise behind resume, --workers, Dask and repair: a shard's bytes never depend on the process
     here = str(__import__("pathlib").Path(__file__).parent)
-    runs = [subprocess.run([sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here, str(seed)], capture_output=True,
-                           text=True, check=True).stdout for seed in range(4)]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here, str(seed)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    ]
     arrays = _real_arrays()
-    mine = "".join(hashlib.sha256(shards.encode_shard(arrays, level)).hexdigest() + "\n" for level in (1, 1, 1, 6, 6, 6))
+    mine = "".join(
+        hashlib.sha256(shards.encode_shard(arrays, level)).hexdigest() + "\n" for level in (1, 1, 1, 6, 6, 6)
+    )
     assert runs == [mine] * 4
 
 
@@ -383,9 +399,8 @@ def test_a_run_resumes_and_repairs_with_the_codec_its_manifest_records(tmp_path,
 
     from runtools import assert_same_run, run_cli
     from trajgen import GenerationConfig
-    from trajgen.store import _fs
     from trajgen.making import generate
-    from trajgen.store import manifest
+    from trajgen.store import _fs, manifest
 
     zlib_6 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 6}
     monkeypatch.setattr(manifest, "shard_codec", lambda level: zlib_6)

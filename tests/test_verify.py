@@ -7,8 +7,8 @@ import pytest
 
 from runtools import run_cli, snapshot_tree
 from trajgen import GenerationConfig
-from trajgen.store.rundir import RunError
 from trajgen.making import generate
+from trajgen.store.rundir import RunError
 from trajgen.store.shards import read_shard, write_shard
 from trajgen.use.verify import verify_run
 
@@ -145,7 +145,9 @@ def test_deep_finds_content_that_differs_from_make_sample(run):
     assert verify_run(run).ok  # nothing else can notice
     report = verify_run(run, deep=True, deep_samples=40)
     assert not report.ok
-    assert any("index 25" in m and "trajectory_3d" in m for m in problems_for(report, "shards/shard-00002.npz")), report.text
+    assert any("index 25" in m and "trajectory_3d" in m for m in problems_for(report, "shards/shard-00002.npz")), (
+        report.text
+    )
 
 
 def test_incomplete_run_is_reported(run):
@@ -264,7 +266,9 @@ def test_deep_mismatch_is_damage_only_under_the_run_s_own_versions(run):
         arrays["trajectory_3d"][5, 0, 0] += 1.0
 
     rewrite_shard(run, 2, nudge)
-    mismatch = [p for p in verify_run(run, deep=True, deep_samples=40).problems if "differs from make_sample" in p.message]
+    mismatch = [
+        p for p in verify_run(run, deep=True, deep_samples=40).problems if "differs from make_sample" in p.message
+    ]
     assert [p.kind for p in mismatch] == ["damage"]
     recorded = json.loads((run / "config.json").read_text())
     recorded["versions"] = {**recorded.get("versions", {}), "numpy": "0.0.1"}
@@ -293,8 +297,9 @@ def test_cli_tiny_config_never_gets_damage_advice(tmp_path):
     collapsed = ["--coverage", "1e-300", "--coverage-jitter", "0", "--placement", "0"]
     for extra in ([], ["--coverage", "1e-300"], collapsed):
         out = tmp_path / f"run{len(extra)}"
-        made = run_cli("generate", "--n", 40, "--checkpoint-every", 10, "--frames", 2, "--size", 8, *extra,
-                       "--out", out, "--quiet")
+        made = run_cli(
+            "generate", "--n", 40, "--checkpoint-every", 10, "--frames", 2, "--size", 8, *extra, "--out", out, "--quiet"
+        )
         assert made.returncode == 0, made.stderr
         result = run_cli("verify", "--deep", out)
         if result.returncode == 0 and extra != collapsed:  # every video distinct: nothing to advise

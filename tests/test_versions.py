@@ -4,14 +4,13 @@ import json
 import shutil
 
 import pytest
-
 from click.testing import CliRunner
 
 from runtools import result_bytes, run_cli, snapshot_tree
 from trajgen import GenerationConfig
+from trajgen.cli import main
 from trajgen.making import generate, resume
 from trajgen.making.shardmaker import produce_shard
-from trajgen.cli import main
 from trajgen.store.versions import OVERRIDE_ENV, byte_versions
 
 CONFIG = GenerationConfig(n=40, checkpoint_every=10, seed=8, size=16, frames=4)

@@ -13,14 +13,13 @@ import pytest
 
 from runtools import kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
-from trajgen.watch.progress import ProgressSnapshot, format_progress_text
+from trajgen.making import generate, resume
 from trajgen.making.thumbnails import ShardPictures
 from trajgen.store.rundir import RunPaths
-from trajgen.watch.mirror import ProgressMirror
-from trajgen.watch.progress import warn
-from trajgen.watch.reporter import ProgressReporter
-from trajgen.making import generate, resume
 from trajgen.use.verify import verify_run
+from trajgen.watch.mirror import ProgressMirror
+from trajgen.watch.progress import ProgressSnapshot, format_progress_text, warn
+from trajgen.watch.reporter import ProgressReporter
 
 MIRROR_NAMES = {"PROGRESS.txt", "PROGRESS.html"}
 SMALL = GenerationConfig(n=48, checkpoint_every=8, seed=5, frames=6, size=16)
@@ -31,6 +30,7 @@ def mirror_names_ok(names):
 
 
 # ---------------------------------------------------------------- the mirror
+
 
 @pytest.fixture(scope="module")
 def mirrored(tmp_path_factory):
@@ -68,7 +68,10 @@ def test_history_stays_bounded_and_keeps_both_ends():
         history.add(1000.0 + i, i * 3)
     points = history.points
     assert len(points) <= MAX_HISTORY_POINTS
-    assert points[0] == (1000.0, 0) and points[-1] == (1000.0 + 10 * MAX_HISTORY_POINTS - 1, (10 * MAX_HISTORY_POINTS - 1) * 3)
+    assert points[0] == (1000.0, 0) and points[-1] == (
+        1000.0 + 10 * MAX_HISTORY_POINTS - 1,
+        (10 * MAX_HISTORY_POINTS - 1) * 3,
+    )
     fixed = points[:-1]  # the newest point floats
     gaps = [b[0] - a[0] for a, b in zip(fixed, fixed[1:])]
     assert max(gaps) <= 4 * min(gaps)  # thinned evenly, not just truncated
@@ -79,8 +82,26 @@ def test_history_stays_bounded_and_keeps_both_ends():
 def test_folder_polled_while_the_run_writes_it(tmp_path):
     """The folder only ever holds the two files and dot-prefixed temps; no read is torn."""
     out, folder = tmp_path / "run", tmp_path / "watch"
-    proc = start_cli("generate", "--n", 1600, "--checkpoint-every", 40, "--frames", 8, "--size", 32, "--workers", 1,
-                     "--progress-interval", 0.1, "--progress-to", folder, "--out", out, "--quiet")
+    proc = start_cli(
+        "generate",
+        "--n",
+        1600,
+        "--checkpoint-every",
+        40,
+        "--frames",
+        8,
+        "--size",
+        32,
+        "--workers",
+        1,
+        "--progress-interval",
+        0.1,
+        "--progress-to",
+        folder,
+        "--out",
+        out,
+        "--quiet",
+    )
     seen, bad, reads = set(), [], {"txt": 0, "html": 0}
 
     def poll():
@@ -99,8 +120,13 @@ def test_folder_polled_while_the_run_writes_it(tmp_path):
                     continue
                 reads[key] += 1
                 lines = text.splitlines()
-                whole = (text.startswith("trajgen ") and text.endswith("\n") and any(l.startswith("Last update:") for l in lines)
-                         if key == "txt" else text.startswith("<!DOCTYPE html>") and text.endswith("</html>\n"))
+                whole = (
+                    text.startswith("trajgen ")
+                    and text.endswith("\n")
+                    and any(l.startswith("Last update:") for l in lines)
+                    if key == "txt"
+                    else text.startswith("<!DOCTYPE html>") and text.endswith("</html>\n")
+                )
                 if not whole:
                     bad.append(f"torn {name}: {text[:60]!r}...{text[-60:]!r}")
             time.sleep(0.001)
@@ -122,8 +148,26 @@ def test_folder_polled_while_the_run_writes_it(tmp_path):
 
 def test_kill_9_then_resume_without_the_option_keeps_mirroring(tmp_path):
     out, folder = tmp_path / "run", tmp_path / "watch"
-    proc = start_cli("generate", "--n", 900, "--checkpoint-every", 30, "--frames", 8, "--size", 32, "--workers", 1,
-                     "--progress-interval", 0.1, "--progress-to", folder, "--out", out, "--quiet")
+    proc = start_cli(
+        "generate",
+        "--n",
+        900,
+        "--checkpoint-every",
+        30,
+        "--frames",
+        8,
+        "--size",
+        32,
+        "--workers",
+        1,
+        "--progress-interval",
+        0.1,
+        "--progress-to",
+        folder,
+        "--out",
+        out,
+        "--quiet",
+    )
     assert wait_for_shards(out, 3, proc)
     deadline = time.monotonic() + 30
     while not (folder / "PROGRESS.html").exists() and time.monotonic() < deadline:
@@ -155,8 +199,9 @@ def test_resume_progress_to_another_folder_changes_it(tmp_path):
 
 
 def test_progress_to_the_run_directory_itself_is_refused(tmp_path):
-    result = run_cli("generate", "--n", 8, "--checkpoint-every", 8, "--out", tmp_path / "run",
-                     "--progress-to", tmp_path / "run")
+    result = run_cli(
+        "generate", "--n", 8, "--checkpoint-every", 8, "--out", tmp_path / "run", "--progress-to", tmp_path / "run"
+    )
     assert result.returncode == 2
     assert "--progress-to" in result.stderr and "run directory" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
@@ -165,11 +210,23 @@ def test_progress_to_the_run_directory_itself_is_refused(tmp_path):
 def reporter(run_dir, folder, interval=0.05, pictures=None):
     tmp = run_dir / ".tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return ProgressReporter(run_dir, run_dir, tmp, total_samples=100, total_shards=10, checkpoint_every=10,
-                            class_counts={"linear": 0, "circular": 0}, completed_samples=0, completed_shards=0,
-                            framing_redraws=0, interval=interval, bar=False,
-                            mirror=ProgressMirror(folder, run_dir, tmp, interval, warn=functools.partial(warn, run_dir / "run.log"),
-                                                  pictures=pictures))
+    return ProgressReporter(
+        run_dir,
+        run_dir,
+        tmp,
+        total_samples=100,
+        total_shards=10,
+        checkpoint_every=10,
+        class_counts={"linear": 0, "circular": 0},
+        completed_samples=0,
+        completed_shards=0,
+        framing_redraws=0,
+        interval=interval,
+        bar=False,
+        mirror=ProgressMirror(
+            folder, run_dir, tmp, interval, warn=functools.partial(warn, run_dir / "run.log"), pictures=pictures
+        ),
+    )
 
 
 def warnings_in_log(run_dir, kind="warning"):
@@ -244,12 +301,25 @@ def test_a_hung_mirror_never_blocks_a_commit(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the page
 
+
 def page_snapshot(**changes):
     base = dict(
-        state="RUNNING", run_dir="runs/20261128_1150_n10000", total_samples=10_000, completed_samples=4_000,
-        total_shards=10, completed_shards=4, checkpoint_every=1_000, rate=2350.0, elapsed_seconds=170.0,
-        eta_seconds=255.0, class_counts={"linear": 1000, "circular": 1000, "helical": 1000, "parabolic": 1000},
-        framing_redraws=3, error=None, host="gpu-box", pid=4242, interval_seconds=30.0,
+        state="RUNNING",
+        run_dir="runs/20261128_1150_n10000",
+        total_samples=10_000,
+        completed_samples=4_000,
+        total_shards=10,
+        completed_shards=4,
+        checkpoint_every=1_000,
+        rate=2350.0,
+        elapsed_seconds=170.0,
+        eta_seconds=255.0,
+        class_counts={"linear": 1000, "circular": 1000, "helical": 1000, "parabolic": 1000},
+        framing_redraws=3,
+        error=None,
+        host="gpu-box",
+        pid=4242,
+        interval_seconds=30.0,
         updated_at=datetime.now(timezone.utc).replace(microsecond=0),
     )
     return ProgressSnapshot(**(base | changes))
@@ -270,8 +340,9 @@ def thumbnails(mirrored):
 def write_page(path, snapshot, thumbs):
     from trajgen.watch.page import render_page
 
-    page = render_page(snapshot, history_points(snapshot.completed_samples, snapshot.updated_at), thumbs,
-                       "shard 5 (samples 40–47)")
+    page = render_page(
+        snapshot, history_points(snapshot.completed_samples, snapshot.updated_at), thumbs, "shard 5 (samples 40–47)"
+    )
     path.write_text(page, encoding="utf-8")
     return path
 
@@ -324,8 +395,13 @@ def test_running_page_goes_stale_when_the_viewer_clock_is_hours_later(tmp_path, 
 def test_complete_page_in_chromium_is_never_stale(tmp_path, thumbnails):
     from browser import dump_dom
 
-    snap = page_snapshot(state="COMPLETE", completed_samples=10_000, completed_shards=10, eta_seconds=0.0,
-                         class_counts={"linear": 2500, "circular": 2500, "helical": 2500, "parabolic": 2500})
+    snap = page_snapshot(
+        state="COMPLETE",
+        completed_samples=10_000,
+        completed_shards=10,
+        eta_seconds=0.0,
+        class_counts={"linear": 2500, "circular": 2500, "helical": 2500, "parabolic": 2500},
+    )
     dom = dump_dom(write_page(tmp_path / "complete.html", snap, thumbnails), faketime="+3h")
     assert title_of(dom) == "trajgen COMPLETE 100.0%  runs/20261128_1150_n10000"
     assert re.search(r'id="state"[^>]*>COMPLETE<', dom)
@@ -336,6 +412,7 @@ def test_complete_page_in_chromium_is_never_stale(tmp_path, thumbnails):
 
 
 # ---------------------------------------------------------------- the 5-minute rule
+
 
 def test_dry_run_passes_when_a_shard_takes_under_five_minutes(tmp_path, monkeypatch):
     from trajgen.making.preflight import RATE_ENV, dry_run
@@ -348,8 +425,19 @@ def test_dry_run_passes_when_a_shard_takes_under_five_minutes(tmp_path, monkeypa
 
 
 def test_dry_run_fails_when_a_shard_takes_longer_and_names_the_checkpoint_that_fits(tmp_path):
-    result = run_cli("generate", "--n", 10_000, "--checkpoint-every", 5_000, "--workers", 2, "--dry-run",
-                     "--out", tmp_path / "run", env={"TRAJGEN_SAMPLES_PER_SECOND": "10"})
+    result = run_cli(
+        "generate",
+        "--n",
+        10_000,
+        "--checkpoint-every",
+        5_000,
+        "--workers",
+        2,
+        "--dry-run",
+        "--out",
+        tmp_path / "run",
+        env={"TRAJGEN_SAMPLES_PER_SECOND": "10"},
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     line = next(l for l in result.stdout.splitlines() if "crash" in l)
     assert line.strip().startswith("✗")
@@ -358,8 +446,22 @@ def test_dry_run_fails_when_a_shard_takes_longer_and_names_the_checkpoint_that_f
 
 
 def test_generate_warns_but_runs_when_a_shard_takes_longer(tmp_path):
-    result = run_cli("generate", "--n", 16, "--checkpoint-every", 16, "--frames", 4, "--size", 16, "--workers", 1,
-                     "--out", tmp_path / "run", env={"TRAJGEN_SAMPLES_PER_SECOND": "0.01"})
+    result = run_cli(
+        "generate",
+        "--n",
+        16,
+        "--checkpoint-every",
+        16,
+        "--frames",
+        4,
+        "--size",
+        16,
+        "--workers",
+        1,
+        "--out",
+        tmp_path / "run",
+        env={"TRAJGEN_SAMPLES_PER_SECOND": "0.01"},
+    )
     assert result.returncode == 0, result.stderr
     assert "Warning:" in result.stderr and "5 minutes" in result.stderr and "--checkpoint-every" in result.stderr
     assert (tmp_path / "run" / "PROGRESS.txt").read_text().startswith("trajgen COMPLETE")
@@ -410,8 +512,8 @@ def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
 def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_path):
     import shutil
 
-    from trajgen.store import _fs
     from trajgen.making import run_status
+    from trajgen.store import _fs
 
     run_dir = tmp_path / "run"
     shutil.copytree(mirrored[0], run_dir)
@@ -428,8 +530,10 @@ def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_pat
         os.close(fd)
     assert lines[0].startswith("trajgen RUNNING 33.3%")
     due = datetime.fromisoformat(progress["updated_at"]) + timedelta(seconds=progress["interval_seconds"])
-    assert lines[lines.index(next(l for l in lines if l.startswith("Last update:"))) + 1] == \
-        f"Next update: by {due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0):%H:%M:%S} UTC"
+    assert (
+        lines[lines.index(next(l for l in lines if l.startswith("Last update:"))) + 1]
+        == f"Next update: by {due.replace(microsecond=0) + timedelta(seconds=1 if due.microsecond else 0):%H:%M:%S} UTC"
+    )
 
 
 def test_a_resumed_run_shows_samples_before_its_first_commit(mirrored, tmp_path):
@@ -449,8 +553,11 @@ def test_the_folder_gets_the_newest_state_at_most_once_a_second(tmp_path, monkey
 
     writes = []
     real = progress_page.ProgressMirror._write
-    monkeypatch.setattr(progress_page.ProgressMirror, "_write",
-                        lambda self, snapshot, *rest: (writes.append(snapshot.completed_samples), real(self, snapshot, *rest)))
+    monkeypatch.setattr(
+        progress_page.ProgressMirror,
+        "_write",
+        lambda self, snapshot, *rest: (writes.append(snapshot.completed_samples), real(self, snapshot, *rest)),
+    )
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     rep = reporter(run_dir, tmp_path / "watch", interval=30)

@@ -23,13 +23,14 @@ def reference(tmp_path_factory):
 
 # ---------------------------------------------------------------- process helpers
 
+
 def _stat(pid):
     """(state, ppid) of a process from /proc, or None when it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1])
 
 
@@ -84,8 +85,9 @@ def wait_dead(pids, timeout=5.0):
 
 def start_in_own_group(*args):
     """The CLI as the leader of a new process group, like a shell job that Ctrl-C reaches as a whole."""
-    return subprocess.Popen(trajgen_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        trajgen_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def assert_resumes_identically(out, reference, *extra):
@@ -107,6 +109,7 @@ def assert_stopped_promptly(proc, sent, kids):
 
 
 # ---------------------------------------------------------------- tests
+
 
 def test_two_workers_make_identical_output(reference, tmp_path):
     out = tmp_path / "run"
@@ -257,11 +260,17 @@ def test_default_workers_follow_the_cpus_this_process_may_use(monkeypatch):
 
 
 def test_discard_temp_files_removes_only_the_dead_writers_files(tmp_path):
-    names = ["shard-00001.npz.111.a1b2c3.tmp", "manifest.json.222.d4e5f6.tmp", "PROGRESS.txt.111.0a0b0c.tmp",
-             "shard-00111.npz.333.aaaaaa.tmp", "notes.111"]
+    names = [
+        "shard-00001.npz.111.a1b2c3.tmp",
+        "manifest.json.222.d4e5f6.tmp",
+        "PROGRESS.txt.111.0a0b0c.tmp",
+        "shard-00111.npz.333.aaaaaa.tmp",
+        "notes.111",
+    ]
     for name in names:
         (tmp_path / name).write_text("x")
     _fs.discard_temp_files(tmp_path, [111])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["manifest.json.222.d4e5f6.tmp", "shard-00111.npz.333.aaaaaa.tmp", "notes.111"])
+        ["manifest.json.222.d4e5f6.tmp", "shard-00111.npz.333.aaaaaa.tmp", "notes.111"]
+    )
     _fs.discard_temp_files(tmp_path / "missing", [1])  # nothing to do, no error

@@ -6,23 +6,18 @@ Exit codes: 0 success; 1 a runtime failure (one line `Error: ...`); 2 a usage er
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import signal
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
 import trajgen
+from trajgen.cli_errors import Stopped, raise_stopped, translate_errors
 from trajgen.content.config import DEFAULT_CLASSES, GenerationConfig
-from trajgen.cli_errors import Stopped, fail, raise_stopped, translate_errors
-from trajgen.errors import ConfigError, TrajgenError
 
 
 def entry() -> None:
@@ -83,8 +78,10 @@ def _scheduler_address(ctx, param, value: str | None) -> str | None:
         return None
     m = _ADDRESS.fullmatch(value.strip())
     if not m or not 0 < int(m.group(2)) < 65536:
-        raise click.BadParameter(f"{value!r} is not a Dask scheduler address; give the tcp://HOST:PORT that "
-                                 f"`dask scheduler` prints (e.g. tcp://10.0.0.5:8786)")
+        raise click.BadParameter(
+            f"{value!r} is not a Dask scheduler address; give the tcp://HOST:PORT that "
+            f"`dask scheduler` prints (e.g. tcp://10.0.0.5:8786)"
+        )
     return value.strip()
 
 
@@ -96,7 +93,7 @@ def _run_dir_name(ctx, param, value: Path | None) -> Path | None:
 
 
 def _rgb(ctx, param, value: str):
-    """"R,G,B" → a tuple of ints; anything else is passed on as given, for the config's range error."""
+    """ "R,G,B" → a tuple of ints; anything else is passed on as given, for the config's range error."""
     try:
         return tuple(int(part) for part in value.split(","))
     except ValueError:
@@ -104,56 +101,128 @@ def _rgb(ctx, param, value: str):
 
 
 workers_option = click.option(
-    "--workers", type=click.IntRange(min=1), default=None,
-    help="Worker processes on this machine [default: number of CPUs].")
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes on this machine [default: number of CPUs].",
+)
 scheduler_option = click.option(
-    "--scheduler", metavar="tcp://HOST:PORT", default=None, callback=_scheduler_address,
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    default=None,
+    callback=_scheduler_address,
     help="Run the shards on this Dask cluster: the address `dask scheduler` prints (a bare HOST:PORT "
-         "means tcp://HOST:PORT). Needs the dask extra and a shared filesystem.")
+    "means tcp://HOST:PORT). Needs the dask extra and a shared filesystem.",
+)
 interval_option = click.option(
-    "--progress-interval", type=float, default=30.0, show_default=True,
-    help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.")
+    "--progress-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.",
+)
 progress_to_option = click.option(
-    "--progress-to", type=click.Path(path_type=Path), default=None, metavar="DIR",
+    "--progress-to",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DIR",
     help="Also keep DIR/PROGRESS.txt and a DIR/PROGRESS.html page current (e.g. a synced folder; "
-         "created if missing; the run remembers it).")
+    "created if missing; the run remembers it).",
+)
 quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 
 
 @main.command()
 @click.option("--n", "n", type=int, default=10_000, show_default=True, help="Number of samples.")
-@click.option("--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, callback=_run_dir_name,
-              help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].")
-@click.option("--seed", type=int, default=42, show_default=True,
-              help="Random seed: sample i depends only on the seed, the content options and i.")
+@click.option(
+    "--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each)."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    callback=_run_dir_name,
+    help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: sample i depends only on the seed, the content options and i.",
+)
 @click.option("--frames", type=int, default=16, show_default=True, help="Frames per video (MAGVIT-v2 likes 17).")
 @click.option("--size", type=int, default=64, show_default=True, help="Frame width and height in pixels.")
 @click.option("--coverage", type=float, default=0.7, show_default=True, help="Share of the frame the path fills.")
 @click.option("--noise-scale", type=float, default=0.2, show_default=True, help="Scales the augmentation noise.")
 @click.option("--augment-prob", type=float, default=0.8, show_default=True, help="Probability of augmenting a sample.")
-@click.option("--classes", default=",".join(DEFAULT_CLASSES), show_default=True, callback=_classes,
-              help="Comma-separated motion classes.")
-@click.option("--style", type=click.Choice(["dot", "trail"]), default="dot", show_default=True,
-              help="dot: one dot per frame; trail: also the last --trail-length positions, older ones fainter.")
-@click.option("--dot-radius", type=float, default=None,
-              help="Dot radius in pixels (up to --size/4) [default: 5 at 64×64, scaled with --size].")
+@click.option(
+    "--classes",
+    default=",".join(DEFAULT_CLASSES),
+    show_default=True,
+    callback=_classes,
+    help="Comma-separated motion classes.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["dot", "trail"]),
+    default="dot",
+    show_default=True,
+    help="dot: one dot per frame; trail: also the last --trail-length positions, older ones fainter.",
+)
+@click.option(
+    "--dot-radius",
+    type=float,
+    default=None,
+    help="Dot radius in pixels (up to --size/4) [default: 5 at 64×64, scaled with --size].",
+)
 @click.option("--color", default="0,0,255", show_default=True, callback=_rgb, help="Dot colour R,G,B (0-255).")
-@click.option("--background", default="255,255,255", show_default=True, callback=_rgb,
-              help="Background colour R,G,B (0-255).")
-@click.option("--trail-length", type=int, default=5, show_default=True,
-              help="Positions drawn per frame with --style trail (1-1000).")
-@click.option("--roll", type=float, default=180.0, show_default=True,
-              help="Camera roll about the viewing axis, up to ± this many degrees (0-180; 0: world z up).")
-@click.option("--coverage-jitter", type=float, default=0.1, show_default=True,
-              help="Each sample's coverage is drawn within ± this of --coverage (0-0.5).")
-@click.option("--placement", type=float, default=1.0, show_default=True,
-              help="Share of the free margin the path may be moved within (0-1; 0: centred).")
-@click.option("--speed-variation", type=float, default=1.0, show_default=True,
-              help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
-                   "standing still to double speed), within the limit of one dot diameter per frame.")
-@click.option("--compress-level", type=click.IntRange(0, 9), default=1, show_default=True,
-              help="Shard compression: zlib deflate level 1-9 (1 fastest, 9 smallest); 0 stores them uncompressed.")
+@click.option(
+    "--background", default="255,255,255", show_default=True, callback=_rgb, help="Background colour R,G,B (0-255)."
+)
+@click.option(
+    "--trail-length",
+    type=int,
+    default=5,
+    show_default=True,
+    help="Positions drawn per frame with --style trail (1-1000).",
+)
+@click.option(
+    "--roll",
+    type=float,
+    default=180.0,
+    show_default=True,
+    help="Camera roll about the viewing axis, up to ± this many degrees (0-180; 0: world z up).",
+)
+@click.option(
+    "--coverage-jitter",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Each sample's coverage is drawn within ± this of --coverage (0-0.5).",
+)
+@click.option(
+    "--placement",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Share of the free margin the path may be moved within (0-1; 0: centred).",
+)
+@click.option(
+    "--speed-variation",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
+    "standing still to double speed), within the limit of one dot diameter per frame.",
+)
+@click.option(
+    "--compress-level",
+    type=click.IntRange(0, 9),
+    default=1,
+    show_default=True,
+    help="Shard compression: zlib deflate level 1-9 (1 fastest, 9 smallest); 0 stores them uncompressed.",
+)
 @workers_option
 @scheduler_option
 @interval_option
@@ -162,9 +231,35 @@ quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but err
 @click.option("--export", "export_when_done", is_flag=True, help="Also export one .npz when the run completes.")
 @quiet_option
 @translate_errors
-def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale, augment_prob, classes, style,
-             dot_radius, color, background, trail_length, roll, coverage_jitter, placement, speed_variation,
-             compress_level, workers, scheduler, progress_interval, progress_to, dry_run, export_when_done, quiet):
+def generate(
+    n,
+    checkpoint_every,
+    out,
+    seed,
+    frames,
+    size,
+    coverage,
+    noise_scale,
+    augment_prob,
+    classes,
+    style,
+    dot_radius,
+    color,
+    background,
+    trail_length,
+    roll,
+    coverage_jitter,
+    placement,
+    speed_variation,
+    compress_level,
+    workers,
+    scheduler,
+    progress_interval,
+    progress_to,
+    dry_run,
+    export_when_done,
+    quiet,
+):
     """Make a new run: shards committed one by one, PROGRESS.txt kept current.
 
     \b
@@ -174,25 +269,49 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
       trajgen generate --n 1000000 --progress-to ~/Dropbox/trajgen   # open PROGRESS.html there
     """
     config = GenerationConfig(
-        n=n, checkpoint_every=checkpoint_every, seed=seed, frames=frames, size=size, coverage=coverage,
-        noise_scale=noise_scale, augment_prob=augment_prob, classes=classes, style=style, dot_radius=dot_radius,
-        color=color, background=background, trail_length=trail_length, roll=roll, coverage_jitter=coverage_jitter, placement=placement, speed_variation=speed_variation,
+        n=n,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+        frames=frames,
+        size=size,
+        coverage=coverage,
+        noise_scale=noise_scale,
+        augment_prob=augment_prob,
+        classes=classes,
+        style=style,
+        dot_radius=dot_radius,
+        color=color,
+        background=background,
+        trail_length=trail_length,
+        roll=roll,
+        coverage_jitter=coverage_jitter,
+        placement=placement,
+        speed_variation=speed_variation,
         compress_level=compress_level,
     )
     if dry_run:
-        from trajgen.making.preflight import dry_run as plan
         from trajgen.making import default_out
+        from trajgen.making.preflight import dry_run as plan
 
         ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
     from trajgen.making import generate as generate_run
 
-    summary = generate_run(config, out, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                           show_bar=_show_bar(quiet), progress_to=progress_to)
+    summary = generate_run(
+        config,
+        out,
+        workers=workers,
+        scheduler=scheduler,
+        progress_interval=progress_interval,
+        show_bar=_show_bar(quiet),
+        progress_to=progress_to,
+    )
     if not quiet:
-        click.echo(f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shard{'s' if config.num_shards != 1 else ''} → {summary.run_dir} "
-                   f"({summary.seconds:.1f} s, {summary.rate:,.0f} samples/s)")
+        click.echo(
+            f"Done: {summary.total_samples:,} samples in {config.num_shards:,} shard{'s' if config.num_shards != 1 else ''} → {summary.run_dir} "
+            f"({summary.seconds:.1f} s, {summary.rate:,.0f} samples/s)"
+        )
     _maybe_export(summary.run_dir, export_when_done, quiet)
 
 
@@ -202,9 +321,12 @@ def generate(n, checkpoint_every, out, seed, frames, size, coverage, noise_scale
 @scheduler_option
 @interval_option
 @progress_to_option
-@click.option("--allow-version-change", is_flag=True,
-              help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
-                   "the shards made now record theirs and verify reports the run as mixed.")
+@click.option(
+    "--allow-version-change",
+    is_flag=True,
+    help="Go on although the installed numpy/OpenCV/deflate/trajgen versions differ from the run's; "
+    "the shards made now record theirs and verify reports the run as mixed.",
+)
 @quiet_option
 @translate_errors
 def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_version_change, quiet):
@@ -221,9 +343,15 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
     """
     from trajgen.making import resume as resume_run
 
-    summary = resume_run(run_dir, workers=workers, scheduler=scheduler, progress_interval=progress_interval,
-                         show_bar=_show_bar(quiet), progress_to=progress_to,
-                         allow_version_change=allow_version_change)
+    summary = resume_run(
+        run_dir,
+        workers=workers,
+        scheduler=scheduler,
+        progress_interval=progress_interval,
+        show_bar=_show_bar(quiet),
+        progress_to=progress_to,
+        allow_version_change=allow_version_change,
+    )
     if quiet:
         return
     if summary.repaired:
@@ -231,8 +359,10 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
     if summary.already_complete:
         click.echo(f"{run_dir} is already complete ({summary.total_samples:,} samples); nothing to do.")
     else:
-        click.echo(f"Done: made {summary.made_samples:,} missing samples ({summary.made_shards} shards) → {run_dir} "
-                   f"({summary.seconds:.1f} s); {summary.total_samples:,} samples in all.")
+        click.echo(
+            f"Done: made {summary.made_samples:,} missing samples ({summary.made_shards} shards) → {run_dir} "
+            f"({summary.seconds:.1f} s); {summary.total_samples:,} samples in all."
+        )
 
 
 @main.command()
@@ -273,6 +403,7 @@ def _cpus() -> int:
 
 # ---------------------------------------------------------------- using a run: verify, export, preview
 
+
 def _echo_outcome(outcome) -> None:
     """A check's report on stdout; when it found problems, its one-line summary as the Error (exit 1)."""
     click.echo(outcome.text)
@@ -304,14 +435,33 @@ def verify(run_dir, deep):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Output .npz [default: RUN_DIR/YYYYMMDD_HHMM_dataset_<N>_validated.npz].")
-@click.option("--layout", type=click.Choice(["nthwc", "ntchw"]), default="nthwc", show_default=True,
-              help="Video axes: (N, T, H, W, C) or (N, T, C, H, W).")
-@click.option("--dtype", type=click.Choice(["uint8", "float32"]), default="uint8", show_default=True,
-              help="uint8 0-255, or float32 in [0, 1].")
-@click.option("--compress-level", type=click.IntRange(0, 9), default=None,
-              help="zlib deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output .npz [default: RUN_DIR/YYYYMMDD_HHMM_dataset_<N>_validated.npz].",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["nthwc", "ntchw"]),
+    default="nthwc",
+    show_default=True,
+    help="Video axes: (N, T, H, W, C) or (N, T, C, H, W).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["uint8", "float32"]),
+    default="uint8",
+    show_default=True,
+    help="uint8 0-255, or float32 in [0, 1].",
+)
+@click.option(
+    "--compress-level",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="zlib deflate level 0-9; 0 stores uncompressed [default: the run's --compress-level].",
+)
 @click.option("--force", is_flag=True, help="Replace the output if it is a regular file (never the run's own files).")
 @translate_errors
 def export(run_dir, out, layout, dtype, compress_level, force):
@@ -333,8 +483,13 @@ def export(run_dir, out, layout, dtype, compress_level, force):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Contact sheet, .png or .jpg [default: RUN_DIR/preview.png]; an existing picture is replaced.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Contact sheet, .png or .jpg [default: RUN_DIR/preview.png]; an existing picture is replaced.",
+)
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Also write the grid as an MP4 (.mp4).")
 @click.option("--per-class", type=click.IntRange(min=1), default=6, show_default=True, help="Samples per class (row).")
 @translate_errors
@@ -376,8 +531,14 @@ def repair(run_dir):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Directory for report.html and report.json [default: RUN_DIR; files replaced].")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory for report.html and report.json [default: RUN_DIR; files replaced].",
+)
 @translate_errors
 def report(run_dir, out_dir):
     """Measure how good a run's samples are: report.html to look at, report.json for programs.
@@ -396,5 +557,7 @@ def report(run_dir, out_dir):
     from trajgen.use.report import make_report
 
     result = make_report(run_dir, out_dir)
-    click.echo(f"Report {result.html_path} and {result.json_path.name} ({result.samples:,} samples"
-               f"{'' if result.complete else ', run not complete'}): {result.summary}")
+    click.echo(
+        f"Report {result.html_path} and {result.json_path.name} ({result.samples:,} samples"
+        f"{'' if result.complete else ', run not complete'}): {result.summary}"
+    )

@@ -8,8 +8,8 @@ import functools
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import click
 
@@ -52,7 +52,7 @@ def signals_raise() -> Iterator[None]:
 # what a command stopped by a signal left behind, and what to do next
 STOPPED_ADVICE = {
     "generate": "; if the run directory holds a config.json, trajgen resume RUN_DIR finishes the run (keeping every "
-                "committed shard), else run the same command again",
+    "committed shard), else run the same command again",
     "resume": "; every committed shard is kept: run the same trajgen resume again",
     "export": "; the partial file was removed and nothing else was changed: export again",
     "preview": "; the partial picture or video was removed: run the preview again",
@@ -84,8 +84,11 @@ def translate_errors(command):
             click.echo(f"Error: {os_error_line(e)}", err=True)
             sys.exit(1)
         except MemoryError:  # the bounds checked before allocating did not cover it: still one line
-            click.echo(f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
-                       f"or --per-class, or fewer --workers (nothing was committed that is not whole)", err=True)
+            click.echo(
+                f"Error: {command.__name__} ran out of memory; use a smaller --checkpoint-every, --size, --frames "
+                f"or --per-class, or fewer --workers (nothing was committed that is not whole)",
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper

@@ -23,12 +23,19 @@ import numpy as np
 from trajgen.content import streams
 from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame
 from trajgen.content.config import GenerationConfig
-from trajgen.errors import TrajgenError
 from trajgen.content.motions import (
-    MOTIONS, UNIFORMS_PER_AUGMENTATION, UNIFORMS_PER_DRAW, Augmentation, Motion, Params, augment_params,
-    draw_augmentation, stack,
+    MOTIONS,
+    UNIFORMS_PER_AUGMENTATION,
+    UNIFORMS_PER_DRAW,
+    Augmentation,
+    Motion,
+    Params,
+    augment_params,
+    draw_augmentation,
+    stack,
 )
 from trajgen.content.render import render_videos
+from trajgen.errors import TrajgenError
 
 MAX_REDRAWS = 100
 # a varied pace keeps every frame-to-frame step within this share of the dot's diameter
@@ -119,8 +126,9 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
         pending = pending[~framed]
     if len(pending):  # pragma: no cover - only reachable with a broken motion definition
         i = int(index[pending[0]])
-        raise TrajgenError(f"sample {i} ({config.classes[i % len(config.classes)]}) could not be framed "
-                           f"in {MAX_REDRAWS} draws")
+        raise TrajgenError(
+            f"sample {i} ({config.classes[i % len(config.classes)]}) could not be framed in {MAX_REDRAWS} draws"
+        )
     render_videos(points_2d, config, videos)
     return SampleArrays(
         index=index,
@@ -135,14 +143,15 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
     )
 
 
-def _place(config: GenerationConfig, motion: Motion, params: list[Params], noise: np.ndarray, u: np.ndarray,
-           t: np.ndarray):
+def _place(
+    config: GenerationConfig, motion: Motion, params: list[Params], noise: np.ndarray, u: np.ndarray, t: np.ndarray
+):
     """Frame m draws of one motion, vary their pace within the speed limit and frame them afresh:
     (points (m, T, 3), points_2d, camera, framed (m,) bool). ``params`` gain their "warp"."""
     m = len(params)
     normal = np.array([motion.view_normal(p) for p in params], np.float64).reshape(m, 3)
     tilt = np.full(m, motion.max_tilt)
-    camera_u = u[:, UNIFORMS - UNIFORMS_PER_CAMERA:]
+    camera_u = u[:, UNIFORMS - UNIFORMS_PER_CAMERA :]
     columns = stack(params)
     points = motion.path(columns, t) + noise
     points_2d, camera, framed = frame(points, normal, camera_u, config, tilt)
@@ -159,5 +168,9 @@ def _place(config: GenerationConfig, motion: Motion, params: list[Params], noise
         paced = motion.path(columns, t) + noise
     paced_2d, paced_camera, framed_again = frame(paced, normal, camera_u, config, tilt)
     keep = ~retimed[:, None, None]
-    return (np.where(keep, points, paced), np.where(keep, points_2d, paced_2d),
-            np.where(keep[:, 0], camera, paced_camera), framed & (framed_again | ~retimed))
+    return (
+        np.where(keep, points, paced),
+        np.where(keep, points_2d, paced_2d),
+        np.where(keep[:, 0], camera, paced_camera),
+        framed & (framed_again | ~retimed),
+    )

@@ -26,8 +26,21 @@ UNIFORMS_PER_CAMERA = 8
 _EDGE = 0.005  # px kept clear of the margin so float rounding never leaves the frame
 # camera vector columns, as stored in Sample.camera and the shards' `camera` array
 CAMERA_COLUMNS = (
-    "focal_px", "cx_px", "cy_px", "eye_x", "eye_y", "eye_z",
-    "r00", "r01", "r02", "r10", "r11", "r12", "r20", "r21", "r22",
+    "focal_px",
+    "cx_px",
+    "cy_px",
+    "eye_x",
+    "eye_y",
+    "eye_z",
+    "r00",
+    "r01",
+    "r02",
+    "r10",
+    "r11",
+    "r12",
+    "r20",
+    "r21",
+    "r22",
 )
 
 
@@ -48,9 +61,14 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
-                     a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], axis=1)
+    return np.stack(
+        [
+            a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
+            a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+            a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0],
+        ],
+        axis=1,
+    )
 
 
 def _where(mask: np.ndarray, yes: tuple, no: tuple) -> np.ndarray:
@@ -62,8 +80,9 @@ def _dot(rel: np.ndarray, axis: np.ndarray) -> np.ndarray:
     return rel[..., 0] * axis[:, None, 0] + rel[..., 1] * axis[:, None, 1] + rel[..., 2] * axis[:, None, 2]
 
 
-def frame(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: GenerationConfig,
-          max_tilt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def frame(
+    points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: GenerationConfig, max_tilt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Place a camera for each of m paths (m, T, 3) from its UNIFORMS_PER_CAMERA uniforms (m, 8),
     looking along its view normal (m, 3) tilted by up to its max_tilt (m,) degrees.
 
@@ -87,8 +106,9 @@ def frame(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: Ge
         tilt = np.sin(tilt_angle) / np.cos(tilt_angle)
         side = np.where(u2 < 0.5, 1.0, -1.0)
         turn = 2 * math.pi * u1
-        forward = _unit(side[:, None] * n + (side * tilt * np.cos(turn))[:, None] * a
-                        + (side * tilt * np.sin(turn))[:, None] * b)
+        forward = _unit(
+            side[:, None] * n + (side * tilt * np.cos(turn))[:, None] * a + (side * tilt * np.sin(turn))[:, None] * b
+        )
         up = _where(np.abs(forward[:, 2]) < 0.99, (0.0, 0.0, 1.0), (1.0, 0.0, 0.0))  # world z up before the roll
         level_right = _unit(_cross(forward, up))
         level_down = _cross(forward, level_right)
@@ -106,8 +126,9 @@ def frame(points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: Ge
         span = np.maximum(hi_x - lo_x, hi_y - lo_y)
         framed &= np.isfinite(span) & (span >= 1e-6)
         target = min(config.coverage, max_coverage(size, margin))
-        coverage = np.minimum(np.maximum(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target),
-                              max_coverage(size, margin))
+        coverage = np.minimum(
+            np.maximum(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target), max_coverage(size, margin)
+        )
         focal = coverage * size / span
         # the box's top-left corner: centred, then moved to a random place within the free margin
         box_x, box_y = focal * (hi_x - lo_x), focal * (hi_y - lo_y)

@@ -15,9 +15,22 @@ STYLES = ("dot", "trail")
 
 # Fields that decide what a sample looks like; the rest only decide how a run is laid out.
 CONTENT_FIELDS = (
-    "seed", "frames", "size", "coverage", "noise_scale", "augment_prob", "classes",
-    "style", "dot_radius", "color", "background", "trail_length",
-    "roll", "coverage_jitter", "placement", "speed_variation",
+    "seed",
+    "frames",
+    "size",
+    "coverage",
+    "noise_scale",
+    "augment_prob",
+    "classes",
+    "style",
+    "dot_radius",
+    "color",
+    "background",
+    "trail_length",
+    "roll",
+    "coverage_jitter",
+    "placement",
+    "speed_variation",
 )
 
 
@@ -73,7 +86,7 @@ class GenerationConfig:
         """Global sample indices held by shard k."""
         return range(k * self.checkpoint_every, min((k + 1) * self.checkpoint_every, self.n))
 
-    def replace(self, **changes: Any) -> "GenerationConfig":
+    def replace(self, **changes: Any) -> GenerationConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +99,7 @@ class GenerationConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GenerationConfig":
+    def from_dict(cls, d: dict[str, Any]) -> GenerationConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -98,7 +111,7 @@ class GenerationConfig:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "GenerationConfig":
+    def from_json(cls, text: str) -> GenerationConfig:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -164,7 +177,11 @@ def _validate(c: GenerationConfig) -> None:
         _fail("classes", f"a non-empty list of {', '.join(MOTIONS)}", c.classes)
     unknown = [name for name in c.classes if name not in MOTIONS]
     if unknown:
-        _fail("classes", f"chosen from {', '.join(MOTIONS)} (unknown: {', '.join(map(str, unknown))})", ",".join(map(str, c.classes)))
+        _fail(
+            "classes",
+            f"chosen from {', '.join(MOTIONS)} (unknown: {', '.join(map(str, unknown))})",
+            ",".join(map(str, c.classes)),
+        )
     if len(set(c.classes)) != len(c.classes):
         _fail("classes", "a list without repeats", ",".join(c.classes))
     for field in ("color", "background"):
@@ -185,6 +202,8 @@ def _check_coverage_fits(c: GenerationConfig) -> None:
         return  # dot_radius gets its own error
     cap = max_coverage(c.size, c.radius)
     if c.coverage > cap:
-        raise ConfigError(f"coverage (--coverage) must be at most {int(cap * 1000) / 1000:.3f} at --size {c.size} with a "
-                          f"dot radius of {c.radius:g} px (every point keeps the dot's radius inside the frame), "
-                          f"got {c.coverage!r}")
+        raise ConfigError(
+            f"coverage (--coverage) must be at most {int(cap * 1000) / 1000:.3f} at --size {c.size} with a "
+            f"dot radius of {c.radius:g} px (every point keeps the dot's radius inside the frame), "
+            f"got {c.coverage!r}"
+        )

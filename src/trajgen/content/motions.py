@@ -9,8 +9,8 @@ was actually filmed (before sensor noise).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -133,8 +133,13 @@ def _circular_draw(u: list[float], frames: int) -> Params:
     a, b = orthonormal_pair(normal)
     sweep = math.pi * (1.0 + 0.65 * u[6]) * _budget(frames)
     return {
-        "c": _point(u), "R": 0.5 + u[5], "omega": sweep if u[7] < 0.5 else -sweep,
-        "phi": 2 * math.pi * u[8], "a": a, "b": b, "normal": normal,
+        "c": _point(u),
+        "R": 0.5 + u[5],
+        "omega": sweep if u[7] < 0.5 else -sweep,
+        "phi": 2 * math.pi * u[8],
+        "a": a,
+        "b": b,
+        "normal": normal,
     }
 
 
@@ -177,8 +182,14 @@ def _helical_draw(u: list[float], frames: int) -> Params:
     radius = 0.3 + 0.2 * u[5]
     height = 2 * radius * (2.0 + 1.3 * u[7])
     return {
-        "c": _point(u), "r": radius, "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
-        "phi": 2 * math.pi * u[9], "h": height, "a": a, "b": b, "k": axis,
+        "c": _point(u),
+        "r": radius,
+        "omega": 2 * math.pi * turns * (1 if u[8] < 0.5 else -1),
+        "phi": 2 * math.pi * u[9],
+        "h": height,
+        "a": a,
+        "b": b,
+        "k": axis,
     }
 
 

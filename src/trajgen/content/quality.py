@@ -85,8 +85,16 @@ def coverage_within_tol(points_2d, labels, num_classes: int, size, target: float
 # ---------------------------------------------------------------- probes
 
 
-def single_frame_probe(points_2d, labels, num_classes: int, size, frame: int | None = None, grid: int = GRID,
-                       train_share: float = TRAIN_SHARE, seed: int = 0):
+def single_frame_probe(
+    points_2d,
+    labels,
+    num_classes: int,
+    size,
+    frame: int | None = None,
+    grid: int = GRID,
+    train_share: float = TRAIN_SHARE,
+    seed: int = 0,
+):
     """Accuracy of a classifier that sees only which ``grid``×``grid`` cell the dot is in at
     frame ``frame``: per-class cell histograms on a random ``train_share`` of the samples,
     each held-out sample given the class with the most training samples in its cell.
@@ -128,11 +136,19 @@ def motion_features(points_2d) -> np.ndarray:
     sense = np.where(turn.sum(axis=1, keepdims=True) < 0, -1.0, 1.0)  # fold mirror images together
     chord = np.hypot(*(p[:, -1] - p[:, 0]).T)[:, None]
     length = speed.sum(axis=1, keepdims=True)
-    return np.concatenate([
-        speed / scale, tangential / scale, normal * sense / scale, turn * sense, np.abs(turn),
-        np.abs(turn).sum(axis=1, keepdims=True), np.abs(turn.sum(axis=1, keepdims=True)),
-        chord / (length + 1e-9),
-    ], axis=1)
+    return np.concatenate(
+        [
+            speed / scale,
+            tangential / scale,
+            normal * sense / scale,
+            turn * sense,
+            np.abs(turn),
+            np.abs(turn).sum(axis=1, keepdims=True),
+            np.abs(turn.sum(axis=1, keepdims=True)),
+            chord / (length + 1e-9),
+        ],
+        axis=1,
+    )
 
 
 def motion_probe(points_2d, labels, num_classes: int, seed: int = 0, train_share: float = TRAIN_SHARE) -> float:
@@ -207,8 +223,9 @@ class QualityAccumulator:
             "near_duplicate_rate_2px": near_duplicate_rate(points, labels, c, 2.0).tolist(),
             "step_within_diameter": step_within_diameter(points, labels, c, self.diameter).tolist(),
             "max_step": max_step.tolist(),
-            "coverage_within_tol": coverage_within_tol(points, labels, c, self.size, self.target_coverage,
-                                                       self.tol).tolist(),
+            "coverage_within_tol": coverage_within_tol(
+                points, labels, c, self.size, self.target_coverage, self.tol
+            ).tolist(),
             "single_frame_probe_by_frame": by_frame.tolist(),
             "single_frame_probe_accuracy": float(np.max(by_frame)) if len(by_frame) else float("nan"),
             "motion_probe_accuracy": motion_probe(points, labels, c, seed=seed),

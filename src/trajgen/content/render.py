@@ -9,6 +9,7 @@ import numpy as np
 
 from trajgen.content.config import GenerationConfig
 
+
 def opencv_version() -> str:
     return cv2.__version__
 
@@ -113,8 +114,9 @@ def _blank_frame(size: int, background: tuple[int, int, int]) -> np.ndarray:
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def put_text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45,
-             color: tuple[int, int, int] = (40, 40, 40)) -> None:
+def put_text(
+    image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.45, color: tuple[int, int, int] = (40, 40, 40)
+) -> None:
     """Write ``text`` on an RGB image in place; ``org`` is the baseline's left end."""
     cv2.putText(image, text, org, _FONT, scale, color, 1, cv2.LINE_AA)
 

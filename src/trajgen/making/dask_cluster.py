@@ -18,7 +18,9 @@ def import_distributed():
     try:
         import distributed
     except ImportError:
-        raise DaskError("--scheduler needs Dask, which is not installed: pip install 'dask[distributed]' (or install trajgen's wheel with the [dask] extra)") from None
+        raise DaskError(
+            "--scheduler needs Dask, which is not installed: pip install 'dask[distributed]' (or install trajgen's wheel with the [dask] extra)"
+        ) from None
     return distributed
 
 
@@ -33,10 +35,14 @@ def connect(address: str, timeout: float):
             raise ValueError(f"unknown scheme {scheme!r}")
         host, port = parse_host_port(location) if scheme in ("tcp", "tls", "ws", "wss") else (None, None)
     except (ValueError, TypeError) as e:
-        raise DaskError(f"--scheduler {address!r} is not a Dask scheduler address ({e}); "
-                        f"use tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from None
-    unreachable = (f"cannot reach the Dask scheduler at {address} ({{}}); start one with `dask scheduler` "
-                   f"and workers with `dask worker {address}`, or fix --scheduler")
+        raise DaskError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({e}); "
+            f"use tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
+        ) from None
+    unreachable = (
+        f"cannot reach the Dask scheduler at {address} ({{}}); start one with `dask scheduler` "
+        f"and workers with `dask worker {address}`, or fix --scheduler"
+    )
     if host is not None:  # a plain TCP probe first: fails fast on a refused connection or an unknown host
         try:
             socket.create_connection((host, port), timeout=timeout).close()
@@ -49,8 +55,10 @@ def connect(address: str, timeout: float):
     except Exception as e:
         raise DaskError(unreachable.format(_reason(e, timeout))) from None
     if kind != "Scheduler":
-        raise DaskError(f"{address} is a Dask {kind or 'server'}, not the scheduler; give --scheduler the address "
-                        f"that `dask scheduler` printed (tcp://HOST:8786 by default)")
+        raise DaskError(
+            f"{address} is a Dask {kind or 'server'}, not the scheduler; give --scheduler the address "
+            f"that `dask scheduler` printed (tcp://HOST:8786 by default)"
+        )
     with _quiet_unraisable():
         try:
             return distributed.Client(address, timeout=timeout, set_as_default=False)
@@ -83,7 +91,7 @@ def _reason(e: BaseException, timeout: float) -> str:
         return f"no answer within {timeout:g} s"
     if isinstance(e, socket.gaierror):
         return "unknown host"
-    text = (getattr(e, "strerror", None) or str(e) or type(e).__name__)
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return " ".join(text.split())
 
 

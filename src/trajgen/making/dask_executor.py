@@ -24,14 +24,13 @@ import shutil
 import socket
 import uuid
 from collections import deque
-
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-from trajgen.store import _fs
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.making.dask_cluster import DaskError, QuietDistributedLogs, connect, import_distributed
+from trajgen.store import _fs
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for its first worker
 CLOSE_TIMEOUT = 3.0
@@ -83,8 +82,15 @@ class DaskExecutor:
         except OSError as e:
             raise DaskError(f"cannot write in {parent} ({e.strerror or e}); choose another --out") from None
         try:
-            _check_workers(self._client, self.address, str(target), str(where), self.timeout,
-                           probe_dir=str(scratch), then="then run the same command again")
+            _check_workers(
+                self._client,
+                self.address,
+                str(target),
+                str(where),
+                self.timeout,
+                probe_dir=str(scratch),
+                then="then run the same command again",
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -109,7 +115,9 @@ class DaskExecutor:
         token_file = Path(where) / ".tmp" / f"dask-token-{token}"
         _write_probe(token_file, token)
         try:
-            yield from _shard_results(client, self.address, task, config, run_dir, where, shards, token_file.name, token)
+            yield from _shard_results(
+                client, self.address, task, config, run_dir, where, shards, token_file.name, token
+            )
         finally:
             try:
                 _fs.remove_file(token_file)
@@ -118,8 +126,10 @@ class DaskExecutor:
 
 
 def _lost(address: str, run_dir: str) -> str:
-    return (f"lost the Dask scheduler at {address} (stopped, restarted or unreachable); "
-            f"the run is resumable: {_resume_hint(run_dir, address)}")
+    return (
+        f"lost the Dask scheduler at {address} (stopped, restarted or unreachable); "
+        f"the run is resumable: {_resume_hint(run_dir, address)}"
+    )
 
 
 def _resume_hint(run_dir: str, address: str) -> str:
@@ -129,6 +139,7 @@ def _resume_hint(run_dir: str, address: str) -> str:
 
 
 # ---------------------------------------------------------------- can the workers reach the run?
+
 
 def _write_probe(path: Path, token: str) -> None:
     _fs.atomic_write_bytes(path, token.encode("utf-8"), path.parent)
@@ -146,12 +157,25 @@ def _probe(run_dir: str, probe_file: str, token: str) -> dict:
     writable = all(os.access(os.path.join(run_dir, d), os.W_OK) for d in ("shards", ".tmp"))
     from trajgen.store.versions import byte_versions
 
-    return {"host": socket.gethostname(), "version": trajgen.__version__, "sees": sees, "writable": writable,
-            "versions": byte_versions()}
+    return {
+        "host": socket.gethostname(),
+        "version": trajgen.__version__,
+        "sees": sees,
+        "writable": writable,
+        "versions": byte_versions(),
+    }
 
 
-def _check_workers(client, address: str, run_dir: str, where: str, timeout: float, *,
-                   probe_dir: str | None = None, then: str | None = None) -> None:
+def _check_workers(
+    client,
+    address: str,
+    run_dir: str,
+    where: str,
+    timeout: float,
+    *,
+    probe_dir: str | None = None,
+    then: str | None = None,
+) -> None:
     """Fail before any shard is made when a worker could not write the run, or would write it differently.
 
     ``probe_dir`` (default ``where``) is a directory laid out like a run (.tmp/, shards/) that the
@@ -163,8 +187,10 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
     try:
         client.wait_for_workers(1, timeout=timeout)
     except Exception:
-        raise DaskError(f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}` "
-                        f"(on machines that see {where}), {then}") from None
+        raise DaskError(
+            f"the Dask scheduler at {address} has no workers; start some with `dask worker {address}` "
+            f"(on machines that see {where}), {then}"
+        ) from None
     token = uuid.uuid4().hex
     probe = Path(probe_dir) / ".tmp" / f"dask-probe-{token}"
     _write_probe(probe, token)
@@ -180,18 +206,24 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
     failed = {w: a for w, a in answers.items() if isinstance(a, BaseException)}
     if failed:
         worker, error = next(iter(failed.items()))
-        raise DaskError(f"Dask worker {worker} cannot run trajgen ({type(error).__name__}: "
-                        f"{' '.join(str(error).split())}); install trajgen {__version__} on every worker, "
-                        f"{then}")
+        raise DaskError(
+            f"Dask worker {worker} cannot run trajgen ({type(error).__name__}: "
+            f"{' '.join(str(error).split())}); install trajgen {__version__} on every worker, "
+            f"{then}"
+        )
     blind = sorted({a["host"] for a in answers.values() if not a["sees"]})
     if blind:
-        raise DaskError(f"Dask workers on {', '.join(blind)} cannot see the run directory {run_dir} "
-                        f"(as {where}); it must be on a shared filesystem that every worker mounts at the same "
-                        f"path: use such an --out, or mount it there on the workers, {then}")
+        raise DaskError(
+            f"Dask workers on {', '.join(blind)} cannot see the run directory {run_dir} "
+            f"(as {where}); it must be on a shared filesystem that every worker mounts at the same "
+            f"path: use such an --out, or mount it there on the workers, {then}"
+        )
     readonly = sorted({a["host"] for a in answers.values() if not a["writable"]})
     if readonly:
-        raise DaskError(f"Dask workers on {', '.join(readonly)} cannot write into {where}/shards and .tmp; "
-                        f"give the workers' user write access on the shared filesystem, {then}")
+        raise DaskError(
+            f"Dask workers on {', '.join(readonly)} cannot write into {where}/shards and .tmp; "
+            f"give the workers' user write access on the shared filesystem, {then}"
+        )
     from trajgen.store.versions import byte_versions, differences
 
     wanted = byte_versions()
@@ -199,15 +231,25 @@ def _check_workers(client, address: str, run_dir: str, where: str, timeout: floa
     other = {w: d for w, d in other.items() if d}
     if other:  # other versions could make other bytes
         worker, changed = next(iter(other.items()))
-        raise DaskError(f"{len(other)} Dask worker(s) run other versions than this run (client → worker), e.g. "
-                        f"{worker}: {', '.join(changed)}; install the same versions on every worker, "
-                        f"{then}")
+        raise DaskError(
+            f"{len(other)} Dask worker(s) run other versions than this run (client → worker), e.g. "
+            f"{worker}: {', '.join(changed)}; install the same versions on every worker, "
+            f"{then}"
+        )
 
 
 # ---------------------------------------------------------------- making the shards
 
-def _checked_task(task: Callable, config: GenerationConfig, run_dir: str, k: int, token_file: str, token: str,
-                  versions: dict[str, str]):
+
+def _checked_task(
+    task: Callable,
+    config: GenerationConfig,
+    run_dir: str,
+    k: int,
+    token_file: str,
+    token: str,
+    versions: dict[str, str],
+):
     """On a worker, before anything is written: is this still a worker fit to write the run?"""
     from trajgen.store.versions import byte_versions, differences
 
@@ -224,20 +266,32 @@ def _checked_task(task: Callable, config: GenerationConfig, run_dir: str, k: int
     except OSError:
         sees = False
     if not sees:
-        raise WorkerRefused(f"{where} cannot see the run directory {run_dir} (another disk at that path?) "
-                            f"and made no shard", worker)
+        raise WorkerRefused(
+            f"{where} cannot see the run directory {run_dir} (another disk at that path?) and made no shard", worker
+        )
     changed = differences(versions, byte_versions())
     if changed:
-        raise WorkerRefused(f"{where} runs other versions than the run (run → worker): {', '.join(changed)} "
-                            f"and made no shard", worker)
+        raise WorkerRefused(
+            f"{where} runs other versions than the run (run → worker): {', '.join(changed)} and made no shard", worker
+        )
     return task(config, run_dir, k)
 
 
-def _shard_results(client, address: str, task: Callable, config: GenerationConfig, run_dir: str, where: str,
-                   shards: list[int], token_file: str, token: str) -> Iterator:
+def _shard_results(
+    client,
+    address: str,
+    task: Callable,
+    config: GenerationConfig,
+    run_dir: str,
+    where: str,
+    shards: list[int],
+    token_file: str,
+    token: str,
+) -> Iterator:
+    from concurrent.futures import CancelledError
+
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
-    from concurrent.futures import CancelledError
 
     from trajgen.store.versions import byte_versions
 
@@ -261,12 +315,25 @@ def _shard_results(client, address: str, task: Callable, config: GenerationConfi
             if refused:  # only workers that have not refused; a new worker is checked by its first task
                 fit = [w for w in client.nthreads() if w not in refused]
                 if not fit:
-                    raise DaskError(f"{next(reversed(refused.values()))}; no other Dask worker is left to make the "
-                                    f"run's shards: install the run's versions on every worker (with the run "
-                                    f"directory mounted at {where}), then run: {_resume_hint(run_dir, address)}")
-            future = client.submit(_checked_task, task, config, where, k, token_file, token, versions,
-                                   key=f"trajgen-shard-{k:05d}-{tag}-{next(attempts)}", pure=False, retries=0,
-                                   workers=fit)
+                    raise DaskError(
+                        f"{next(reversed(refused.values()))}; no other Dask worker is left to make the "
+                        f"run's shards: install the run's versions on every worker (with the run "
+                        f"directory mounted at {where}), then run: {_resume_hint(run_dir, address)}"
+                    )
+            future = client.submit(
+                _checked_task,
+                task,
+                config,
+                where,
+                k,
+                token_file,
+                token,
+                versions,
+                key=f"trajgen-shard-{k:05d}-{tag}-{next(attempts)}",
+                pure=False,
+                retries=0,
+                workers=fit,
+            )
             running[future] = k
             completed.add(future)
 
@@ -292,10 +359,12 @@ def _shard_results(client, address: str, task: Callable, config: GenerationConfi
                     raise DaskError(lost) from None
                 continue
             except KilledWorker:
-                raise DaskError(f"Dask workers died again and again while making shard {k} (out of memory? killed?); "
-                                f"the run is resumable: {_resume_hint(run_dir, address)}") from None
+                raise DaskError(
+                    f"Dask workers died again and again while making shard {k} (out of memory? killed?); "
+                    f"the run is resumable: {_resume_hint(run_dir, address)}"
+                ) from None
             except (CancelledError, OSError, TimeoutError):  # the scheduler forgot the task, or the connection
-                raise DaskError(lost) from None                 # that fetches its result broke
+                raise DaskError(lost) from None  # that fetches its result broke
             future.release()
             try:
                 top_up()

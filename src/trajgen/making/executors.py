@@ -16,16 +16,16 @@ import signal
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
-from trajgen.store import _fs
-from trajgen.making import inflight
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
+from trajgen.making import inflight
+from trajgen.store import _fs
 
 MAX_POOL_RESTARTS = 3
 
@@ -117,8 +117,10 @@ class ProcessExecutor:
         except BaseException as e:
             self.close()
             if isinstance(e, OSError):  # e.g. EMFILE: too many open files for this many workers
-                raise WorkerLostError(f"could not start {self.workers} worker processes: {e.strerror or e}; "
-                                      f"use fewer --workers (or raise the open-file limit, ulimit -n)") from None
+                raise WorkerLostError(
+                    f"could not start {self.workers} worker processes: {e.strerror or e}; "
+                    f"use fewer --workers (or raise the open-file limit, ulimit -n)"
+                ) from None
             raise
 
     def close(self) -> None:
@@ -133,8 +135,9 @@ class ProcessExecutor:
         _quiet_pool_manager_thread()
 
         # spawn, not fork: a forked worker would inherit the run's lock descriptor and this process's threads
-        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init, initargs=(os.getpid(),))
+        return ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+        )
 
     def run(self, task: Callable, config: GenerationConfig, run_dir: str, shards: list[int]) -> Iterator:
         waiting = deque(shards)
@@ -161,8 +164,10 @@ class ProcessExecutor:
                     if not (pool._broken or any(not p.is_alive() for p in (pool._processes or {}).values())):
                         from trajgen.store.rundir import resume_command
 
-                        raise WorkerLostError(f"could not start worker processes ({e}); try fewer --workers: "
-                                              f"{resume_command(run_dir)} --workers 1") from None
+                        raise WorkerLostError(
+                            f"could not start worker processes ({e}); try fewer --workers: "
+                            f"{resume_command(run_dir)} --workers 1"
+                        ) from None
                     broken = True  # the pool broke while starting a replacement worker
                 done, _ = wait(running, return_when=FIRST_COMPLETED) if not broken else (set(), set())
                 lost = []  # shards whose worker pool broke: made again
@@ -193,11 +198,16 @@ class ProcessExecutor:
                     if restarts > MAX_POOL_RESTARTS:
                         from trajgen.store.rundir import resume_command
 
-                        raise WorkerLostError(f"worker processes died {restarts} times in a row without finishing a "
-                                              f"shard (out of memory? killed?); the run is resumable: "
-                                              f"{resume_command(run_dir)}")
-                    _note(run_dir, f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker "
-                                   f"processes, making {_shards_text(lost)} again")
+                        raise WorkerLostError(
+                            f"worker processes died {restarts} times in a row without finishing a "
+                            f"shard (out of memory? killed?); the run is resumable: "
+                            f"{resume_command(run_dir)}"
+                        )
+                    _note(
+                        run_dir,
+                        f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker "
+                        f"processes, making {_shards_text(lost)} again",
+                    )
         finally:
             if pool is not None:
                 _stop(pool, run_dir)
@@ -320,8 +330,9 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def choose_executor(workers: int | None, scheduler: str | None, shards: int | None = None,
-                    config: GenerationConfig | None = None):
+def choose_executor(
+    workers: int | None, scheduler: str | None, shards: int | None = None, config: GenerationConfig | None = None
+):
     """The executor for a run: Dask when a scheduler is given, else processes or this one.
 
     With a scheduler this connects to it, so a wrong address fails here, before any write."""

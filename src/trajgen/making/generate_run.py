@@ -29,9 +29,17 @@ def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
     return out
 
 
-def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, workers: int | None = None,
-             scheduler: str | None = None, progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-             check_space: bool = True, progress_to: os.PathLike | str | None = None) -> RunSummary:
+def generate(
+    config: GenerationConfig,
+    out: os.PathLike | str | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
+    show_bar: bool = False,
+    check_space: bool = True,
+    progress_to: os.PathLike | str | None = None,
+) -> RunSummary:
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
 
     ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
@@ -43,18 +51,22 @@ def generate(config: GenerationConfig, out: os.PathLike | str | None = None, *, 
     check_memory(config, workers, shards=scheduler is None)  # before any buffer is allocated
     # before the directory exists: a wrong --scheduler must leave nothing that blocks the same command;
     # local workers start now, so their imports overlap the space check below
-    with closing(choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)) as executor:
+    with closing(
+        choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)
+    ) as executor:
         check_target = getattr(executor, "check_target", None)  # a cluster's workers, before anything exists
         if check_target is not None:
             check_target(root)
         if check_space:
             warn_if_shards_are_slow(config, require_free_space(config, root))
-        return _start(root, config, executor, progress_interval=progress_interval, show_bar=show_bar,
-                      progress_to=progress_to)
+        return _start(
+            root, config, executor, progress_interval=progress_interval, show_bar=show_bar, progress_to=progress_to
+        )
 
 
-def _start(root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar,
-           progress_to: str | None = None) -> RunSummary:
+def _start(
+    root: Path, config: GenerationConfig, executor, *, progress_interval, show_bar, progress_to: str | None = None
+) -> RunSummary:
     try:
         _fs.make_dirs(root)
     except OSError as e:
@@ -66,13 +78,24 @@ def _start(root: Path, config: GenerationConfig, executor, *, progress_interval,
         try:
             _fs.clear_dir(paths.tmp)
             _fs.make_dirs(paths.shards)
-            _fs.atomic_write_bytes(paths.config, json_bytes(config_file_doc(config, versions) | progress_to_entry(progress_to)),
-                                   paths.tmp)
+            _fs.atomic_write_bytes(
+                paths.config, json_bytes(config_file_doc(config, versions) | progress_to_entry(progress_to)), paths.tmp
+            )
             _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
         except OSError as e:
             best_effort(lambda: _fs.clear_dir(paths.tmp))
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
-            raise StorageError(f"could not create the run in {root}: {os_reason(e)}; "
-                               f"{ADVICE.get(e.errno, 'check the disk')}, then run: {then}") from None
-        return work(paths, config, new_manifest(config), executor, progress_interval=progress_interval,
-                     show_bar=show_bar, run_versions=versions, progress_to=progress_to)
+            raise StorageError(
+                f"could not create the run in {root}: {os_reason(e)}; "
+                f"{ADVICE.get(e.errno, 'check the disk')}, then run: {then}"
+            ) from None
+        return work(
+            paths,
+            config,
+            new_manifest(config),
+            executor,
+            progress_interval=progress_interval,
+            show_bar=show_bar,
+            run_versions=versions,
+            progress_to=progress_to,
+        )

@@ -79,7 +79,7 @@ def read(tmp_dir, skip=()) -> dict[int, tuple[int, int]]:
     except OSError:
         return found
     for entry in entries:
-        number = entry.name[len(_PREFIX):]
+        number = entry.name[len(_PREFIX) :]
         if not entry.name.startswith(_PREFIX) or not number.isdigit() or int(number) in skip:
             continue
         try:

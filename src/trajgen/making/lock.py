@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from trajgen.store import _fs
 from trajgen.store.rundir import RunError, RunPaths, live_holder
@@ -20,8 +20,10 @@ def probe_lock(paths: RunPaths) -> bool:
     try:
         return _fs.is_locked(paths.lock)
     except OSError as e:
-        raise RunError(f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
-                       f"{e.strerror or e}; make it readable for this user") from None
+        raise RunError(
+            f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
+            f"{e.strerror or e}; make it readable for this user"
+        ) from None
 
 
 @contextmanager
@@ -34,8 +36,10 @@ def locked(paths: RunPaths) -> Iterator[None]:
         raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
     if fd is None:
         who = live_holder(paths)
-        raise RunLockedError(f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
-                             f"{shlex.quote(str(paths.root))}) or stop that process first")
+        raise RunLockedError(
+            f"{paths.root} is in use by {who}; wait for it to finish (trajgen status "
+            f"{shlex.quote(str(paths.root))}) or stop that process first"
+        )
     try:
         yield
     finally:

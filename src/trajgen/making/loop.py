@@ -14,15 +14,16 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError, os_reason
 from trajgen.making import inflight
 from trajgen.making.shardmaker import ShardWriteError, produce_shard
+from trajgen.making.thumbnails import ShardPictures
 from trajgen.store import _fs
 from trajgen.store.manifest import manifest_bytes
 from trajgen.store.rundir import RunPaths, log_line, resume_command
@@ -30,7 +31,6 @@ from trajgen.store.versions import byte_versions, differences
 from trajgen.watch.mirror import ProgressMirror
 from trajgen.watch.progress import warn
 from trajgen.watch.reporter import ProgressReporter
-from trajgen.making.thumbnails import ShardPictures
 
 PROGRESS_INTERVAL = 30.0
 
@@ -68,8 +68,17 @@ class RunSummary:
         return self.made_samples / self.seconds if self.seconds > 0 else 0.0
 
 
-def work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *, progress_interval,
-          show_bar, run_versions: dict[str, str], progress_to: str | None = None) -> RunSummary:
+def work(
+    paths: RunPaths,
+    config: GenerationConfig,
+    manifest: dict,
+    executor,
+    *,
+    progress_interval,
+    show_bar,
+    run_versions: dict[str, str],
+    progress_to: str | None = None,
+) -> RunSummary:
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
@@ -79,15 +88,25 @@ def work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *,
         _remove_unlisted_shards(paths, committed)
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
-        raise StorageError(f"could not clear the run's unfinished files{where}: {os_reason(e)}; "
-                           f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}") from None
+        raise StorageError(
+            f"could not clear the run's unfinished files{where}: {os_reason(e)}; "
+            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}"
+        ) from None
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
     reporter = ProgressReporter(
-        paths.root, paths.root, paths.tmp, total_samples=config.n, total_shards=config.num_shards,
-        checkpoint_every=config.checkpoint_every, class_counts=done_counts,
-        completed_samples=sum(s["count"] for s in manifest["shards"]), completed_shards=len(committed),
+        paths.root,
+        paths.root,
+        paths.tmp,
+        total_samples=config.n,
+        total_shards=config.num_shards,
+        checkpoint_every=config.checkpoint_every,
+        class_counts=done_counts,
+        completed_samples=sum(s["count"] for s in manifest["shards"]),
+        completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
-        interval=progress_interval, bar=show_bar, mirror=_mirror(paths, config, progress_to, progress_interval),
+        interval=progress_interval,
+        bar=show_bar,
+        mirror=_mirror(paths, config, progress_to, progress_interval),
         inflight=functools.partial(inflight.read, paths.tmp, skip=committed),  # the shards being made, and how far
     )
     started = time.monotonic()
@@ -99,13 +118,21 @@ def work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *,
     with signals:
         try:
             with writing("write the run's log or progress files"):
-                _fs.append_line(paths.log, log_line(
-                    f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
-                    f"shards_to_make={len(todo)} of {config.num_shards}"))
+                _fs.append_line(
+                    paths.log,
+                    log_line(
+                        f"start pid={os.getpid()} host={socket.gethostname()} executor={executor.describe()} "
+                        f"shards_to_make={len(todo)} of {config.num_shards}"
+                    ),
+                )
                 reporter.start()
             # every worker makes its shards with the versions this process runs (the run's, unless a change was allowed)
-            results = executor.run(functools.partial(produce_shard, versions=byte_versions(), codec=manifest["codec"]), config,
-                                   str(paths.root), todo)
+            results = executor.run(
+                functools.partial(produce_shard, versions=byte_versions(), codec=manifest["codec"]),
+                config,
+                str(paths.root),
+                todo,
+            )
             with closing(results):
                 for result in results:  # an executor's own failures pass through as they are
                     with signals.deferred(), writing(f"commit shard {result.index} ({result.file})"):
@@ -118,33 +145,44 @@ def work(paths: RunPaths, config: GenerationConfig, manifest: dict, executor, *,
                         if len(manifest["shards"]) == config.num_shards:
                             manifest["status"] = "complete"
                         _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
-                        _fs.append_line(paths.log, log_line(
-                            f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"))
+                        _fs.append_line(
+                            paths.log,
+                            log_line(
+                                f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"
+                            ),
+                        )
                         made_samples += result.count
-                        reporter.commit(result.count, result.class_counts, result.redraws, shard=paths.shard(result.index))
+                        reporter.commit(
+                            result.count, result.class_counts, result.redraws, shard=paths.shard(result.index)
+                        )
                     _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
         except Interrupted as e:
+            stopped = str(e)
             with signals.held():
                 _fs.pause_point("interrupt-cleanup")
                 reporter.stop()  # before .tmp/ is cleared: the heartbeat writes its temp files there
                 best_effort(lambda: _fs.clear_dir(paths.tmp))
-                best_effort(lambda: _fs.append_line(paths.log, log_line(f"stop: {e}")))
+                best_effort(lambda: _fs.append_line(paths.log, log_line(f"stop: {stopped}")))
                 best_effort(lambda: reporter.finish(_final_state(manifest, "STOPPED")))
-            then = "the run is complete" if manifest["status"] == "complete" else \
-                f"the run is resumable: {resume_command(paths.root)}"
+            then = (
+                "the run is complete"
+                if manifest["status"] == "complete"
+                else f"the run is resumable: {resume_command(paths.root)}"
+            )
             raise Interrupted(e.signum, f"{e}; {then}") from None
         except StorageError as e:
+            failure = str(e)
             with signals.held():
                 reporter.stop()
                 advice = ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
                 message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
                 best_effort(lambda: _fs.clear_dir(paths.tmp))
                 best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {message}")))
-                best_effort(lambda: _finish_failed(reporter, manifest, str(e)))
+                best_effort(lambda: _finish_failed(reporter, manifest, failure))
             raise StorageError(message) from None
         except BaseException as e:
             with signals.held():
@@ -162,8 +200,14 @@ def _mirror(paths: RunPaths, config: GenerationConfig, folder: str | None, inter
     """--progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder, with the newest shard's pictures."""
     if folder is None:
         return None
-    return ProgressMirror(folder, paths.root, paths.tmp, interval, warn=functools.partial(warn, paths.log),
-                          pictures=ShardPictures(paths, config))
+    return ProgressMirror(
+        folder,
+        paths.root,
+        paths.tmp,
+        interval,
+        warn=functools.partial(warn, paths.log),
+        pictures=ShardPictures(paths, config),
+    )
 
 
 def _final_state(manifest: dict, state: str) -> str:

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trajgen.content.config import GenerationConfig
 from trajgen.store import _fs
 from trajgen.store.capacity import existing_ancestor, free_bytes, human_size, memory_bytes
-from trajgen.content.config import GenerationConfig
 from trajgen.watch.progress import format_duration
 
 TRIAL_SAMPLES = 32
@@ -51,11 +51,16 @@ def check_progress_interval(seconds: float) -> None:
     """ConfigError unless PROGRESS.txt's refresh interval is finite and sensible."""
     from trajgen.errors import ConfigError
 
-    ok = isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and \
-        MIN_PROGRESS_INTERVAL <= seconds <= MAX_PROGRESS_INTERVAL  # False for nan
+    ok = (
+        isinstance(seconds, (int, float))
+        and not isinstance(seconds, bool)
+        and MIN_PROGRESS_INTERVAL <= seconds <= MAX_PROGRESS_INTERVAL
+    )  # False for nan
     if not ok:
-        raise ConfigError(f"progress interval (--progress-interval) must be a number of seconds in "
-                          f"[{MIN_PROGRESS_INTERVAL:g}, {MAX_PROGRESS_INTERVAL:g}], got {seconds!r}")
+        raise ConfigError(
+            f"progress interval (--progress-interval) must be a number of seconds in "
+            f"[{MIN_PROGRESS_INTERVAL:g}, {MAX_PROGRESS_INTERVAL:g}], got {seconds!r}"
+        )
 
 
 def sample_bytes(config: GenerationConfig) -> int:
@@ -75,7 +80,9 @@ def process_peak_bytes(config: GenerationConfig, shard_samples: int) -> float:
     return 1.1 * sample_bytes(config) * shard_samples + PROCESS_BASELINE_BYTES
 
 
-def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: bool = True, resuming: bool = False) -> None:
+def check_memory(
+    config: GenerationConfig, workers: int | None = 1, *, shards: bool = True, resuming: bool = False
+) -> None:
     """ConfigError (a usage error) when one sample, or ``workers`` shards at once (None: one per
     usable CPU), cannot fit in this machine's memory: found before anything is allocated, with the
     limit stated. ``shards=False`` checks one sample only (the shards are made on other machines).
@@ -87,10 +94,11 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
         return
     one = process_peak_bytes(config, 1)
     if one > ram:
-        raise ConfigError(f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
-                          f"{human_size(one)} of memory, more than this machine's {human_size(ram)}; "
-                          + ("resume the run on a machine with more memory" if resuming
-                             else "use fewer --frames or a smaller --size"))
+        raise ConfigError(
+            f"one sample of {config.frames:,} frames of {config.size}×{config.size} needs about "
+            f"{human_size(one)} of memory, more than this machine's {human_size(ram)}; "
+            + ("resume the run on a machine with more memory" if resuming else "use fewer --frames or a smaller --size")
+        )
     if not shards:
         return
     if workers is None:
@@ -104,12 +112,16 @@ def check_memory(config: GenerationConfig, workers: int | None = 1, *, shards: b
     who = f"{parallel} workers making a shard each" if parallel > 1 else "making one shard"
     fewer = " (or use fewer --workers)" if parallel > 1 and process_peak_bytes(config, shard) <= ram else ""
     if resuming:
-        raise ConfigError(f"this run's shards ({shard:,} samples of {human_size(sample_bytes(config))}) need about "
-                          f"{human_size(need)} of memory for {who}, more than this machine's {human_size(ram)}; "
-                          + ("use fewer --workers" if fewer else "resume the run on a machine with more memory"))
-    raise ConfigError(f"--checkpoint-every {config.checkpoint_every:,} needs about {human_size(need)} of memory for "
-                      f"{who} ({shard:,} samples of {human_size(sample_bytes(config))}), more than this machine's "
-                      f"{human_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}")
+        raise ConfigError(
+            f"this run's shards ({shard:,} samples of {human_size(sample_bytes(config))}) need about "
+            f"{human_size(need)} of memory for {who}, more than this machine's {human_size(ram)}; "
+            + ("use fewer --workers" if fewer else "resume the run on a machine with more memory")
+        )
+    raise ConfigError(
+        f"--checkpoint-every {config.checkpoint_every:,} needs about {human_size(need)} of memory for "
+        f"{who} ({shard:,} samples of {human_size(sample_bytes(config))}), more than this machine's "
+        f"{human_size(ram)}; use --checkpoint-every {max(1, fits):,} or less{fewer}"
+    )
 
 
 def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
@@ -149,9 +161,14 @@ def filesystem_checks(target: Path) -> list[Check]:
     try:
         first = _fs.try_lock(scratch / ".lock", "dry run")
         second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
-        checks.append(Check(first is not None and second is None,
-                            "the run lock works: a second writer is refused" if first is not None and second is None
-                            else "the run lock does not exclude a second writer on this filesystem"))
+        checks.append(
+            Check(
+                first is not None and second is None,
+                "the run lock works: a second writer is refused"
+                if first is not None and second is None
+                else "the run lock does not exclude a second writer on this filesystem",
+            )
+        )
         for fd in (first, second):
             if fd is not None:
                 os.close(fd)
@@ -205,21 +222,35 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
         checks.append(Check(True, f"output directory {out} is free to use"))
     except RunError as e:
         checks.append(Check(False, str(e)))
-    checks.append(Check(True, f"Estimated size {human_size(est.total_bytes)} ({human_size(est.bytes_per_sample)}/sample, "
-                              f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})"))
-    checks.append(Check(est.total_bytes < free, f"Free space at {existing_ancestor(out)}: {human_size(free)}"
-                        + ("" if est.total_bytes < free else f" — not enough for {human_size(est.total_bytes)}")))
+    checks.append(
+        Check(
+            True,
+            f"Estimated size {human_size(est.total_bytes)} ({human_size(est.bytes_per_sample)}/sample, "
+            f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})",
+        )
+    )
+    checks.append(
+        Check(
+            est.total_bytes < free,
+            f"Free space at {existing_ancestor(out)}: {human_size(free)}"
+            + ("" if est.total_bytes < free else f" — not enough for {human_size(est.total_bytes)}"),
+        )
+    )
     checks.extend(filesystem_checks(out))
     checks.append(lost_work_check(config, est))
     if progress_to is not None:
         checks.append(progress_folder_check(out, progress_to))
     lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
-    lines.append(f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
-                 f"(about {est.samples_per_second:,.0f} samples/s)")
+    lines.append(
+        f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
+        f"(about {est.samples_per_second:,.0f} samples/s)"
+    )
     lines.append(f"  Peak memory: about {human_size(est.peak_memory_bytes)}")
     ok = all(c.ok for c in checks)
-    lines.append("Dry run: nothing was written. " + ("All checks passed; run the same command without --dry-run."
-                                                      if ok else "Fix the ✗ items before starting."))
+    lines.append(
+        "Dry run: nothing was written. "
+        + ("All checks passed; run the same command without --dry-run." if ok else "Fix the ✗ items before starting.")
+    )
     return ok, lines
 
 
@@ -235,12 +266,17 @@ def _checkpoint_that_fits(est: Estimate) -> int:
 def lost_work_check(config: GenerationConfig, est: Estimate) -> Check:
     """The 5-minute rule: a crash loses at most the shards in flight, one per worker."""
     seconds = est.shard_seconds(config)
-    what = (f"one {min(config.checkpoint_every, config.n):,}-sample shard per worker at about "
-            f"{est.worker_samples_per_second:,.{0 if est.worker_samples_per_second >= 10 else 1}f} samples/s each")
+    what = (
+        f"one {min(config.checkpoint_every, config.n):,}-sample shard per worker at about "
+        f"{est.worker_samples_per_second:,.{0 if est.worker_samples_per_second >= 10 else 1}f} samples/s each"
+    )
     if seconds <= MAX_LOST_SECONDS:
         return Check(True, f"A crash loses at most {format_duration(seconds)} of work ({what}; the limit is 5 minutes)")
-    return Check(False, f"A crash can lose {format_duration(seconds)} of work ({what}), more than 5 minutes: "
-                        f"use --checkpoint-every {_checkpoint_that_fits(est)} or less")
+    return Check(
+        False,
+        f"A crash can lose {format_duration(seconds)} of work ({what}), more than 5 minutes: "
+        f"use --checkpoint-every {_checkpoint_that_fits(est)} or less",
+    )
 
 
 def warn_if_shards_are_slow(config: GenerationConfig, est: Estimate) -> None:
@@ -263,10 +299,11 @@ def require_free_space(config: GenerationConfig, out: Path) -> Estimate:
         try:  # no room, or no files at all (/proc, a read-only mount): say which
             shutil.rmtree(tempfile.mkdtemp(prefix=".trajgen-check-", dir=where))
         except OSError as e:
-            raise RunError(f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); "
-                           f"choose another --out") from None
-        raise RunError(f"not enough free space at {existing_ancestor(out)}: the run needs about {human_size(est.total_bytes)}, "
-                       f"{human_size(free)} is free; free some space, use a smaller --n, or choose another --out")
+            raise RunError(
+                f"cannot create {out}: nothing can be created in {where} ({e.strerror or e}); choose another --out"
+            ) from None
+        raise RunError(
+            f"not enough free space at {existing_ancestor(out)}: the run needs about {human_size(est.total_bytes)}, "
+            f"{human_size(free)} is free; free some space, use a smaller --n, or choose another --out"
+        )
     return est
-
-

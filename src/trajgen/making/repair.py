@@ -14,13 +14,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trajgen.store import _fs
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
-from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
-from trajgen.store.manifest import existing_run, read_manifest
 from trajgen.making.lock import locked
 from trajgen.making.shardmaker import build_shard_arrays
+from trajgen.store import _fs
+from trajgen.store.manifest import existing_run, read_manifest
+from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
 from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard, sha256_file
 
 
@@ -42,8 +42,10 @@ class RepairResult:
         if not self.repaired and not self.refused:
             lines.append("OK: every committed shard matches the manifest; nothing to repair")
         if self.repaired:
-            lines.append(f"Repaired {len(self.repaired)} shard{'s' if len(self.repaired) != 1 else ''} "
-                         f"(remade and checked against the manifest's sha256):")
+            lines.append(
+                f"Repaired {len(self.repaired)} shard{'s' if len(self.repaired) != 1 else ''} "
+                f"(remade and checked against the manifest's sha256):"
+            )
             lines += [f"  {name}: was {why}" for name, why in self.repaired]
         if self.refused:
             lines.append(f"Not repaired: {len(self.refused)} shard(s):")
@@ -56,9 +58,11 @@ class RepairResult:
     def summary(self) -> str:
         """One line for the CLI's Error: when something could not be repaired."""
         names = ", ".join(name for name, _ in self.refused)
-        return (f"could not repair {names}: it regenerates to other bytes than the manifest records, so this "
-                f"trajgen/numpy/OpenCV/encoder is not the one that made the run; install the versions in "
-                f"{self.run_dir / 'config.json'} and run trajgen repair again, or restore the shard from a backup")
+        return (
+            f"could not repair {names}: it regenerates to other bytes than the manifest records, so this "
+            f"trajgen/numpy/OpenCV/encoder is not the one that made the run; install the versions in "
+            f"{self.run_dir / 'config.json'} and run trajgen repair again, or restore the shard from a backup"
+        )
 
 
 def _damage(path: Path, entry: dict) -> str | None:
@@ -81,8 +85,10 @@ def _codec(paths: RunPaths, manifest: dict, damaged: list) -> dict:
         return check_codec(manifest.get("codec"))
     except UnknownCodecError as e:
         names = ", ".join(shard_file(entry["index"]) for entry, _ in damaged)
-        raise RunError(f"cannot remake {names} of {paths.root}: {e}; restore them from a backup, or repair "
-                       f"with the trajgen version named in {paths.config}") from None
+        raise RunError(
+            f"cannot remake {names} of {paths.root}: {e}; restore them from a backup, or repair "
+            f"with the trajgen version named in {paths.config}"
+        ) from None
 
 
 def repair_run(run_dir: os.PathLike | str) -> RepairResult:
@@ -111,14 +117,21 @@ def repair_run(run_dir: os.PathLike | str) -> RepairResult:
             data = encode_shard(arrays, codec)
             del arrays
             if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["bytes"]:
-                result.refused.append((name, f"{why}; remade, but the new bytes differ from the manifest's sha256 "
-                                             f"(made with other versions?), so it was not installed"))
+                result.refused.append(
+                    (
+                        name,
+                        f"{why}; remade, but the new bytes differ from the manifest's sha256 "
+                        f"(made with other versions?), so it was not installed",
+                    )
+                )
                 continue
             try:
                 _fs.atomic_write_bytes(paths.shard(k), data, paths.tmp)
                 _fs.append_line(paths.log, log_line(f"repaired shard {k} ({name} was {why})"))
             except OSError as e:
-                raise StorageError(f"could not write {name} while repairing {paths.root}: {os_reason(e)}; "
-                                   f"fix the cause and run trajgen repair again") from None
+                raise StorageError(
+                    f"could not write {name} while repairing {paths.root}: {os_reason(e)}; "
+                    f"fix the cause and run trajgen repair again"
+                ) from None
             result.repaired.append((name, why))
     return result

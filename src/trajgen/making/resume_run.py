@@ -17,8 +17,17 @@ from trajgen.making.preflight import check_memory, check_progress_interval
 from trajgen.making.status import repair_progress
 from trajgen.store import _fs, schema
 from trajgen.store.manifest import (
-    RUN_FORMAT, checked_config, config_file_doc, config_or_damage, existing_run, json_bytes, manifest_bytes, new_manifest,
-    progress_to_entry, read_config_file, read_manifest,
+    RUN_FORMAT,
+    checked_config,
+    config_file_doc,
+    config_or_damage,
+    existing_run,
+    json_bytes,
+    manifest_bytes,
+    new_manifest,
+    progress_to_entry,
+    read_config_file,
+    read_manifest,
 )
 from trajgen.store.rundir import RunError, RunPaths, check_progress_to, log_line, resume_command
 from trajgen.store.shards import UnknownCodecError, check_codec
@@ -29,9 +38,16 @@ class VersionChangedError(RunError):
     """resume under other versions of what decides the bytes than the run was made with."""
 
 
-def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler: str | None = None,
-           progress_interval: float = PROGRESS_INTERVAL, show_bar: bool = False,
-           allow_version_change: bool = False, progress_to: os.PathLike | str | None = None) -> RunSummary:
+def resume(
+    run_dir: os.PathLike | str,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress_interval: float = PROGRESS_INTERVAL,
+    show_bar: bool = False,
+    allow_version_change: bool = False,
+    progress_to: os.PathLike | str | None = None,
+) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list.
 
     Refuses (VersionChangedError, nothing changed) when the installed versions of what
@@ -67,9 +83,11 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
         else:  # crashed between writing config.json and the first manifest: nothing was committed
             manifest = new_manifest(config)
         if manifest["status"] != "complete" and manifest["format"] != RUN_FORMAT:
-            raise RunError(f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
-                           f"samples this version makes differently; finish it with the trajgen version named in "
-                           f"{paths.config}, or start a new run")
+            raise RunError(
+                f"{paths.root} was made by an older trajgen (run format {manifest['format']}), whose "
+                f"samples this version makes differently; finish it with the trajgen version named in "
+                f"{paths.config}, or start a new run"
+            )
         if manifest["status"] != "complete":
             _check_codec(paths, manifest)
         repaired = _repair_run(paths, config, manifest, config_file if rebuild_config else None)
@@ -78,18 +96,30 @@ def resume(run_dir: os.PathLike | str, *, workers: int | None = None, scheduler:
                 repair_progress(paths, manifest)
                 _fs.append_line(paths.log, log_line("resume: already complete, nothing to do"))
             except OSError as e:
-                raise StorageError(f"{paths.root} is complete, but its log or progress files could not be written: "
-                                   f"{os_reason(e)}; {ADVICE.get(e.errno, 'check the disk')}") from None
+                raise StorageError(
+                    f"{paths.root} is complete, but its log or progress files could not be written: "
+                    f"{os_reason(e)}; {ADVICE.get(e.errno, 'check the disk')}"
+                ) from None
             return RunSummary(paths.root, config.n, 0, 0, 0.0, already_complete=True, repaired=repaired)
         if changed:  # work reports a log that cannot be written
-            note = log_line(f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
-                             f"the shards made now record theirs")
+            note = log_line(
+                f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}; "
+                f"the shards made now record theirs"
+            )
             best_effort(lambda: _fs.append_line(paths.log, note))
         progress_to = _remember_progress_to(paths, progress_to)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
-            return work(paths, config, manifest, executor, progress_interval=progress_interval, show_bar=show_bar,
-                         run_versions=run_versions, progress_to=progress_to)
+            return work(
+                paths,
+                config,
+                manifest,
+                executor,
+                progress_interval=progress_interval,
+                show_bar=show_bar,
+                run_versions=run_versions,
+                progress_to=progress_to,
+            )
 
 
 def _check_codec(paths: RunPaths, manifest: dict) -> None:
@@ -97,8 +127,9 @@ def _check_codec(paths: RunPaths, manifest: dict) -> None:
     try:
         check_codec(manifest.get("codec"))
     except UnknownCodecError as e:
-        raise RunError(f"{paths.root} cannot be finished here: {e}; finish it with the trajgen version named in "
-                       f"{paths.config}") from None
+        raise RunError(
+            f"{paths.root} cannot be finished here: {e}; finish it with the trajgen version named in {paths.config}"
+        ) from None
 
 
 def _resume_config(paths: RunPaths, manifest: dict | None) -> tuple[GenerationConfig, bool]:
@@ -113,8 +144,13 @@ def _resume_config(paths: RunPaths, manifest: dict | None) -> tuple[GenerationCo
 
 def _committed_text(entries: list[dict]) -> str:
     ks = sorted(e["index"] for e in entries)
-    return f"shard {ks[0]}" if len(ks) == 1 else f"shards {ks[0]}–{ks[-1]}" if ks == list(range(ks[0], ks[-1] + 1)) \
+    return (
+        f"shard {ks[0]}"
+        if len(ks) == 1
+        else f"shards {ks[0]}–{ks[-1]}"
+        if ks == list(range(ks[0], ks[-1] + 1))
         else "shards " + ", ".join(map(str, ks))
+    )
 
 
 def _check_run_parts(paths: RunPaths, manifest: dict | None) -> None:
@@ -123,16 +159,20 @@ def _check_run_parts(paths: RunPaths, manifest: dict | None) -> None:
     if os.path.lexists(paths.tmp) and not paths.tmp.is_dir():
         raise RunError(f"{paths.tmp} is not a directory (the run keeps only in-flight files there); remove it, {again}")
     if os.path.lexists(paths.lock) and not paths.lock.is_file():
-        raise RunError(f"{paths.lock} is {'a directory' if paths.lock.is_dir() else 'not a regular file'}, not the run's "
-                       f"lock file; remove it ({'rmdir' if paths.lock.is_dir() else 'rm'} {shlex.quote(str(paths.lock))}), {again}")
+        raise RunError(
+            f"{paths.lock} is {'a directory' if paths.lock.is_dir() else 'not a regular file'}, not the run's "
+            f"lock file; remove it ({'rmdir' if paths.lock.is_dir() else 'rm'} {shlex.quote(str(paths.lock))}), {again}"
+        )
     if paths.shards.is_dir():
         return
     what = "is missing" if not os.path.lexists(paths.shards) else "is not a directory"
     entries = manifest["shards"] if manifest is not None else []
     if entries:
-        raise RunError(f"{paths.shards}/ {what}: the {len(entries)} committed {_committed_text(entries)} listed in "
-                       f"manifest.json are gone; restore shards/ from a backup, or move manifest.json aside and run "
-                       f"`{resume_command(paths.root)}` to make the whole run again")
+        raise RunError(
+            f"{paths.shards}/ {what}: the {len(entries)} committed {_committed_text(entries)} listed in "
+            f"manifest.json are gone; restore shards/ from a backup, or move manifest.json aside and run "
+            f"`{resume_command(paths.root)}` to make the whole run again"
+        )
     if os.path.lexists(paths.shards):
         raise RunError(f"{paths.shards} is not a directory (it holds the run's shards); move it aside, {again}")
 
@@ -145,23 +185,27 @@ def _repair_run(paths: RunPaths, config: GenerationConfig, manifest: dict, rebui
         _fs.make_dirs(paths.tmp)
         if rebuilt_config is not None:
             _fs.atomic_write_bytes(paths.config, json_bytes(rebuilt_config), paths.tmp)
-            done.append("rebuilt config.json from manifest.json (recording the installed versions: the ones "
-                        "it held are lost)")
+            done.append(
+                "rebuilt config.json from manifest.json (recording the installed versions: the ones it held are lost)"
+            )
         _fs.make_dirs(paths.shards)
         if os.path.lexists(paths.manifest):
             recorded = schema.load_json(paths.manifest)["status"]
             if recorded != manifest["status"]:
                 _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest), paths.tmp)
                 listed = len(manifest["shards"])
-                done.append(f"manifest.json said status {recorded!r} with {listed} of {config.num_shards} shards "
-                            f"committed; it now says {manifest['status']!r}")
+                done.append(
+                    f"manifest.json said status {recorded!r} with {listed} of {config.num_shards} shards "
+                    f"committed; it now says {manifest['status']!r}"
+                )
         for line in done:
             _fs.append_line(paths.log, log_line(f"resume: {line}"))
     return "; ".join(done)
 
 
-def _check_versions(root: Path, config_file: dict, manifest: dict | None,
-                    allow_change: bool) -> tuple[dict[str, str], list[str]]:
+def _check_versions(
+    root: Path, config_file: dict, manifest: dict | None, allow_change: bool
+) -> tuple[dict[str, str], list[str]]:
     """The versions the run records and how the installed ones differ ('numpy 1.26.4 → 2.0.0');
     VersionChangedError if they differ, more shards are due and no change was allowed."""
     recorded, running = recorded_versions(config_file), byte_versions()
@@ -171,7 +215,8 @@ def _check_versions(root: Path, config_file: dict, manifest: dict | None,
     raise VersionChangedError(
         f"{root} was made with other versions of what decides its bytes (run → installed): {', '.join(changed)}; "
         f"install the run's versions ({install_advice(recorded, running)}) and resume, or go on with these, "
-        f"marking the run as mixed: {resume_command(root)} --allow-version-change")
+        f"marking the run as mixed: {resume_command(root)} --allow-version-change"
+    )
 
 
 def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
@@ -185,6 +230,8 @@ def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | Non
         _fs.make_dirs(paths.tmp)
         _fs.atomic_write_bytes(paths.config, json_bytes(doc | progress_to_entry(progress_to)), paths.tmp)
     except OSError as e:
-        raise StorageError(f"could not record --progress-to in {paths.config}: {os_reason(e)}; "
-                           f"{ADVICE.get(e.errno, 'check the disk')}, then run the same command again") from None
+        raise StorageError(
+            f"could not record --progress-to in {paths.config}: {os_reason(e)}; "
+            f"{ADVICE.get(e.errno, 'check the disk')}, then run the same command again"
+        ) from None
     return progress_to

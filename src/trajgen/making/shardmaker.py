@@ -6,18 +6,18 @@ from __future__ import annotations
 import errno
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from trajgen.store import _fs
 from trajgen.content.bulk import make_samples
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError
 from trajgen.making.inflight import ShardProgress
+from trajgen.store import _fs
 from trajgen.store.rundir import RunPaths, resume_command, shard_file
 from trajgen.store.shards import write_shard
 
@@ -109,8 +109,9 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
     return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
 
 
-def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None,
-                  codec: dict | None = None) -> ShardResult:
+def produce_shard(
+    config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None, codec: dict | None = None
+) -> ShardResult:
     """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
 
     With ``versions`` (what the run is made with), a worker running other versions refuses
@@ -124,7 +125,8 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
         raise WorkerVersionError(
             f"the worker on {socket.gethostname()} (pid {os.getpid()}) runs other versions than the run "
             f"({', '.join(changed)}) and made no shard; install the run's versions on every "
-            f"worker, then run: {resume_command(run_dir)}")
+            f"worker, then run: {resume_command(run_dir)}"
+        )
     _fs.pause_point("shard-start")
     paths = RunPaths(Path(run_dir))
     r = config.shard_range(k)
@@ -132,8 +134,13 @@ def produce_shard(config: GenerationConfig, run_dir: str, k: int, versions: dict
     try:
         arrays, class_counts, redraws = build_shard_arrays(config, k)
         try:
-            info = write_shard(paths.shard(k), arrays, config.compress_level if codec is None else codec, paths.tmp,
-                               progress=made.encoded)
+            info = write_shard(
+                paths.shard(k),
+                arrays,
+                config.compress_level if codec is None else codec,
+                paths.tmp,
+                progress=made.encoded,
+            )
         except OSError as e:
             raise ShardWriteError(f"could not write shard {k} ({shard_file(k)}): {os_reason(e)}", e.errno) from None
     finally:

@@ -14,7 +14,11 @@ from trajgen.store import _fs, schema
 from trajgen.store.manifest import checked_config, existing_run, read_manifest
 from trajgen.store.rundir import RunError, RunPaths, resume_command
 from trajgen.watch.progress import (
-    ProgressSnapshot, format_progress_text, snapshot_from_json, snapshot_to_json, write_progress,
+    ProgressSnapshot,
+    format_progress_text,
+    snapshot_from_json,
+    snapshot_to_json,
+    write_progress,
 )
 
 
@@ -49,8 +53,10 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         snapshot = None
     except (OSError, ValueError) as e:  # SchemaError is a ValueError
         snapshot = None
-        notes.append(f"{paths.progress_json.name} is unreadable ({' '.join(str(e).split())}); ignored: "
-                     f"manifest.json is the record of what is done")
+        notes.append(
+            f"{paths.progress_json.name} is unreadable ({' '.join(str(e).split())}); ignored: "
+            f"manifest.json is the record of what is done"
+        )
     try:
         checked_config(paths)
     except RunError as e:
@@ -67,15 +73,32 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     else:
         state = "INTERRUPTED"  # said RUNNING, but nobody holds the lock: killed or crashed
     base = snapshot or ProgressSnapshot(
-        state=state, run_dir="", total_samples=manifest["total_samples"], completed_samples=0,
-        total_shards=manifest["num_shards"], completed_shards=0, checkpoint_every=manifest["checkpoint_every"],
-        rate=None, elapsed_seconds=0.0, eta_seconds=None, class_counts={}, framing_redraws=0, error=None,
-        host="?", pid=0, updated_at=datetime.fromtimestamp(paths.manifest.stat().st_mtime, timezone.utc),
+        state=state,
+        run_dir="",
+        total_samples=manifest["total_samples"],
+        completed_samples=0,
+        total_shards=manifest["num_shards"],
+        completed_shards=0,
+        checkpoint_every=manifest["checkpoint_every"],
+        rate=None,
+        elapsed_seconds=0.0,
+        eta_seconds=None,
+        class_counts={},
+        framing_redraws=0,
+        error=None,
+        host="?",
+        pid=0,
+        updated_at=datetime.fromtimestamp(paths.manifest.stat().st_mtime, timezone.utc),
     )
     # the manifest is the truth for what is done; progress.json adds rate, host, pid, last update
     snap = replace(
-        base, state=state, run_dir=str(paths.root), completed_samples=done, completed_shards=len(shards),
-        class_counts=counts, framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
+        base,
+        state=state,
+        run_dir=str(paths.root),
+        completed_samples=done,
+        completed_shards=len(shards),
+        class_counts=counts,
+        framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
         eta_seconds=base.eta_seconds if state == "RUNNING" else None,
         error=base.error if state == "FAILED" else None,
         # what the working process's makers report now (only while it holds the lock: a dead run's are stale)
@@ -85,7 +108,11 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     if state == "INTERRUPTED":
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
     text += "".join(f"Note: {note}\n" for note in notes)
-    data = {**snapshot_to_json(snap), "locked": locked, "resume_command": None if state == "COMPLETE" else resume_command(paths.root)}
+    data = {
+        **snapshot_to_json(snap),
+        "locked": locked,
+        "resume_command": None if state == "COMPLETE" else resume_command(paths.root),
+    }
     return RunStatus(state=state, text=text, data=data)
 
 
@@ -99,13 +126,19 @@ def repair_progress(paths: RunPaths, manifest: dict) -> None:
     or a stop right after the last commit, can leave FAILED, STOPPED or RUNNING behind."""
     try:
         said = snapshot_from_json(json.loads(paths.progress_json.read_text(encoding="utf-8")))
-        if said.state == "COMPLETE" and said.completed_shards == manifest["num_shards"] and \
-                (paths.root / "PROGRESS.txt").read_text(encoding="utf-8").startswith("trajgen COMPLETE"):
+        if (
+            said.state == "COMPLETE"
+            and said.completed_shards == manifest["num_shards"]
+            and (paths.root / "PROGRESS.txt").read_text(encoding="utf-8").startswith("trajgen COMPLETE")
+        ):
             return
     except (OSError, ValueError, KeyError, TypeError):
         pass
     # run_status recomputes the snapshot from the manifest (the truth), keeping the recorded rate
     snapshot = snapshot_from_json(run_status(paths.root).data)
     _fs.make_dirs(paths.tmp)
-    write_progress(paths.root, replace(snapshot, host=socket.gethostname(), pid=os.getpid(),
-                                       updated_at=datetime.now(timezone.utc)), paths.tmp)
+    write_progress(
+        paths.root,
+        replace(snapshot, host=socket.gethostname(), pid=os.getpid(), updated_at=datetime.now(timezone.utc)),
+        paths.tmp,
+    )

@@ -22,9 +22,14 @@ def shard_thumbnails(shard, classes, background, count=THUMBNAILS):
         videos = first_rows(zf, "videos.npy", count)
         labels = first_rows(zf, "labels.npy", count)
         index = first_rows(zf, "index.npy", count)
-    return [(classes[int(label)] if 0 <= label < len(classes) else f"class {label}", int(i),
-             encode_png(blend_trail(video, background)))
-            for video, label, i in zip(videos, labels, index)]
+    return [
+        (
+            classes[int(label)] if 0 <= label < len(classes) else f"class {label}",
+            int(i),
+            encode_png(blend_trail(video, background)),
+        )
+        for video, label, i in zip(videos, labels, index)
+    ]
 
 
 class ShardPictures:

@@ -132,7 +132,7 @@ def _log(text):
 def _write_all(fd, data):
     view = memoryview(data).cast("B")
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _open_unique(path, tmp_dir, prefix=""):
@@ -257,9 +257,6 @@ def remove_file(path):
     _record("unlink", path)
 
 
-
-
-
 def discard_temp_files(tmp_dir, pids):
     """Remove the temp files that processes ``pids`` (now dead) left in ``tmp_dir``;
     temp names carry the writer's pid (see _open_unique), so live writers are untouched."""
@@ -291,8 +288,11 @@ def _has_ofd_locks():
     except ImportError:  # Windows
         return False
     # struct flock as packed below is the layout of these 64-bit Linux ABIs
-    return sys.platform.startswith("linux") and hasattr(fcntl, "F_OFD_SETLK") and \
-        platform.machine() in ("x86_64", "aarch64", "ppc64le", "riscv64", "s390x")
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(fcntl, "F_OFD_SETLK")
+        and platform.machine() in ("x86_64", "aarch64", "ppc64le", "riscv64", "s390x")
+    )
 
 
 _OFD = _has_ofd_locks()
@@ -393,6 +393,7 @@ def read_text(path, default=""):
             return f.read()
     except OSError:
         return default
+
 
 try:
     _reset_faults()

@@ -37,9 +37,12 @@ def check_codec(codec: object) -> dict:
     name, level = codec.get("name"), codec.get("level")
     known = {"stored": (0,), ZLIB_NAME: range(1, 10)}
     if name not in known:
-        raise UnknownCodecError(f"shards deflated with {name!r} cannot be made byte for byte by this trajgen "
-                                f"(it makes stored and {ZLIB_NAME})")
+        raise UnknownCodecError(
+            f"shards deflated with {name!r} cannot be made byte for byte by this trajgen "
+            f"(it makes stored and {ZLIB_NAME})"
+        )
     if isinstance(level, bool) or level not in known[name]:
-        raise UnknownCodecError(f"{name} at level {level!r} cannot be made by this trajgen "
-                                f"(levels {', '.join(map(str, known[name]))})")
+        raise UnknownCodecError(
+            f"{name} at level {level!r} cannot be made by this trajgen (levels {', '.join(map(str, known[name]))})"
+        )
     return codec

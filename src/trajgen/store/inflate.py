@@ -37,9 +37,15 @@ _PIECE_FEED = 64 << 10  # python-isal: input per call (what one call leaves unco
 class _Head(ctypes.Structure):
     """The head of ISA-L's struct inflate_state."""
 
-    _fields_ = [("next_out", ctypes.c_void_p), ("avail_out", ctypes.c_uint32), ("total_out", ctypes.c_uint32),
-                ("next_in", ctypes.c_void_p), ("read_in", ctypes.c_uint64), ("avail_in", ctypes.c_uint32),
-                ("read_in_length", ctypes.c_int32)]
+    _fields_ = [
+        ("next_out", ctypes.c_void_p),
+        ("avail_out", ctypes.c_uint32),
+        ("total_out", ctypes.c_uint32),
+        ("next_in", ctypes.c_void_p),
+        ("read_in", ctypes.c_uint64),
+        ("avail_in", ctypes.c_uint32),
+        ("read_in_length", ctypes.c_int32),
+    ]
 
 
 class _CApiInflater:
@@ -140,8 +146,10 @@ def isal_c_api():
     """(isal_inflate_init, isal_inflate) from python-isal's module, checked on a known stream; None if not usable."""
     if getattr(isal, "ISAL_MAJOR_VERSION", None) != 2:  # the head of struct inflate_state is known for 2.x
         return None
-    api = (isal_c.function("isal_inflate_init", [ctypes.c_void_p], None),
-           isal_c.function("isal_inflate", [ctypes.c_void_p], ctypes.c_int))
+    api = (
+        isal_c.function("isal_inflate_init", [ctypes.c_void_p], None),
+        isal_c.function("isal_inflate", [ctypes.c_void_p], ctypes.c_int),
+    )
     if None in api:
         return None
     known = bytes(range(256)) * 2000 + bytes(300_000) + b"end"

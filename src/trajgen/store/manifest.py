@@ -46,13 +46,16 @@ def config_file_doc(config: GenerationConfig, versions: dict[str, str]) -> dict:
     """config.json's content: the whole config, its fingerprint and the versions that decide the bytes."""
     from trajgen import __version__
 
-    return {"trajgen_version": __version__, "content_fingerprint": config.content_fingerprint(), "config": config.to_dict(),
-            "versions": versions}
+    return {
+        "trajgen_version": __version__,
+        "content_fingerprint": config.content_fingerprint(),
+        "config": config.to_dict(),
+        "versions": versions,
+    }
 
 
 def progress_to_entry(progress_to: str | None) -> dict:
     return {} if progress_to is None else {"progress_to": progress_to}
-
 
 
 def manifest_bytes(manifest: dict, lines: dict[int, str] | None = None) -> bytes:
@@ -67,7 +70,7 @@ def manifest_bytes(manifest: dict, lines: dict[int, str] | None = None) -> bytes
             lines[entry["index"]] = json.dumps(entry, ensure_ascii=False)
     body = ",\n    ".join(lines[entry["index"]] for entry in manifest["shards"])
     shards = f"[\n    {body}\n  ]" if body else "[]"
-    return f'{head[:-2]},\n  "shards": {shards}\n}}\n'.encode("utf-8")
+    return f'{head[:-2]},\n  "shards": {shards}\n}}\n'.encode()
 
 
 def json_bytes(data: dict) -> bytes:
@@ -96,13 +99,17 @@ def load_manifest(paths: RunPaths, check_entries: bool = True) -> dict:
         manifest = schema.load_json(paths.manifest)
         schema.check_manifest(manifest, check_entries=check_entries)
     except FileNotFoundError:
-        raise RunError(f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to make the run again "
-                       f"from config.json (every shard is made again)") from None
+        raise RunError(
+            f"{paths.manifest} is missing; run `{resume_command(paths.root)}` to make the run again "
+            f"from config.json (every shard is made again)"
+        ) from None
     except OSError as e:
         raise RunError(f"cannot read {paths.manifest}: {os_reason(e)}; {os_advice(e)}") from None
     except schema.SchemaError as e:
-        raise RunError(f"cannot read {paths.manifest}: {e}; the run's commit record is damaged (restore it from a backup, "
-                       f"or move it aside and run `{resume_command(paths.root)}` to make every shard again)") from None
+        raise RunError(
+            f"cannot read {paths.manifest}: {e}; the run's commit record is damaged (restore it from a backup, "
+            f"or move it aside and run `{resume_command(paths.root)}` to make every shard again)"
+        ) from None
     return manifest
 
 
@@ -130,12 +137,22 @@ def checked_config(paths: RunPaths) -> GenerationConfig:
     except RunError:
         intact = False
     if damage.endswith("is a directory"):
-        then = f"run `{resume_command(paths.root)}` to rebuild it from manifest.json" if intact else "restore it from a backup"
-        raise RunError(f"{damage}, not the run's config; remove it (rmdir {shlex.quote(str(paths.config))}), then {then}")
+        then = (
+            f"run `{resume_command(paths.root)}` to rebuild it from manifest.json"
+            if intact
+            else "restore it from a backup"
+        )
+        raise RunError(
+            f"{damage}, not the run's config; remove it (rmdir {shlex.quote(str(paths.config))}), then {then}"
+        )
     if intact:
-        raise RunError(f"{damage}; manifest.json is intact and holds the whole config: "
-                       f"run `{resume_command(paths.root)}` to rebuild config.json from it")
-    raise RunError(f"{damage}, and so is manifest.json; restore the run from a backup, or make it again with trajgen generate")
+        raise RunError(
+            f"{damage}; manifest.json is intact and holds the whole config: "
+            f"run `{resume_command(paths.root)}` to rebuild config.json from it"
+        )
+    raise RunError(
+        f"{damage}, and so is manifest.json; restore the run from a backup, or make it again with trajgen generate"
+    )
 
 
 def read_config(run_dir: os.PathLike | str) -> GenerationConfig:
@@ -166,6 +183,8 @@ def existing_run(run_dir: os.PathLike | str) -> RunPaths:
     if not stat.S_ISDIR(st.st_mode):
         raise RunError(f"{root} is not a directory; give the run directory")
     if not (os.path.lexists(root / "config.json") or os.path.lexists(root / "manifest.json")):
-        raise RunError(f"{root} is not a trajgen run (no manifest.json or config.json); "
-                       f"start one with: trajgen generate --out {shlex.quote(str(root))}")
+        raise RunError(
+            f"{root} is not a trajgen run (no manifest.json or config.json); "
+            f"start one with: trajgen generate --out {shlex.quote(str(root))}"
+        )
     return RunPaths(root)

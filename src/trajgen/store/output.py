@@ -14,14 +14,20 @@ import os
 import stat
 from pathlib import Path
 
-from trajgen.store import _fs
 from trajgen.errors import ConfigError, StorageError, os_advice, os_reason
+from trajgen.store import _fs
 
 # what a run directory is made of (RUN_DIR/<name>, or anything under it)
 RUN_PARTS = ("config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock", "shards", ".tmp")
 
-_KINDS = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device", stat.S_IFIFO: "FIFO",
-          stat.S_IFSOCK: "socket", stat.S_IFDIR: "directory"}
+_KINDS = {
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFDIR: "directory",
+}
+
 
 class OutputError(StorageError):
     """The output path cannot be used (exists, not a regular file, parent missing, taken meanwhile)."""
@@ -55,15 +61,19 @@ def check_target(target: Path, run_root: Path, *, option: str, force: bool = Fal
     ``force`` (unless ``replace``), a dangling symbolic link without ``force``, or a bad parent."""
     part = run_part(target, run_root)
     if part is not None:
-        raise ConfigError(f"{option} {target} is inside the run's own files ({part}); an output must never replace "
-                          f"them: choose a path outside the run's manifest, config, logs, lock, shards/ and .tmp/")
+        raise ConfigError(
+            f"{option} {target} is inside the run's own files ({part}); an output must never replace "
+            f"them: choose a path outside the run's manifest, config, logs, lock, shards/ and .tmp/"
+        )
     try:
         st = os.stat(target)
     except FileNotFoundError:
         st = None
         if os.path.islink(target) and not force:
-            raise OutputError(f"{target} is a symbolic link to a missing file ({os.readlink(target)}); "
-                              f"pass --force to replace the link, or choose another {option}") from None
+            raise OutputError(
+                f"{target} is a symbolic link to a missing file ({os.readlink(target)}); "
+                f"pass --force to replace the link, or choose another {option}"
+            ) from None
     except OSError as e:
         raise OutputError(f"cannot use {target}: {reason(e)}; {advice(e)}") from None
     if st is not None:
@@ -71,11 +81,14 @@ def check_target(target: Path, run_root: Path, *, option: str, force: bool = Fal
             kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
             if kind == "directory":
                 raise OutputError(f"{target} is a directory; give {option} a file name")
-            raise OutputError(f"{target} is not a regular file (a {kind}); trajgen never replaces one, "
-                              f"--force or not: choose another {option}")
+            raise OutputError(
+                f"{target} is not a regular file (a {kind}); trajgen never replaces one, "
+                f"--force or not: choose another {option}"
+            )
         if not (force or replace):
-            raise OutputError(f"{target} already exists; choose another {option}, or pass --force to replace it "
-                              f"(nothing was changed)")
+            raise OutputError(
+                f"{target} already exists; choose another {option}, or pass --force to replace it (nothing was changed)"
+            )
     parent = target.parent
     try:
         if not stat.S_ISDIR(os.stat(parent).st_mode):
@@ -101,8 +114,10 @@ def publish(partial: Path, target: Path, *, replace: bool, option: str = "-o") -
             try:
                 os.link(partial, target)  # fails if the name exists: two writers cannot both succeed
             except FileExistsError:
-                raise OutputError(f"{target} appeared while this was being written (another writer?); it was left as it "
-                                  f"is; choose another {option}, or pass --force to replace it") from None
+                raise OutputError(
+                    f"{target} appeared while this was being written (another writer?); it was left as it "
+                    f"is; choose another {option}, or pass --force to replace it"
+                ) from None
             except OSError as e:
                 if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
                     raise
@@ -110,8 +125,10 @@ def publish(partial: Path, target: Path, *, replace: bool, option: str = "-o") -
                 try:
                     os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
                 except FileExistsError:
-                    raise OutputError(f"{target} appeared while this was being written (another writer?); it was left "
-                                      f"as it is; choose another {option}, or pass --force to replace it") from None
+                    raise OutputError(
+                        f"{target} appeared while this was being written (another writer?); it was left "
+                        f"as it is; choose another {option}, or pass --force to replace it"
+                    ) from None
                 os.replace(partial, target)
         _fs.fsync_dir(target.parent)
     finally:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from trajgen.store import _fs
 from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
+from trajgen.store import _fs
 
 
 class RunError(TrajgenError):
@@ -51,7 +51,9 @@ def check_new_run_dir(root: Path) -> None:
         st = os.stat(root)
     except FileNotFoundError:
         if os.path.islink(root):
-            raise RunError(f"{root} is a symbolic link to a missing path; fix or remove the link, or choose another --out") from None
+            raise RunError(
+                f"{root} is a symbolic link to a missing path; fix or remove the link, or choose another --out"
+            ) from None
         return
     except OSError as e:
         raise RunError(f"cannot use {root}: {os_reason(e)}; {os_advice(e)}") from None
@@ -60,8 +62,10 @@ def check_new_run_dir(root: Path) -> None:
     if os.path.lexists(root / "config.json") or os.path.lexists(root / "manifest.json"):
         holder = lock_holder(RunPaths(root))
         if holder is not None:
-            raise RunError(f"{root} already holds a run that {holder} is writing; wait for it to finish "
-                           f"(trajgen status {shlex.quote(str(root))}) or choose another --out")
+            raise RunError(
+                f"{root} already holds a run that {holder} is writing; wait for it to finish "
+                f"(trajgen status {shlex.quote(str(root))}) or choose another --out"
+            )
         raise RunError(f"{root} already holds a run; finish it with `{resume_command(root)}` or choose another --out")
     # what a crash before config.json was committed leaves behind may be reused
     leftovers = {p.name for p in root.iterdir()} - {".lock", ".tmp", "shards", "run.log"}
@@ -71,8 +75,9 @@ def check_new_run_dir(root: Path) -> None:
     for name, kind in ((".tmp", "directory"), ("shards", "directory"), (".lock", "file")):
         path = root / name
         if os.path.lexists(path) and not (path.is_dir() if kind == "directory" else path.is_file()):
-            raise RunError(f"{path} is not a {kind} (left in a directory that is not a run yet); remove it or "
-                           f"choose another --out")
+            raise RunError(
+                f"{path} is not a {kind} (left in a directory that is not a run yet); remove it or choose another --out"
+            )
 
 
 def lock_holder(paths: RunPaths) -> str | None:
@@ -120,8 +125,10 @@ def check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str 
         return None
     folder = Path(os.path.abspath(progress_to))
     if folder.resolve() == root.resolve() or root.resolve() in folder.resolve().parents:
-        raise ConfigError(f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
-                          f"(e.g. a synced one) — the run directory has its own PROGRESS.txt")
+        raise ConfigError(
+            f"--progress-to {folder} is inside the run directory {root}; give a folder outside it "
+            f"(e.g. a synced one) — the run directory has its own PROGRESS.txt"
+        )
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--progress-to {folder} is a file, not a folder; give a folder (it is created if missing)")
     return str(folder)

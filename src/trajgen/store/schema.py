@@ -49,7 +49,8 @@ def load_json(path: os.PathLike | str) -> object:
 
 def _kind(value: object) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 def _object(data: object) -> dict:
@@ -124,11 +125,18 @@ def check_entry(entry: object, config: GenerationConfig, where: str) -> dict:
         raise SchemaError(prefix + "sha256", "must be 64 lowercase hex digits")
     _int(entry, "bytes", 1, prefix)
     counts = _get(entry, "class_counts", prefix)
-    if not isinstance(counts, dict) or any(name not in config.classes for name in counts) or \
-            any(not _is_int(n) or n < 0 for n in counts.values()):
-        raise SchemaError(prefix + "class_counts", f"must map the run's classes to counts ≥ 0, got {json.dumps(counts)[:80]}")
+    if (
+        not isinstance(counts, dict)
+        or any(name not in config.classes for name in counts)
+        or any(not _is_int(n) or n < 0 for n in counts.values())
+    ):
+        raise SchemaError(
+            prefix + "class_counts", f"must map the run's classes to counts ≥ 0, got {json.dumps(counts)[:80]}"
+        )
     if sum(counts.values()) != len(r):
-        raise SchemaError(prefix + "class_counts", f"add up to {sum(counts.values())}, but the shard holds {len(r)} samples")
+        raise SchemaError(
+            prefix + "class_counts", f"add up to {sum(counts.values())}, but the shard holds {len(r)} samples"
+        )
     if "framing_redraws" in entry:
         _int(entry, "framing_redraws", 0, prefix)
     return entry
@@ -171,8 +179,9 @@ def check_config_file(data: object) -> GenerationConfig:
     _str(c, "trajgen_version")
     if "content_fingerprint" in c and c["content_fingerprint"] != config.content_fingerprint():
         raise SchemaError("content_fingerprint", "does not match the config (the config was edited)")
-    if "versions" in c and not (isinstance(c["versions"], dict)
-                                and all(isinstance(v, (str, type(None))) for v in c["versions"].values())):
+    if "versions" in c and not (
+        isinstance(c["versions"], dict) and all(isinstance(v, (str, type(None))) for v in c["versions"].values())
+    ):
         raise SchemaError("versions", f"must map names to version strings, got {json.dumps(c['versions'])[:60]}")
     if "progress_to" in c and not isinstance(c["progress_to"], (str, type(None))):
         raise SchemaError("progress_to", f"must be a directory path or null, got {_kind(c['progress_to'])}")

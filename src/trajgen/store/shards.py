@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 from isal import isal_zlib
 
+from trajgen.errors import CorruptShardError
 from trajgen.store import _fs, inflate
 from trajgen.store.deflate import UnknownCodecError, check_codec, codec_for_level  # noqa: F401 (encode_shard raises it)
-from trajgen.errors import CorruptShardError
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
 
@@ -76,7 +76,8 @@ def validate_shard_arrays(arrays):
 
 def _npy_header(arr):
     # Written by hand (npy format 1.0) so the bytes do not depend on the numpy version.
-    header = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (arr.dtype.str, tuple(int(d) for d in arr.shape))
+    shape = tuple(int(d) for d in arr.shape)
+    header = f"{{'descr': {arr.dtype.str!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
     pad = 64 - (10 + len(header) + 1) % 64
     text = (header + " " * (pad % 64) + "\n").encode("latin1")
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text
@@ -134,8 +135,12 @@ def encode_shard(arrays, encoding, progress=None):
     for key in SHARD_KEYS:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
-        crc, size, payload = _deflate_member(_npy_header(arr), arr.reshape(-1).view(np.uint8),
-                                             None if stored else codec, step if progress is not None else None)
+        crc, size, payload = _deflate_member(
+            _npy_header(arr),
+            arr.reshape(-1).view(np.uint8),
+            None if stored else codec,
+            step if progress is not None else None,
+        )
         compressed = sum(len(p) for p in payload)
         local = _local_header(name, stored, crc, compressed, size)
         central.append(_central_header(name, stored, crc, compressed, size, offset))
@@ -183,10 +188,24 @@ def _local_header(name, stored, crc, compressed, size):
     zip64 = size >= _ZIP64_LIMIT or compressed >= _ZIP64_LIMIT
     extra = _zip64_extra(size, compressed) if zip64 else b""
     small = 0xFFFFFFFF if zip64 else None
-    return struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 45 if zip64 else 20, 0, 0 if stored else 8, _DOS_TIME, _DOS_DATE,
-        crc, small or compressed, small or size, len(name), len(extra),
-    ) + name + extra
+    return (
+        struct.pack(
+            "<IHHHHHIIIHH",
+            0x04034B50,
+            45 if zip64 else 20,
+            0,
+            0 if stored else 8,
+            _DOS_TIME,
+            _DOS_DATE,
+            crc,
+            small or compressed,
+            small or size,
+            len(name),
+            len(extra),
+        )
+        + name
+        + extra
+    )
 
 
 def _central_header(name, stored, crc, compressed, size, offset):
@@ -196,17 +215,38 @@ def _central_header(name, stored, crc, compressed, size, offset):
     extra = _zip64_extra(*big)
     version = 45 if zip64 else 20
     clip = lambda v: 0xFFFFFFFF if v >= _ZIP64_LIMIT else v  # noqa: E731
-    return struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, _MADE_BY_UNIX | version, version, 0, 0 if stored else 8,
-        _DOS_TIME, _DOS_DATE, crc, clip(compressed), clip(size), len(name), len(extra), 0, 0, 0, _FILE_MODE,
-        clip(offset),
-    ) + name + extra
+    return (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            _MADE_BY_UNIX | version,
+            version,
+            0,
+            0 if stored else 8,
+            _DOS_TIME,
+            _DOS_DATE,
+            crc,
+            clip(compressed),
+            clip(size),
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            _FILE_MODE,
+            clip(offset),
+        )
+        + name
+        + extra
+    )
 
 
 def _end_of_directory(entries, size, offset):
     end = b""
     if offset >= _ZIP64_LIMIT or size >= _ZIP64_LIMIT:
-        record = struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, _MADE_BY_UNIX | 45, 45, 0, 0, entries, entries, size, offset)
+        record = struct.pack(
+            "<IQHHIIQQQQ", 0x06064B50, 44, _MADE_BY_UNIX | 45, 45, 0, 0, entries, entries, size, offset
+        )
         end = record + struct.pack("<IIQI", 0x07064B50, 0, offset + size, 1)
         size, offset = (0xFFFFFFFF if v >= _ZIP64_LIMIT else v for v in (size, offset))
     return end + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries, entries, size, offset, 0)
@@ -297,7 +337,9 @@ def _read_member(f, info, file_size, alloc):
     dtype, shape, fortran = _parse_npy_header(bytes(head[:header_len]), info.filename)
     nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
     if header_len + nbytes != info.file_size:
-        raise ValueError(f"{info.filename}: holds {info.file_size - header_len} bytes of data, its header says {nbytes}")
+        raise ValueError(
+            f"{info.filename}: holds {info.file_size - header_len} bytes of data, its header says {nbytes}"
+        )
     buf = alloc(nbytes) if alloc is not None else np.empty(nbytes, np.uint8)
     out = memoryview(buf)[:nbytes]
     crc = isal_zlib.crc32(head)

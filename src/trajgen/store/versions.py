@@ -26,8 +26,13 @@ def byte_versions() -> dict[str, str]:
     from trajgen import __version__
     from trajgen.content.render import opencv_version
 
-    versions = {"trajgen": __version__, "numpy": numpy.__version__, "opencv": opencv_version(),
-                "zlib": zlib.ZLIB_RUNTIME_VERSION, "isal": _isal_version()}
+    versions = {
+        "trajgen": __version__,
+        "numpy": numpy.__version__,
+        "opencv": opencv_version(),
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "isal": _isal_version(),
+    }
     for item in filter(None, os.environ.get(OVERRIDE_ENV, "").split(",")):
         name, _, version = item.partition("=")
         versions[name.strip()] = version.strip()
@@ -52,8 +57,11 @@ def recorded_versions(config_file: dict) -> dict[str, str]:
 
 def differences(recorded: dict[str, str], running: dict[str, str]) -> list[str]:
     """'numpy 1.26.4 → 2.0.0' for each recorded version that the running one differs from."""
-    return [f"{name} {recorded[name]} → {running.get(name, 'none')}"
-            for name in recorded if running.get(name, "none") != recorded[name]]
+    return [
+        f"{name} {recorded[name]} → {running.get(name, 'none')}"
+        for name in recorded
+        if running.get(name, "none") != recorded[name]
+    ]
 
 
 def install_advice(recorded: dict[str, str], running: dict[str, str]) -> str:
@@ -61,6 +69,10 @@ def install_advice(recorded: dict[str, str], running: dict[str, str]) -> str:
     changed = [name for name in recorded if running.get(name, "none") != recorded[name]]
     pins = [f"{PACKAGES[n]}=={recorded[n]}" for n in changed if n in PACKAGES and recorded[n] != "none"]
     removes = [PACKAGES[n] for n in changed if n in PACKAGES and recorded[n] == "none"]
-    others = [f"{n} {recorded[n]}" + (" (a system library)" if n == "zlib" else "") for n in changed if n not in PACKAGES]
-    parts = ([f"pip install {' '.join(pins)}"] if pins else []) + ([f"pip uninstall {' '.join(removes)}"] if removes else [])
+    others = [
+        f"{n} {recorded[n]}" + (" (a system library)" if n == "zlib" else "") for n in changed if n not in PACKAGES
+    ]
+    parts = ([f"pip install {' '.join(pins)}"] if pins else []) + (
+        [f"pip uninstall {' '.join(removes)}"] if removes else []
+    )
     return "; ".join(parts + others)

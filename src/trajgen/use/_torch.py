@@ -24,7 +24,9 @@ def _check_frames(run, frames):
     if frames is None:
         return total
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= total:
-        raise ConfigError(f"frames must be an integer in [1, {total}] (the run has {total} frames per video), got {frames!r}")
+        raise ConfigError(
+            f"frames must be an integer in [1, {total}] (the run has {total} frames per video), got {frames!r}"
+        )
     return frames
 
 
@@ -65,7 +67,7 @@ class VideoDataset(Dataset):
         video = _as_float(video) if self.dtype == "float32" else video.contiguous()
         return video, int(arrays["labels"][row])
 
-    def shard_sampler(self, seed: int = 0, *, num_workers: int = 0, batch_size: int = 1) -> "ShardShuffleSampler":
+    def shard_sampler(self, seed: int = 0, *, num_workers: int = 0, batch_size: int = 1) -> ShardShuffleSampler:
         """A shuffling sampler that keeps each shard's samples together, so random order costs one
         shard decode per shard instead of one per sample.
 
@@ -104,7 +106,9 @@ class ShardShuffleSampler(Sampler):
         full, rest = divmod(len(order), size)
         extra = full % workers  # workers 0 … extra-1 get one batch more; the partial batch then falls to worker `extra`
         shares, start = [[] for _ in range(workers)], 0
-        for w in [(extra + 1 + i) % workers for i in range(workers)]:  # worker `extra` last: the partial batch follows its share
+        for w in [
+            (extra + 1 + i) % workers for i in range(workers)
+        ]:  # worker `extra` last: the partial batch follows its share
             count = full // workers + (w < extra)
             shares[w] = [order[start + b * size : start + (b + 1) * size] for b in range(count)]
             start += count * size
@@ -123,8 +127,10 @@ def _distributed_rank(rank, world_size) -> tuple[int, int]:
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
     if rank is None or world_size is None:
-        raise ConfigError("pass both rank and world_size, or neither (then they come from torch.distributed "
-                          "when it is initialized, else 0 and 1)")
+        raise ConfigError(
+            "pass both rank and world_size, or neither (then they come from torch.distributed "
+            "when it is initialized, else 0 and 1)"
+        )
     world_size = _check_int("world_size", world_size, 1)
     rank = _check_int("rank", rank, 0)
     if rank >= world_size:
@@ -144,8 +150,19 @@ class VideoStream(IterableDataset):
     """(video (C, T, H, W), label[, index]) read shard by shard, or whole batches of them with
     ``batch_size``: see ``Run.torch_stream``."""
 
-    def __init__(self, run, frames=None, dtype="uint8", shuffle=True, seed=0, rank=None, world_size=None,
-                 shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, with_index=False, batch_size=None):
+    def __init__(
+        self,
+        run,
+        frames=None,
+        dtype="uint8",
+        shuffle=True,
+        seed=0,
+        rank=None,
+        world_size=None,
+        shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+        with_index=False,
+        batch_size=None,
+    ):
         self.run, self.frames, self.dtype = run, _check_frames(run, frames), _check_dtype(dtype)
         self.batch_size = None if batch_size is None else _check_int("batch_size", batch_size, 1)
         self.seed = _check_int("seed", seed, 0)
@@ -177,9 +194,18 @@ class VideoStream(IterableDataset):
     def _identity(self) -> dict:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        return {"seed": self.seed, "shuffle": self.shuffle, "shuffle_buffer": self.shuffle_buffer, "rank": self.rank,
-                "world_size": self.world_size, "samples": len(self.run), "shards": len(self.run.shards),
-                "worker": worker, "num_workers": num_workers, "batch_size": self.batch_size}
+        return {
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "shuffle_buffer": self.shuffle_buffer,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "samples": len(self.run),
+            "shards": len(self.run.shards),
+            "worker": worker,
+            "num_workers": num_workers,
+            "batch_size": self.batch_size,
+        }
 
     def state_dict(self) -> dict:
         """Where this worker is in the epoch: the epoch and how many samples it has handed out."""
@@ -190,8 +216,10 @@ class VideoStream(IterableDataset):
         mine = self._identity()
         differ = [f"{k} {state.get(k)!r}, not {v!r}" for k, v in mine.items() if state.get(k) != v]
         if differ:
-            raise ConfigError(f"this loader state is for another stream ({'; '.join(differ)}); resume with the same "
-                              f"run, seed, shuffle, shuffle_buffer, batch_size, rank, world size and num_workers")
+            raise ConfigError(
+                f"this loader state is for another stream ({'; '.join(differ)}); resume with the same "
+                f"run, seed, shuffle, shuffle_buffer, batch_size, rank, world size and num_workers"
+            )
         self._epoch.fill_(_check_int("epoch", state["epoch"], 0))
         self._iter_epoch = self.epoch
         self._position, self._resuming = _check_int("position", state["position"], 0), True
@@ -249,7 +277,7 @@ class VideoStream(IterableDataset):
             self._position += 1  # before the yield: counts the samples handed out
             yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
 
-    def _batches(self, rows, remaining: int, shared: "_SharedSlots | None"):
+    def _batches(self, rows, remaining: int, shared: _SharedSlots | None):
         """Whole batches, each sample copied once, into its batch: in a DataLoader worker into shared
         memory the main process receives without a copy (``_SharedSlots``), else into buffers
         reused once nothing refers to a batch any more. The batch's memory is laid out
@@ -335,10 +363,18 @@ class VideoStream(IterableDataset):
         arrays = read_members(self.run._path(entry), keys, alloc=buffers.get)
         videos, labels, n = arrays["videos"], arrays["labels"], entry["count"]
         size = self.run.config.size
-        if (videos.dtype != np.uint8 or videos.ndim != 5 or videos.shape[0] != n or videos.shape[1] < self.frames
-                or videos.shape[2:] != (size, size, 3) or labels.shape != (n,)
-                or any(arrays[k].dtype != np.int64 for k in keys[1:])
-                or (self.with_index and arrays["index"].shape != (n,))):
-            raise CorruptShardError(f"{shard_file(entry['index'])} does not hold the {n} samples the manifest lists; "
-                                    f"check the run with: trajgen verify {self.run.root}")
+        if (
+            videos.dtype != np.uint8
+            or videos.ndim != 5
+            or videos.shape[0] != n
+            or videos.shape[1] < self.frames
+            or videos.shape[2:] != (size, size, 3)
+            or labels.shape != (n,)
+            or any(arrays[k].dtype != np.int64 for k in keys[1:])
+            or (self.with_index and arrays["index"].shape != (n,))
+        ):
+            raise CorruptShardError(
+                f"{shard_file(entry['index'])} does not hold the {n} samples the manifest lists; "
+                f"check the run with: trajgen verify {self.run.root}"
+            )
         return videos[:, : self.frames], labels.tolist(), arrays["index"].tolist() if self.with_index else None

@@ -11,6 +11,7 @@ import weakref
 import numpy as np
 import torch
 
+
 class _Buffers:
     """Reusable decode buffers for the big arrays: a buffer is handed out again only once nothing
     refers to it any more (no sample, batch or array view), so reuse never changes data in use.
@@ -62,7 +63,7 @@ class _SharedSlots:
     def get(self, shape: tuple, dtype: np.dtype):
         """(slot number or None, a new array of ``shape`` to fill)."""
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        for number, (slot, flat) in enumerate(self.slots):
+        for number, (slot, flat) in enumerate(self.slots):  # noqa: B007 (the slot found is used after the loop)
             if flat[0] == 0 and flat.size - self.HEADER >= nbytes:
                 break
         else:
@@ -75,7 +76,7 @@ class _SharedSlots:
         flat[0] = 1
         return number, flat[self.HEADER : self.HEADER + nbytes].view(dtype).reshape(shape)
 
-    def batch(self, number, video: np.ndarray, rest: tuple, last: bool) -> "_SharedBatch":
+    def batch(self, number, video: np.ndarray, rest: tuple, last: bool) -> _SharedBatch:
         if number is None:
             slot = torch.from_numpy(video)
         elif number in self.sent:

@@ -12,22 +12,22 @@ from __future__ import annotations
 import bisect
 import os
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from trajgen.content.config import GenerationConfig
-from trajgen.errors import ConfigError, CorruptShardError
-from trajgen.store.rundir import RunPaths, shard_file
-from trajgen.store.manifest import read_manifest
 from trajgen.content.sample import Sample
+from trajgen.errors import ConfigError, CorruptShardError
+from trajgen.store.manifest import read_manifest
+from trajgen.store.rundir import RunPaths, shard_file
 from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 
 DEFAULT_CACHE_SHARDS = 2
 
 
-def open_run(path: os.PathLike | str, *, cache_shards: int = DEFAULT_CACHE_SHARDS) -> "Run":
+def open_run(path: os.PathLike | str, *, cache_shards: int = DEFAULT_CACHE_SHARDS) -> Run:
     """Open a run directory for reading (complete, in progress or interrupted)."""
     return Run(path, cache_shards=cache_shards)
 
@@ -49,7 +49,9 @@ class Run:
 
     # ------------------------------------------------------------ description
     classes = property(lambda self: tuple(self.manifest["classes"]))
-    total_samples = property(lambda self: self.manifest["total_samples"], doc="Samples the run will hold when complete.")
+    total_samples = property(
+        lambda self: self.manifest["total_samples"], doc="Samples the run will hold when complete."
+    )
     total_shards = property(lambda self: self.manifest["num_shards"])
     committed_shards = property(lambda self: len(self.shards))
     complete = property(lambda self: self.manifest["status"] == "complete")
@@ -60,8 +62,10 @@ class Run:
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else "in progress"
-        return (f"<Run {str(self.root)!r}: {len(self):,} of {self.total_samples:,} samples, "
-                f"{self.committed_shards}/{self.total_shards} shards committed ({state})>")
+        return (
+            f"<Run {str(self.root)!r}: {len(self):,} of {self.total_samples:,} samples, "
+            f"{self.committed_shards}/{self.total_shards} shards committed ({state})>"
+        )
 
     # ------------------------------------------------------------ samples
     def __getitem__(self, position: int) -> Sample:
@@ -88,8 +92,10 @@ class Run:
                 try:
                     parts.append(read_members(self._path(entry), ["labels"])["labels"])  # only labels is inflated
                 except CorruptShardError as e:
-                    raise CorruptShardError(f"cannot read labels from {shard_file(entry['index'])} ({e}); "
-                                            f"check the run with: trajgen verify {self.root}") from None
+                    raise CorruptShardError(
+                        f"cannot read labels from {shard_file(entry['index'])} ({e}); "
+                        f"check the run with: trajgen verify {self.root}"
+                    ) from None
             self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
         return self._labels
 
@@ -125,9 +131,18 @@ class Run:
 
         return VideoDataset(self, frames, dtype)
 
-    def torch_stream(self, frames: int | None = None, dtype: str = "uint8", shuffle: bool = True, seed: int = 0,
-                     rank: int | None = None, world_size: int | None = None, shuffle_buffer: int = 2048,
-                     with_index: bool = False, batch_size: int | None = None):
+    def torch_stream(
+        self,
+        frames: int | None = None,
+        dtype: str = "uint8",
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        shuffle_buffer: int = 2048,
+        with_index: bool = False,
+        batch_size: int | None = None,
+    ):
         """A ``torch.utils.data.IterableDataset`` for training: (video (C, T, H, W), label), or
         (video, label, global index) with ``with_index=True``, read shard by shard.
 
@@ -160,9 +175,18 @@ class Run:
         """
         from trajgen.use._torch import VideoStream  # torch is imported here only: it is an optional extra
 
-        return VideoStream(self, frames=frames, dtype=dtype, shuffle=shuffle, seed=seed, rank=rank,
-                           world_size=world_size, shuffle_buffer=shuffle_buffer, with_index=with_index,
-                           batch_size=batch_size)
+        return VideoStream(
+            self,
+            frames=frames,
+            dtype=dtype,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            shuffle_buffer=shuffle_buffer,
+            with_index=with_index,
+            batch_size=batch_size,
+        )
 
     # ------------------------------------------------------------ internals
     def _locate(self, position: int) -> tuple[int, int]:
@@ -207,12 +231,16 @@ class Run:
         path = self._path(entry)
         arrays = read_shard(path)
         if len(arrays["index"]) != entry["count"]:
-            raise CorruptShardError(f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "
-                                    f"says {entry['count']}; check the run with: trajgen verify {self.root}")
+            raise CorruptShardError(
+                f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "
+                f"says {entry['count']}; check the run with: trajgen verify {self.root}"
+            )
         frame = (self.config.frames, self.config.size, self.config.size, 3)
         if arrays["videos"].shape[1:] != frame:  # e.g. a shard of another run copied in
-            raise CorruptShardError(f"{shard_file(entry['index'])} holds videos of shape {arrays['videos'].shape[1:]}, "
-                                    f"this run's are {frame}; check the run with: trajgen verify {self.root}")
+            raise CorruptShardError(
+                f"{shard_file(entry['index'])} holds videos of shape {arrays['videos'].shape[1:]}, "
+                f"this run's are {frame}; check the run with: trajgen verify {self.root}"
+            )
         return arrays
 
     def __getstate__(self) -> dict:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen.store import output
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError, StorageError
+from trajgen.store import output
 from trajgen.store.capacity import existing_ancestor, free_bytes
-from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.manifest import read_manifest
+from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, sha256_file, zip_member
 
 LAYOUTS = ("nthwc", "ntchw")
@@ -41,8 +41,14 @@ def default_export_name(n: int, now: datetime | None = None) -> str:
     return f"{(now or datetime.now()):%Y%m%d_%H%M}_dataset_{n}_validated.npz"
 
 
-def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None, layout: str = "nthwc",
-               dtype: str = "uint8", force: bool = False, compress_level: int | None = None) -> Path:
+def export_run(
+    run_dir: os.PathLike | str,
+    out: os.PathLike | str | None = None,
+    layout: str = "nthwc",
+    dtype: str = "uint8",
+    force: bool = False,
+    compress_level: int | None = None,
+) -> Path:
     """Write the complete run as one .npz and return its path.
 
     ``out`` defaults to RUN_DIR/<default_export_name>; a directory gets that name inside it.
@@ -64,10 +70,14 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
     if manifest["status"] != "complete" or len(entries) != config.num_shards:
         holder = lock_holder(paths)
         if holder is not None:
-            raise RunError(f"{paths.root} is being written by {holder} ({len(entries)} of {config.num_shards} shards so "
-                           f"far); wait for it to finish (trajgen status {shlex.quote(str(paths.root))}), then export")
-        raise RunError(f"{paths.root} is incomplete: {len(entries)} of {config.num_shards} shards committed; "
-                       f"finish it with `{resume_command(paths.root)}`, then export")
+            raise RunError(
+                f"{paths.root} is being written by {holder} ({len(entries)} of {config.num_shards} shards so "
+                f"far); wait for it to finish (trajgen status {shlex.quote(str(paths.root))}), then export"
+            )
+        raise RunError(
+            f"{paths.root} is incomplete: {len(entries)} of {config.num_shards} shards committed; "
+            f"finish it with `{resume_command(paths.root)}`, then export"
+        )
     out = Path(out) if out is not None else paths.root
     if output.is_dir(out) and output.run_part(out, paths.root) is None:
         out = out / default_export_name(config.n)
@@ -75,14 +85,17 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
 
     shapes = _check_shards(paths, entries)
     members = _members(shapes, config.n, layout, dtype)
-    need = sum(len(npy_header(dt, shape)) + int(np.prod(shape)) * np.dtype(dt).itemsize + 512
-               for dt, shape in members.values())
+    need = sum(
+        len(npy_header(dt, shape)) + int(np.prod(shape)) * np.dtype(dt).itemsize + 512 for dt, shape in members.values()
+    )
     if level:  # deflated: about the shards' size (×4 for float32 videos), with room to spare
         need = min(need, int(1.5 * sum(e["bytes"] for e in entries) * (4 if dtype == "float32" else 1)) + 65536)
     free = free_bytes(out.parent)
     if need > free:
-        raise ExportError(f"not enough free space at {existing_ancestor(out.parent)}: the export needs about "
-                          f"{need / 1e6:,.1f} MB, {free / 1e6:,.1f} MB is free; free some space or choose another -o")
+        raise ExportError(
+            f"not enough free space at {existing_ancestor(out.parent)}: the export needs about "
+            f"{need / 1e6:,.1f} MB, {free / 1e6:,.1f} MB is free; free some space or choose another -o"
+        )
     partial = output.partial_path(out)
     try:
         with open(partial, "xb") as f:
@@ -101,8 +114,9 @@ def export_run(run_dir: os.PathLike | str, out: os.PathLike | str | None = None,
         output.publish(partial, out, replace=force)
     except OSError as e:
         advice = "free some space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else output.advice(e)
-        raise ExportError(f"could not write {out}: {output.reason(e)}; {advice} and export again "
-                          f"(the partial file was removed)") from None
+        raise ExportError(
+            f"could not write {out}: {output.reason(e)}; {advice} and export again (the partial file was removed)"
+        ) from None
     finally:
         partial.unlink(missing_ok=True)  # also when stopped by a signal
     return out
@@ -122,20 +136,30 @@ def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[
         except OSError as e:  # e.g. no permission to read it
             raise ExportError(f"cannot read {name}: {e.strerror or e}; make it readable, then export again") from None
         if not same:
-            raise CorruptShardError(f"{name} does not match the sha256 and size in the manifest; "
-                                    f"check the run with: trajgen verify {paths.root}")
+            raise CorruptShardError(
+                f"{name} does not match the sha256 and size in the manifest; "
+                f"check the run with: trajgen verify {paths.root}"
+            )
         try:
             with zipfile.ZipFile(path) as z:
                 for key in SHARD_KEYS:
                     with z.open(f"{key}.npy") as member:
                         version = np.lib.format.read_magic(member)
-                        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                        read = (
+                            np.lib.format.read_array_header_1_0
+                            if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0
+                        )
                         shape, _, dt = read(member)
                     shapes[key].append((dt, shape))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
-            raise CorruptShardError(f"{name} is unreadable ({e}); check the run with: trajgen verify {paths.root}") from None
+            raise CorruptShardError(
+                f"{name} is unreadable ({e}); check the run with: trajgen verify {paths.root}"
+            ) from None
         if any(shapes[key][-1][1][:1] != (entry["count"],) for key in SHARD_KEYS):
-            raise CorruptShardError(f"{name} does not hold {entry['count']} samples; check the run with: trajgen verify {paths.root}")
+            raise CorruptShardError(
+                f"{name} does not hold {entry['count']} samples; check the run with: trajgen verify {paths.root}"
+            )
     return shapes
 
 
@@ -145,7 +169,9 @@ def _members(shapes: dict, n: int, layout: str, dtype: str) -> dict[str, tuple[n
     for key, parts in shapes.items():
         dts, tails = {dt for dt, _ in parts}, {shape[1:] for _, shape in parts}
         if len(tails) != 1 or (len(dts) != 1 and not all(dt.kind == "U" for dt in dts)):
-            raise CorruptShardError(f"shards disagree on the dtype or shape of {key}; check the run with trajgen verify")
+            raise CorruptShardError(
+                f"shards disagree on the dtype or shape of {key}; check the run with trajgen verify"
+            )
         dt, tail = max(dts, key=lambda d: d.itemsize), tails.pop()  # strings: the widest
         if key == "videos":
             t, h, w, c = tail
@@ -155,8 +181,16 @@ def _members(shapes: dict, n: int, layout: str, dtype: str) -> dict[str, tuple[n
     return members
 
 
-def _write_member(zf: zipfile.ZipFile, key: str, dt: np.dtype, shape: tuple, paths: RunPaths, entries: list[dict],
-                  layout: str, level: int) -> None:
+def _write_member(
+    zf: zipfile.ZipFile,
+    key: str,
+    dt: np.dtype,
+    shape: tuple,
+    paths: RunPaths,
+    entries: list[dict],
+    layout: str,
+    level: int,
+) -> None:
     rows = _ROWS if key == "videos" else None
     with zf.open(zip_member(f"{key}.npy", level), "w", force_zip64=True) as member:
         member.write(npy_header(dt, shape))

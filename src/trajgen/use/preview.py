@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen.store import output
 from trajgen.content import render
 from trajgen.content.render import blend_trail
-from trajgen.use.dataset import open_run
 from trajgen.errors import ConfigError, StorageError
+from trajgen.store import output
 from trajgen.store.rundir import RunError
+from trajgen.use.dataset import open_run
 
 DEFAULT_PER_CLASS = 6
 MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
@@ -69,8 +69,12 @@ class Preview:
         return PAD, y, LABEL_W, y1
 
 
-def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = None, video: os.PathLike | str | None = None,
-                 per_class: int = DEFAULT_PER_CLASS) -> Preview:
+def make_preview(
+    run_dir: os.PathLike | str,
+    out: os.PathLike | str | None = None,
+    video: os.PathLike | str | None = None,
+    per_class: int = DEFAULT_PER_CLASS,
+) -> Preview:
     """Write the contact sheet to ``out`` (default RUN_DIR/preview.png, replaced if present) and,
     if ``video`` is given, the MP4; the first ``per_class`` committed samples of each class."""
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
@@ -90,11 +94,16 @@ def make_preview(run_dir: os.PathLike | str, out: os.PathLike | str | None = Non
     videos, flat_index = iter(batch["videos"]), iter(batch["index"].tolist())
     cells = [[next(videos) for _ in row] for row in picked]
     preview = Preview(
-        png=out, video=Path(video) if video is not None else None, rows=len(run.classes), cols=per_class,
+        png=out,
+        video=Path(video) if video is not None else None,
+        rows=len(run.classes),
+        cols=per_class,
         cell=config.size * max(1, math.ceil(MIN_CELL / config.size)),
         samples=[[next(flat_index) for _ in row] for row in picked],
-        title=(f"{run.root.name}: {len(run):,} of {run.total_samples:,} samples, {run.committed_shards}/{run.total_shards} "
-               f"shards{'' if run.complete else ' (in progress)'}"),
+        title=(
+            f"{run.root.name}: {len(run):,} of {run.total_samples:,} samples, {run.committed_shards}/{run.total_shards} "
+            f"shards{'' if run.complete else ' (in progress)'}"
+        ),
     )
     base = _canvas(preview, run.classes)
     sheet = base[: preview.height, : preview.width].copy()
@@ -131,8 +140,9 @@ def _check_targets(root: Path, out: Path, video: Path | None) -> None:
         if output.run_part(target, root) is None and output.is_dir(target):
             raise output.OutputError(f"{target} is a directory; give {option} a file name")
         if output.run_part(target, root) is None and target.suffix.lower() not in suffixes:
-            raise ConfigError(f"{option} {target}: the name must end in {' or '.join(suffixes)} (the suffix decides "
-                              f"the format)")
+            raise ConfigError(
+                f"{option} {target}: the name must end in {' or '.join(suffixes)} (the suffix decides the format)"
+            )
         output.check_target(target, root, option=option, replace=True)
     if video is not None and os.path.realpath(video) == os.path.realpath(out):
         raise ConfigError(f"-o and --video both name {out}; give them different files")
@@ -141,7 +151,8 @@ def _check_targets(root: Path, out: Path, video: Path | None) -> None:
 def _check_size(config, rows: int, per_class: int, video: bool) -> None:
     """ConfigError (a usage error, with the limit) for a sheet or video larger than its format allows,
     or samples shown that would not fit in memory: found before anything is read or drawn."""
-    from trajgen.store.capacity import human_size as _size, memory_bytes
+    from trajgen.store.capacity import human_size as _size
+    from trajgen.store.capacity import memory_bytes
 
     cell = config.size * max(1, math.ceil(MIN_CELL / config.size))
     width = LABEL_W + PAD + per_class * (cell + PAD)
@@ -150,20 +161,26 @@ def _check_size(config, rows: int, per_class: int, video: bool) -> None:
         if not wanted:
             continue
         if height + height % 2 > limit:
-            raise ConfigError(f"{rows} rows of {cell} px samples make the grid {height:,} px tall, more than {what} "
-                              f"allows ({limit:,} px); this run's frames are too large to preview"
-                              + (" as a video: leave out --video" if what != "a picture" else ""))
+            raise ConfigError(
+                f"{rows} rows of {cell} px samples make the grid {height:,} px tall, more than {what} "
+                f"allows ({limit:,} px); this run's frames are too large to preview"
+                + (" as a video: leave out --video" if what != "a picture" else "")
+            )
         most = (limit - LABEL_W - PAD) // (cell + PAD)
         if width + width % 2 > limit:
-            raise ConfigError(f"--per-class {per_class:,} makes the grid {width:,} px wide, more than {what} allows "
-                              f"({limit:,} px): at most {most:,} samples per class fit; use --per-class {most:,} or less"
-                              + (" with --video" if what != "a picture" else ""))
+            raise ConfigError(
+                f"--per-class {per_class:,} makes the grid {width:,} px wide, more than {what} allows "
+                f"({limit:,} px): at most {most:,} samples per class fit; use --per-class {most:,} or less"
+                + (" with --video" if what != "a picture" else "")
+            )
     ram = memory_bytes()
     need = 2 * per_class * rows * config.frames * config.size * config.size * 3  # the samples shown, read and copied
     if ram is not None and need > ram / 2:
         most = max(1, int(ram / 2 / (2 * rows * config.frames * config.size * config.size * 3)))
-        raise ConfigError(f"--per-class {per_class:,} needs about {_size(need)} of memory for the samples shown, more "
-                          f"than half this machine's {_size(ram)}: at most {most:,} fit; use --per-class {most:,} or less")
+        raise ConfigError(
+            f"--per-class {per_class:,} needs about {_size(need)} of memory for the samples shown, more "
+            f"than half this machine's {_size(ram)}: at most {most:,} fit; use --per-class {most:,} or less"
+        )
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -27,17 +27,27 @@ from pathlib import Path
 import numpy as np
 
 import trajgen
-from trajgen.store import _fs
-from trajgen.use.dataset import open_run
-from trajgen.errors import CorruptShardError
-from trajgen.store.rundir import RunError, RunPaths
 from trajgen.content import quality
-from trajgen.use.verify import video_hashes
+from trajgen.errors import CorruptShardError
+from trajgen.store import _fs
+from trajgen.store.rundir import RunError, RunPaths
+from trajgen.use.dataset import open_run
 from trajgen.use.report_page import page
 from trajgen.use.report_targets import (
-    CLASS_TARGETS, COVERAGE_TOL, DESCRIBED_PATTERNS, HTML_NAME, JSON_NAME, MONTAGE_PER_CLASS,
-    PROBE_SAMPLES, REPORT_FORMAT, RUN_TARGETS, Measured, ReportError,
+    CLASS_TARGETS,
+    COVERAGE_TOL,
+    DESCRIBED_PATTERNS,
+    HTML_NAME,
+    JSON_NAME,
+    MONTAGE_PER_CLASS,
+    PROBE_SAMPLES,
+    REPORT_FORMAT,
+    RUN_TARGETS,
+    Measured,
+    ReportError,
 )
+from trajgen.use.verify import video_hashes
+
 
 @dataclass(frozen=True)
 class ReportResult:
@@ -60,7 +70,12 @@ class ReportResult:
         unmeasured = sum(ok is None for ok in checks.values())
         line = f"{sum(ok is True for ok in checks.values())} of {len(checks)} targets met"
         if failed:
-            line += " (not met: " + ", ".join(failed[:4]) + (f" and {len(failed) - 4} more" if len(failed) > 4 else "") + ")"
+            line += (
+                " (not met: "
+                + ", ".join(failed[:4])
+                + (f" and {len(failed) - 4} more" if len(failed) > 4 else "")
+                + ")"
+            )
         if unmeasured:
             line += f"; {unmeasured} not measured (too few samples)"
         return line
@@ -80,13 +95,17 @@ def make_report(run_dir: os.PathLike | str, out_dir: os.PathLike | str | None = 
         try:
             out.mkdir()
         except OSError as e:
-            raise ReportError(f"could not create {out}: {e.strerror or e}; choose a writable directory with -o") from None
+            raise ReportError(
+                f"could not create {out}: {e.strerror or e}; choose a writable directory with -o"
+            ) from None
     paths = out / HTML_NAME, out / JSON_NAME
     for path, content in zip(paths, (html_page, json.dumps(data, indent=2, ensure_ascii=False) + "\n")):
         try:
             _fs.atomic_write_bytes(path, content.encode("utf-8"), out)
         except OSError as e:
-            raise ReportError(f"could not write {path}: {e.strerror or e}; choose a writable directory with -o") from None
+            raise ReportError(
+                f"could not write {path}: {e.strerror or e}; choose a writable directory with -o"
+            ) from None
     return ReportResult(html_path=paths[0], json_path=paths[1], samples=len(run), complete=run.complete, data=data)
 
 
@@ -101,8 +120,10 @@ def _out_dir(root: Path, out_dir) -> Path:
         raise ReportError(f"{out.parent} does not exist; create it or choose another -o directory")
     real, run_real = out.resolve(), root.resolve()
     if real != run_real and run_real in real.parents:
-        raise ReportError(f"{out} is inside the run directory, among the run's own files; write the report into the "
-                          f"run directory itself (leave out -o) or outside it")
+        raise ReportError(
+            f"{out} is inside the run directory, among the run's own files; write the report into the "
+            f"run directory itself (leave out -o) or outside it"
+        )
     return out
 
 
@@ -131,8 +152,13 @@ def _measure(run) -> Measured:
         if "trajgen verify" in str(e):
             raise
         raise CorruptShardError(f"{e}; check the run with: trajgen verify {shlex.quote(str(run.root))}") from None
-    return Measured(points=np.concatenate(points), labels=np.concatenate(labels), hashes=np.concatenate(hashes),
-                     params={label: np.concatenate(v) for label, v in params.items()}, montage=montage)
+    return Measured(
+        points=np.concatenate(points),
+        labels=np.concatenate(labels),
+        hashes=np.concatenate(hashes),
+        params={label: np.concatenate(v) for label, v in params.items()},
+        montage=montage,
+    )
 
 
 def _parameters(arrays: dict, size: int) -> dict[str, np.ndarray]:
@@ -159,7 +185,7 @@ def _parameters(arrays: dict, size: int) -> dict[str, np.ndarray]:
 def _roll(rotation: np.ndarray) -> np.ndarray:
     """Degrees the camera is turned about its viewing axis from the upright camera that camera.py
     aims (image right = forward × world z, or × world x when looking straight up or down)."""
-    right, down, forward = rotation[:, 0], rotation[:, 1], rotation[:, 2]
+    right, forward = rotation[:, 0], rotation[:, 2]
     up = np.where(np.abs(forward[:, 2:3]) < 0.99, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0])
     upright_right = np.cross(forward, up)
     upright_right /= np.linalg.norm(upright_right, axis=1, keepdims=True) + 1e-12
@@ -205,8 +231,10 @@ def _numbers(run, m: Measured) -> dict:
         "duplicate_videos": duplicates,
     }
     passed = {key: _passed(run_values[key], target) for key, target in RUN_TARGETS.items()}
-    targets = {**{k: {x: y for x, y in t.items()} for k, t in CLASS_TARGETS.items()},
-               **{k: {x: y for x, y in t.items()} for k, t in RUN_TARGETS.items()}}
+    targets = {
+        **{k: {x: y for x, y in t.items()} for k, t in CLASS_TARGETS.items()},
+        **{k: {x: y for x, y in t.items()} for k, t in RUN_TARGETS.items()},
+    }
     targets["single_frame_probe_accuracy"]["chance"] = 1 / c
     targets["coverage_within_tol"]["coverage"] = config.coverage
     targets["step_within_diameter"]["diameter_px"] = diameter
@@ -236,7 +264,7 @@ def _numbers(run, m: Measured) -> dict:
         "targets": targets,
         "passed": passed,
         "all_passed": all(v is True for v in passed.values())
-                      and all(v is True for cl in out_classes.values() for v in cl["passed"].values()),
+        and all(v is True for cl in out_classes.values() for v in cl["passed"].values()),
     }
 
 

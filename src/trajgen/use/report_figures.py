@@ -14,22 +14,30 @@ from trajgen.content.render import blend_trail
 from trajgen.use.report_targets import COVERAGE_TOL, RUN_TARGETS, ReportError
 
 
-
 def _figure(width: float, height: float, **margins):
     """A figure with fixed margins (inches → fractions): automatic layout costs more than the drawing."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ReportError("the report draws its figures with matplotlib, which is not installed; "
-                          "install it with: pip install matplotlib") from None
+        raise ReportError(
+            "the report draws its figures with matplotlib, which is not installed; "
+            "install it with: pip install matplotlib"
+        ) from None
 
     fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
-    left, right, bottom, top = (margins.get(k, d) for k, d in (("left", 0.55), ("right", 0.15), ("bottom", 0.45),
-                                                                  ("top", 0.3)))
-    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
-                        wspace=margins.get("wspace", 0.2), hspace=margins.get("hspace", 0.2))
+    left, right, bottom, top = (
+        margins.get(k, d) for k, d in (("left", 0.55), ("right", 0.15), ("bottom", 0.45), ("top", 0.3))
+    )
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=margins.get("wspace", 0.2),
+        hspace=margins.get("hspace", 0.2),
+    )
     return fig
 
 
@@ -94,12 +102,14 @@ def heat_figure(points: np.ndarray, size: int, radius: float) -> str:
     edges = np.linspace(-0.5, size - 0.5, bins + 1)
     xy = points.reshape(-1, 2)
     counts, _, _ = np.histogram2d(xy[:, 1], xy[:, 0], bins=[edges, edges])
-    shown = ax.imshow(counts, cmap="magma", origin="upper", extent=(-0.5, size - 0.5, size - 0.5, -0.5),
-                      interpolation="nearest")
+    shown = ax.imshow(
+        counts, cmap="magma", origin="upper", extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="nearest"
+    )
     from matplotlib.patches import Rectangle
 
-    ax.add_patch(Rectangle((radius, radius), size - 1 - 2 * radius, size - 1 - 2 * radius, fill=False,
-                           ec=_GREEN, lw=1, ls="--"))
+    ax.add_patch(
+        Rectangle((radius, radius), size - 1 - 2 * radius, size - 1 - 2 * radius, fill=False, ec=_GREEN, lw=1, ls="--")
+    )
     cbar = fig.colorbar(shown, ax=ax, shrink=0.9, pad=0.03)
     cbar.ax.tick_params(labelsize=7)
     cbar.set_label("dot centres", fontsize=7)
@@ -127,8 +137,15 @@ def params_figure(params: dict[str, np.ndarray]) -> str:
         ax = fig.add_subplot(rows, cols, i + 1)
         lo, hi = float(values.min()), float(values.max())
         if hi - lo <= 1e-4 * max(1.0, abs(lo)):  # one value: say it rather than draw a spike
-            ax.text(0.5, 0.5, f"every sample: {round(0.5 * (lo + hi), 4) + 0.0:g}", ha="center", va="center", fontsize=8,
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                f"every sample: {round(0.5 * (lo + hi), 4) + 0.0:g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                transform=ax.transAxes,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
         else:

@@ -19,19 +19,29 @@ COVERAGE_TOL = 0.1
 
 # DESIGN.md "Sample quality": per class, then for the whole run; "min"/"max" decide ✓ or ✗
 CLASS_TARGETS = {
-    "coverage_within_tol": {"min": 0.90, "tol": COVERAGE_TOL,
-                            "what": "share of samples whose coverage is within ±0.1 of --coverage"},
+    "coverage_within_tol": {
+        "min": 0.90,
+        "tol": COVERAGE_TOL,
+        "what": "share of samples whose coverage is within ±0.1 of --coverage",
+    },
     "in_frame": {"min": 1.0, "what": "share of samples with every point at least the dot radius inside the frame"},
     "step_within_diameter": {"min": 0.99, "what": "share of frame-to-frame steps no longer than the dot's diameter"},
-    "near_duplicate_rate": {"max": 0.01, "what": "share of samples whose path, rounded to whole pixels, "
-                                                 "equals another sample's"},
+    "near_duplicate_rate": {
+        "max": 0.01,
+        "what": "share of samples whose path, rounded to whole pixels, equals another sample's",
+    },
 }
 RUN_TARGETS = {
-    "single_frame_probe_accuracy": {"max": 0.45, "goal": 0.35,
-                                    "what": "worst frame: accuracy of a 16×16-grid classifier that sees the dot's "
-                                            "position in that one frame (80/20 split)"},
-    "motion_probe_accuracy": {"min": 0.95, "what": "accuracy of a linear discriminant on speeds, accelerations and "
-                                                   "turning (80/20 split)"},
+    "single_frame_probe_accuracy": {
+        "max": 0.45,
+        "goal": 0.35,
+        "what": "worst frame: accuracy of a 16×16-grid classifier that sees the dot's "
+        "position in that one frame (80/20 split)",
+    },
+    "motion_probe_accuracy": {
+        "min": 0.95,
+        "what": "accuracy of a linear discriminant on speeds, accelerations and turning (80/20 split)",
+    },
     "duplicate_videos": {"max": 0, "what": "videos byte-identical to another video of the run"},
 }
 

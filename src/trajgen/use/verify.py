@@ -17,18 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
-from trajgen.store import isal_c, schema
 from trajgen.content.camera import CAMERA_COLUMNS, is_visible
 from trajgen.content.config import GenerationConfig
-from trajgen.errors import CorruptShardError
-from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
-from trajgen.store.manifest import read_config, read_config_file, read_manifest
 from trajgen.content.sample import make_sample
+from trajgen.errors import CorruptShardError
+from trajgen.store import isal_c, schema
+from trajgen.store.manifest import read_config, read_config_file, read_manifest
+from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.shards import read_shard, sha256_file
 from trajgen.use.verify_report import DAMAGE, GENERATION, OTHER, VerifyReport
 
 DEEP_SAMPLES = 200
-RUN_FILES = {"config.json", "manifest.json", "PROGRESS.txt", "progress.json", "run.log", ".lock", "progress_history.json"}
+RUN_FILES = {
+    "config.json",
+    "manifest.json",
+    "PROGRESS.txt",
+    "progress.json",
+    "run.log",
+    ".lock",
+    "progress_history.json",
+}
 RUN_DIRS = {"shards", ".tmp"}
 # what users make from a run and may keep in it: exports, previews and the quality report
 PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
@@ -36,14 +44,19 @@ PRODUCT_FILES = {"report.html", "report.json"}
 _SHOWN = 5  # sample indices listed per problem
 _CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
 
-def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0) -> VerifyReport:
+
+def verify_run(
+    run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0
+) -> VerifyReport:
     """Check every listed shard (size, sha256, keys, dtypes, shapes, indices, labels, class
     balance, points in frame), duplicates across the run, and stray files. With ``deep``,
     regenerate ``deep_samples`` randomly chosen samples (seeded) and compare them."""
     paths = RunPaths(Path(run_dir))
     manifest = read_manifest(paths.root, check_entries=False)  # RunError when missing or not a run
     config = GenerationConfig.from_dict(manifest["config"])
-    report = VerifyReport(paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]), config=config)
+    report = VerifyReport(
+        paths.root, total_shards=config.num_shards, listed_shards=len(manifest["shards"]), config=config
+    )
     if read_config(paths.root) != config:
         report.add("config.json", "describes a different run than manifest.json")
     try:
@@ -77,17 +90,23 @@ def verify_run(run_dir: os.PathLike | str, deep: bool = False, deep_samples: int
         rows = chosen[(chosen >= lo) & (chosen < starts[slot + 1])] - lo
         # other versions than made the run may regenerate other bytes: then a mismatch in a shard that
         # matches the manifest is not evidence of damage
-        _check_deep(report, config, entry, arrays, rows.tolist(),
-                    DAMAGE if not versions_changed or not as_made[slot] else OTHER)
+        _check_deep(
+            report, config, entry, arrays, rows.tolist(), DAMAGE if not versions_changed or not as_made[slot] else OTHER
+        )
         del arrays  # before the next shard is decoded: one shard in memory, not two
     _check_duplicates(report, config, entries, starts, hashes, hashed, as_made, confirm=not versions_changed)
     report.notes.insert(0, "classes: " + " · ".join(f"{n} {c:,}" for n, c in zip(config.classes, totals.tolist())))
     if manifest["status"] == "complete" and len(totals) and totals.max() - totals.min() > 1:
-        report.add("manifest.json", f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}",
-                   GENERATION if as_made.all() else DAMAGE)
+        report.add(
+            "manifest.json",
+            f"classes are unbalanced over the run: {dict(zip(config.classes, totals.tolist()))}",
+            GENERATION if as_made.all() else DAMAGE,
+        )
     if deep:
-        report.notes.append(f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
-                            + _deep_versions_note(paths))
+        report.notes.append(
+            f"deep: regenerated {report.deep_checked:,} randomly chosen samples (seed {seed}) with make_sample"
+            + _deep_versions_note(paths)
+        )
     _mixed_versions_note(report, paths, entries)
     listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
     _check_files(report, paths, listed, in_progress)  # a shard whose entry is damaged is still listed, not stray
@@ -104,8 +123,12 @@ def _version_changes(paths: RunPaths) -> list[str]:
 def _deep_versions_note(paths: RunPaths) -> str:
     """Said when the samples were regenerated under other versions than the run records."""
     changed = _version_changes(paths)
-    return (f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
-            f"a version effect, not damage" if changed else "")
+    return (
+        f" under other versions than the run's (run → installed): {', '.join(changed)}; a mismatch may be "
+        f"a version effect, not damage"
+        if changed
+        else ""
+    )
 
 
 def _mixed_versions_note(report: VerifyReport, paths: RunPaths, entries: list[dict]) -> None:
@@ -120,12 +143,22 @@ def _mixed_versions_note(report: VerifyReport, paths: RunPaths, entries: list[di
             if changed:
                 groups.setdefault(", ".join(changed), []).append(e["index"])
     for changed, shards in groups.items():
-        report.notes.append(f"mixed versions: shards {', '.join(map(str, shards))} were made with other versions than "
-                            f"the rest of the run (run → shard): {changed} (resumed with --allow-version-change); "
-                            f"their samples may differ from a run made in one go")
+        report.notes.append(
+            f"mixed versions: shards {', '.join(map(str, shards))} were made with other versions than "
+            f"the rest of the run (run → shard): {changed} (resumed with --allow-version-change); "
+            f"their samples may differ from a run made in one go"
+        )
 
 
-_ENTRY_FIELDS = {"index": int, "file": str, "start": int, "count": int, "sha256": str, "bytes": int, "class_counts": dict}
+_ENTRY_FIELDS = {
+    "index": int,
+    "file": str,
+    "start": int,
+    "count": int,
+    "sha256": str,
+    "bytes": int,
+    "class_counts": dict,
+}
 
 
 def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, in_progress: bool) -> list[dict]:
@@ -147,14 +180,22 @@ def _check_plan(report: VerifyReport, manifest: dict, config: GenerationConfig, 
     done = len(manifest["shards"])
     if done < config.num_shards:
         state = "still being written" if in_progress else f"finish it with: {resume_command(report.run_dir)}"
-        report.add("manifest.json", f"run is incomplete: {done} of {config.num_shards} shards committed "
-                                    f"({sum(e['count'] for e in entries):,} of {config.n:,} samples); {state}")
+        report.add(
+            "manifest.json",
+            f"run is incomplete: {done} of {config.num_shards} shards committed "
+            f"({sum(e['count'] for e in entries):,} of {config.n:,} samples); {state}",
+        )
         if manifest["status"] == "complete":
-            report.add("manifest.json", f"status is 'complete' but shards are missing; {resume_command(report.run_dir)} "
-                                        f"makes them")
+            report.add(
+                "manifest.json",
+                f"status is 'complete' but shards are missing; {resume_command(report.run_dir)} makes them",
+            )
     elif manifest["status"] != "complete":
-        report.add("manifest.json", f"every shard is committed but the status is not 'complete'; "
-                                    f"{resume_command(report.run_dir)} writes it back")
+        report.add(
+            "manifest.json",
+            f"every shard is committed but the status is not 'complete'; "
+            f"{resume_command(report.run_dir)} writes it back",
+        )
     return entries
 
 
@@ -169,8 +210,11 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
     try:
         size = path.stat().st_size
         if size != entry["bytes"]:
-            report.add(name, f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
-                       DAMAGE)
+            report.add(
+                name,
+                f"size is {size:,} bytes, the manifest records {entry['bytes']:,} bytes (truncated or replaced)",
+                DAMAGE,
+            )
             report.repairable.add(name)
         elif sha256_file(path) != entry["sha256"]:
             report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
@@ -203,16 +247,26 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
         report.add(name, f"{len(bad)} label(s) outside 0..{len(classes) - 1}: {_indices(index[bad])}", DAMAGE)
     counts = np.bincount(labels[(labels >= 0) & (labels < len(classes))], minlength=len(classes)).tolist()
     if dict(zip(classes, counts)) != entry["class_counts"]:
-        report.add(name, f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}",
-                   DAMAGE)
+        report.add(
+            name,
+            f"class counts {dict(zip(classes, counts))} differ from the manifest's {entry['class_counts']}",
+            DAMAGE,
+        )
     if max(counts) - min(counts) > 1:
-        report.add(name, f"classes are unbalanced: {dict(zip(classes, counts))}",
-                   DAMAGE if name in report.repairable else GENERATION)
+        report.add(
+            name,
+            f"classes are unbalanced: {dict(zip(classes, counts))}",
+            DAMAGE if name in report.repairable else GENERATION,
+        )
     if arrays["points_2d"].shape[1:] == (config.frames, 2):
         outside = [row for row in range(n) if not is_visible(arrays["points_2d"][row], size_px, config.radius)]
         if outside:
-            report.add(name, f"{len(outside)} sample(s) out of frame (points_2d within {config.radius:g} px of the edge "
-                             f"or outside): {_indices(index[outside])}", DAMAGE)
+            report.add(
+                name,
+                f"{len(outside)} sample(s) out of frame (points_2d within {config.radius:g} px of the edge "
+                f"or outside): {_indices(index[outside])}",
+                DAMAGE,
+            )
     return arrays
 
 
@@ -221,15 +275,23 @@ def _deep_choice(starts: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=min(k, total), replace=False))
 
 
-def _check_deep(report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int],
-                kind: str = DAMAGE) -> None:
+def _check_deep(
+    report: VerifyReport, config: GenerationConfig, entry: dict, arrays: dict, rows: list[int], kind: str = DAMAGE
+) -> None:
     name = shard_file(entry["index"])
     for row in rows:
         i = entry["start"] + row
         s = make_sample(config, i)
         report.deep_checked += 1
-        mine = {"videos": s.video, "labels": s.label, "trajectory_3d": s.trajectory_3d, "points_2d": s.points_2d,
-                "camera": s.camera, "equations": s.equation, "descriptions": s.description}
+        mine = {
+            "videos": s.video,
+            "labels": s.label,
+            "trajectory_3d": s.trajectory_3d,
+            "points_2d": s.points_2d,
+            "camera": s.camera,
+            "equations": s.equation,
+            "descriptions": s.description,
+        }
         differ = [key for key, value in mine.items() if not _same_bytes(arrays[key][row], value)]
         if differ:
             report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}", kind)
@@ -255,14 +317,23 @@ def video_hashes(videos: np.ndarray) -> np.ndarray:
     videos = np.ascontiguousarray(videos)
     crc64 = _crc64()
     if crc64 is None:
-        return np.array([int.from_bytes(hashlib.blake2b(v.data, digest_size=8).digest(), "little") for v in videos],
-                        np.uint64).reshape(len(videos))
+        return np.array(
+            [int.from_bytes(hashlib.blake2b(v.data, digest_size=8).digest(), "little") for v in videos], np.uint64
+        ).reshape(len(videos))
     size, start = (videos[0].nbytes if len(videos) else 0), videos.ctypes.data  # (videos stays alive meanwhile)
     return np.array([crc64(0, start + i * size, size) for i in range(len(videos))], np.uint64).reshape(len(videos))
 
 
-def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: list[dict], starts: np.ndarray,
-                      hashes: np.ndarray, hashed: np.ndarray, as_made: np.ndarray, confirm: bool = True) -> None:
+def _check_duplicates(
+    report: VerifyReport,
+    config: GenerationConfig,
+    entries: list[dict],
+    starts: np.ndarray,
+    hashes: np.ndarray,
+    hashed: np.ndarray,
+    as_made: np.ndarray,
+    confirm: bool = True,
+) -> None:
     """Equal videos anywhere in the run. A pair in shards whose bytes match the manifest is the config's doing
     when make_sample makes those same videos again (checked for the first pairs, unless other versions are
     installed than made the run: then make_sample could differ for that reason alone); otherwise it is damage."""
@@ -274,16 +345,23 @@ def _check_duplicates(report: VerifyReport, config: GenerationConfig, entries: l
         first_slot, dup_slot = (int(np.searchsorted(starts, p, side="right")) - 1 for p in (first, dup))
         first_index = entries[first_slot]["start"] + first - int(starts[first_slot])
         dup_index = entries[dup_slot]["start"] + dup - int(starts[dup_slot])
-        message = (f"duplicate video: index {dup_index} is the same video as index {first_index} "
-                   f"({shard_file(entries[first_slot]['index'])})")
+        message = (
+            f"duplicate video: index {dup_index} is the same video as index {first_index} "
+            f"({shard_file(entries[first_slot]['index'])})"
+        )
         kind = GENERATION if as_made[first_slot] and as_made[dup_slot] else DAMAGE
         if kind == GENERATION and confirm and n < _CONFIRMED_PAIRS:
-            remade = [i for i, p in ((first_index, first), (dup_index, dup))
-                      if video_hashes(make_sample(config, i).video[None])[0] != hashes[p]]
+            remade = [
+                i
+                for i, p in ((first_index, first), (dup_index, dup))
+                if video_hashes(make_sample(config, i).video[None])[0] != hashes[p]
+            ]
             if remade:
                 kind = DAMAGE
-                message += (f", but make_sample makes a different video for index {remade[0]} "
-                            f"(the shard changed after it was made)")
+                message += (
+                    f", but make_sample makes a different video for index {remade[0]} "
+                    f"(the shard changed after it was made)"
+                )
         report.add(shard_file(entries[dup_slot]["index"]), message, kind)
 
 
@@ -297,17 +375,23 @@ def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_
         if p.is_file() and (p.name.endswith(PRODUCT_SUFFIXES) or p.name in PRODUCT_FILES):
             products.append(p.name)
         else:
-            report.add(p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere")
+            report.add(
+                p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere"
+            )
     if products:
         report.notes.append(f"exports and previews kept in the run: {', '.join(products)}")
     if in_progress:
-        report.notes.append("in progress: another process holds the run's lock; .tmp/ and uncommitted shards not checked")
+        report.notes.append(
+            "in progress: another process holds the run's lock; .tmp/ and uncommitted shards not checked"
+        )
         return
     for p in sorted(paths.shards.iterdir()) if paths.shards.is_dir() else []:
         if p.name in listed:
             continue
         if p.name.startswith("shard-") and p.name.endswith(".npz"):
-            report.add(f"shards/{p.name}", "is not listed in the manifest (never committed; readers ignore it); delete it")
+            report.add(
+                f"shards/{p.name}", "is not listed in the manifest (never committed; readers ignore it); delete it"
+            )
         else:
             report.add(f"shards/{p.name}", "stray file: not a shard of this run; move it elsewhere")
     for p in sorted(paths.tmp.iterdir()) if paths.tmp.is_dir() else []:

@@ -49,8 +49,10 @@ class VerifyReport:
 
     @property
     def text(self) -> str:
-        lines = [f"Checked {self.run_dir}: {self.listed_shards:,} of {self.total_shards:,} shards committed "
-                 f"({self.listed_samples:,} samples), {self.checked_shards:,} readable"]
+        lines = [
+            f"Checked {self.run_dir}: {self.listed_shards:,} of {self.total_shards:,} shards committed "
+            f"({self.listed_samples:,} samples), {self.checked_shards:,} readable"
+        ]
         lines += [f"  {note}" for note in self.notes]
         if self.ok:
             lines.append("OK: every check passed")
@@ -65,7 +67,9 @@ class VerifyReport:
                 duplicates += 1
                 if duplicates > SHOWN_DUPLICATES:
                     continue
-            lines.append(f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else ""))
+            lines.append(
+                f"  {p.file}: {p.message}" + (" (made by the config, not damage)" if p.kind == GENERATION else "")
+            )
         if duplicates > SHOWN_DUPLICATES:
             lines.append(f"  ... and {duplicates - SHOWN_DUPLICATES:,} more duplicate videos")
         return "\n".join(lines)
@@ -75,20 +79,26 @@ class VerifyReport:
         """One line for the CLI's Error: what failed and what to do next."""
         files = list(dict.fromkeys(p.file for p in self.problems))
         if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems) and self.held_by:
-            return (f"{self.run_dir} is still being written by {self.held_by} ({self.listed_shards} of "
-                    f"{self.total_shards} shards so far); wait for it to finish (trajgen status "
-                    f"{shlex.quote(str(self.run_dir))}), then verify again")
+            return (
+                f"{self.run_dir} is still being written by {self.held_by} ({self.listed_shards} of "
+                f"{self.total_shards} shards so far); wait for it to finish (trajgen status "
+                f"{shlex.quote(str(self.run_dir))}), then verify again"
+            )
         if files == ["manifest.json"] and all("incomplete" in p.message for p in self.problems):
             return f"{self.run_dir} is incomplete; finish it with: {resume_command(self.run_dir)}"
         shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
         made = [p for p in self.problems if p.kind == GENERATION]
         if any(p.kind == DAMAGE for p in self.problems):
             if self.repairable:
-                advice = (f"remake the damaged shards with: trajgen repair {shlex.quote(os.fspath(self.run_dir))} "
-                          f"(or restore them from a backup)")
+                advice = (
+                    f"remake the damaged shards with: trajgen repair {shlex.quote(os.fspath(self.run_dir))} "
+                    f"(or restore them from a backup)"
+                )
             else:
-                advice = ("restore the damaged shards from a backup, or make the run again with the same config "
-                          "(the bytes will be identical)")
+                advice = (
+                    "restore the damaged shards from a backup, or make the run again with the same config "
+                    "(the bytes will be identical)"
+                )
             if made:
                 advice += f"; {len(made)} other problem(s) come from the config itself, not damage (see above)"
         elif made:
@@ -104,9 +114,11 @@ def _generation_advice(config: GenerationConfig | None, made: list[Problem]) -> 
     if any("duplicate video" in p.message for p in made):
         small, more = [], []
         if config is not None:  # the settings that leave too few distinct videos
-            for flag, value, limit, remedy in (("--frames", config.frames, 8, "more --frames"),
-                                               ("--size", config.size, 32, "a larger --size"),
-                                               ("--coverage", config.coverage, 0.3, "a larger --coverage")):
+            for flag, value, limit, remedy in (
+                ("--frames", config.frames, 8, "more --frames"),
+                ("--size", config.size, 32, "a larger --size"),
+                ("--coverage", config.coverage, 0.3, "a larger --coverage"),
+            ):
                 if value < limit:
                     small.append(f"{flag} {value:g}")
                     more.append(remedy)
@@ -117,9 +129,13 @@ def _generation_advice(config: GenerationConfig | None, made: list[Problem]) -> 
         else:
             why = "its samples do not vary enough to be all distinct"
         more = more or ["more --frames", "a larger --size"]
-        advice.append(f"the config that made this run produces duplicate videos ({why}); generate again with "
-                      f"{', '.join(more[:-1]) + ' or ' if len(more) > 1 else ''}{more[-1]}")
+        advice.append(
+            f"the config that made this run produces duplicate videos ({why}); generate again with "
+            f"{', '.join(more[:-1]) + ' or ' if len(more) > 1 else ''}{more[-1]}"
+        )
     if any("unbalanced" in p.message for p in made):
-        advice.append("the classes were unbalanced when the run was made (its shards match the manifest); "
-                      "make the run again with this trajgen")
+        advice.append(
+            "the classes were unbalanced when the run was made (its shards match the manifest); "
+            "make the run again with this trajgen"
+        )
     return "; ".join(advice)

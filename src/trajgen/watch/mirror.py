@@ -30,6 +30,7 @@ MIRROR_FILES = ("PROGRESS.txt", "PROGRESS.html")
 
 # ---------------------------------------------------------------- history
 
+
 class ProgressHistory:
     """(unix time, completed samples) points for the chart, at most MAX_HISTORY_POINTS.
 
@@ -81,6 +82,7 @@ class ProgressHistory:
 
 # ---------------------------------------------------------------- the mirror
 
+
 class ProgressMirror:
     """Keeps FOLDER/PROGRESS.txt and FOLDER/PROGRESS.html equal to the run's progress.
 
@@ -93,7 +95,12 @@ class ProgressMirror:
 
     def __init__(self, folder, run_dir, tmp_dir, interval, warn, pictures=None):
         self.folder = os.path.abspath(folder)
-        self._run_dir, self._tmp_dir, self._interval, self._warn = os.fspath(run_dir), os.fspath(tmp_dir), interval, warn
+        self._run_dir, self._tmp_dir, self._interval, self._warn = (
+            os.fspath(run_dir),
+            os.fspath(tmp_dir),
+            interval,
+            warn,
+        )
         self._history_path = os.path.join(self._run_dir, HISTORY_FILE)
         self._history = ProgressHistory.load(self._history_path)
         self._history_saved = -math.inf
@@ -145,8 +152,11 @@ class ProgressMirror:
             return
         thread.join(timeout)
         if thread.is_alive():
-            self._warn(f"the progress mirror in {self.folder} did not finish writing within {timeout:g} s; "
-                       f"it may show an older state (the run's own PROGRESS.txt is current)", "warning")
+            self._warn(
+                f"the progress mirror in {self.folder} did not finish writing within {timeout:g} s; "
+                f"it may show an older state (the run's own PROGRESS.txt is current)",
+                "warning",
+            )
 
     # ---- the mirror thread
 
@@ -218,8 +228,11 @@ class ProgressMirror:
         if reason == self._failing:
             return  # warned already; not again every heartbeat
         self._failing = reason
-        self._warn(f"cannot write the progress mirror in {self.folder}: {reason}; the run goes on "
-                   f"(its own PROGRESS.txt is current)", "warning")
+        self._warn(
+            f"cannot write the progress mirror in {self.folder}: {reason}; the run goes on "
+            f"(its own PROGRESS.txt is current)",
+            "warning",
+        )
 
     def _thumbnails(self, shard):
         """Thumbnails of the newest committed shard, remade at most once per interval."""

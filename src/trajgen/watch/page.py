@@ -23,8 +23,13 @@ def stale_after_seconds(interval):
 
 # ---------------------------------------------------------------- the page
 
-_COLORS = {"RUNNING": "#2563eb", "COMPLETE": "#16a34a", "STOPPED": "#d97706", "FAILED": "#dc2626",
-           "INTERRUPTED": "#d97706"}
+_COLORS = {
+    "RUNNING": "#2563eb",
+    "COMPLETE": "#16a34a",
+    "STOPPED": "#d97706",
+    "FAILED": "#dc2626",
+    "INTERRUPTED": "#d97706",
+}
 
 
 def _compact(n):
@@ -61,14 +66,18 @@ def _chart_svg(snapshot, points):
     for frac in (0, 0.25, 0.5, 0.75, 1):
         gy = y(total * frac)
         parts.append(f'<line class="grid" x1="{left}" y1="{gy:.1f}" x2="{w - right}" y2="{gy:.1f}"/>')
-        parts.append(f'<text class="axis" x="{left - 8}" y="{gy + 4:.1f}" text-anchor="end">{_compact(total * frac)}</text>')
+        parts.append(
+            f'<text class="axis" x="{left - 8}" y="{gy + 4:.1f}" text-anchor="end">{_compact(total * frac)}</text>'
+        )
     xy = " ".join(f"{x(t):.1f},{y(d):.1f}" for t, d in points)
     base = f"{x(points[-1][0]):.1f},{y(0):.1f} {x(t0):.1f},{y(0):.1f}"
     parts.append(f'<polygon class="area" points="{xy} {base}"/>')
     parts.append(f'<polyline class="line" points="{xy}"/>')
     if finish is not None:
-        parts.append(f'<line class="projection" x1="{x(now):.1f}" y1="{y(snapshot.completed_samples):.1f}" '
-                     f'x2="{x(finish):.1f}" y2="{y(total):.1f}"/>')
+        parts.append(
+            f'<line class="projection" x1="{x(now):.1f}" y1="{y(snapshot.completed_samples):.1f}" '
+            f'x2="{x(finish):.1f}" y2="{y(total):.1f}"/>'
+        )
         parts.append(f'<circle class="goal" cx="{x(finish):.1f}" cy="{y(total):.1f}" r="4"/>')
     parts.append(f'<circle class="dot" cx="{x(now):.1f}" cy="{y(snapshot.completed_samples):.1f}" r="5"/>')
     short = t1 - t0 < 600  # a short run: its minutes alone say little
@@ -180,8 +189,13 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
     stale_after = stale_after_seconds(interval)
     status_cmd = f"trajgen status {shlex.quote(s.run_dir)}"
     resume_cmd = f"trajgen resume {shlex.quote(s.run_dir)}"
-    data = {"title": title, "state": s.state, "updated": round(updated.timestamp() * 1000),
-            "staleAfter": stale_after * 1000, "interval": interval}
+    data = {
+        "title": title,
+        "state": s.state,
+        "updated": round(updated.timestamp() * 1000),
+        "staleAfter": stale_after * 1000,
+        "interval": interval,
+    }
     fill = 100 * s.completed_samples / s.total_samples if s.total_samples else 100
     # samples made in shards not yet committed: a paler part of the bar, and said apart
     inflight = s.inflight_samples if s.state == "RUNNING" else 0
@@ -210,35 +224,45 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
         ("Elapsed", format_duration(s.elapsed_seconds), "this process"),
         ("Shards", f"{s.completed_shards:,} / {s.total_shards:,}", f"checkpoint every {s.checkpoint_every:,}"),
     ]
-    tiles_html = "".join(f'<div class="tile"><div class="k">{k}</div><div class="v">{_esc(v)}</div>'
-                         f'<div class="s">{sub}</div></div>' for k, v, sub in tiles)
+    tiles_html = "".join(
+        f'<div class="tile"><div class="k">{k}</div><div class="v">{_esc(v)}</div><div class="s">{sub}</div></div>'
+        for k, v, sub in tiles
+    )
 
     per_class = max(1, s.total_samples / max(1, len(s.class_counts)))
     classes_html = "".join(
         f'<div class="cls"><span class="name">{_esc(name)}</span><span class="track">'
         f'<i style="width:{min(100, 100 * n / per_class):.1f}%"></i></span><span class="num">{n:,}</span></div>'
-        for name, n in s.class_counts.items())
+        for name, n in s.class_counts.items()
+    )
 
     if thumbnails:
         figures = "".join(
             f'<figure><img alt="{_esc(name)} sample {i}" src="data:image/png;base64,'
             f'{base64.b64encode(png).decode("ascii")}"><figcaption>{_esc(name)} #{i:,}</figcaption></figure>'
-            for name, i, png in thumbnails)
+            for name, i, png in thumbnails
+        )
         thumbs_html = f'<div class="thumbs">{figures}</div><div class="note">{_esc(shard_note)}</div>'
     else:
         thumbs_html = '<div class="note">Appears after the first shard this process commits.</div>'
 
     banners = []
     if s.state == "FAILED":
-        banners.append(f'<div class="banner bad"><strong>Failed:</strong> {_esc(s.error or "unknown error")}. '
-                       f'Fix the cause, then on {_esc(s.host)} run <code>{_esc(resume_cmd)}</code></div>')
+        banners.append(
+            f'<div class="banner bad"><strong>Failed:</strong> {_esc(s.error or "unknown error")}. '
+            f"Fix the cause, then on {_esc(s.host)} run <code>{_esc(resume_cmd)}</code></div>"
+        )
     elif s.state in ("STOPPED", "INTERRUPTED"):
-        banners.append(f'<div class="banner warn"><strong>Stopped.</strong> The run is resumable: on {_esc(s.host)} '
-                       f'run <code>{_esc(resume_cmd)}</code></div>')
-    stale_html = (f'<div id="stale" class="banner bad" hidden><strong>Nothing heard for <span id="stale-age">'
-                  f'</span></strong> (last update {updated:%Y-%m-%d %H:%M:%S} UTC; one was due every '
-                  f'{_fmt_seconds(interval)}). The run may have died or lost its connection. On {_esc(s.host)}, run '
-                  f'<code>{_esc(status_cmd)}</code></div>')
+        banners.append(
+            f'<div class="banner warn"><strong>Stopped.</strong> The run is resumable: on {_esc(s.host)} '
+            f"run <code>{_esc(resume_cmd)}</code></div>"
+        )
+    stale_html = (
+        f'<div id="stale" class="banner bad" hidden><strong>Nothing heard for <span id="stale-age">'
+        f"</span></strong> (last update {updated:%Y-%m-%d %H:%M:%S} UTC; one was due every "
+        f"{_fmt_seconds(interval)}). The run may have died or lost its connection. On {_esc(s.host)}, run "
+        f"<code>{_esc(status_cmd)}</code></div>"
+    )
     next_due = [line for line in text.splitlines() if line.startswith("Next update:")]
     footer = [f'Last update {updated:%Y-%m-%d %H:%M:%S} UTC (<span id="age"></span>)']
     if next_due:
@@ -262,7 +286,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
 <main>
 <header><span class="brand">trajgen</span><span class="run">{_esc(s.run_dir)}</span><span id="state" class="pill">{_esc(s.state)}</span></header>
 {stale_html}
-{''.join(banners)}
+{"".join(banners)}
 <section class="card hero">
 <div class="top"><div id="percent" class="pct">{_esc(pct)}</div><div class="done">{s.completed_samples:,} of {s.total_samples:,} samples{inflight_html}</div></div>
 <div class="bar">{committed_bar}{inflight_bar}</div>
@@ -273,7 +297,7 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
 <section class="card"><h2>Latest samples</h2>{thumbs_html}</section>
 </div>
 <section id="classes" class="card"><h2>Classes</h2>{classes_html}</section>
-<footer>{''.join(f'<span>{part}</span>' for part in footer)}</footer>
+<footer>{"".join(f"<span>{part}</span>" for part in footer)}</footer>
 <details><summary>PROGRESS.txt</summary><pre>{_esc(text)}</pre></details>
 </main>
 <script type="application/json" id="page-data">{page_data}</script>

@@ -126,8 +126,9 @@ def _inflight_lines(snapshot):
     if not showing_inflight(snapshot):
         return []
     shards = "shard" if snapshot.inflight_shards == 1 else "shards"
-    return [f"In flight: {snapshot.inflight_samples:,} samples in {snapshot.inflight_shards:,} {shards} "
-            f"(not yet committed)"]
+    return [
+        f"In flight: {snapshot.inflight_samples:,} samples in {snapshot.inflight_shards:,} {shards} (not yet committed)"
+    ]
 
 
 def snapshot_to_json(snapshot):

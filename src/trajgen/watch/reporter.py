@@ -8,7 +8,15 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from trajgen.watch.progress import ProgressSnapshot, eta_text, percent_text, rate_text, showing_inflight, warn, write_progress
+from trajgen.watch.progress import (
+    ProgressSnapshot,
+    eta_text,
+    percent_text,
+    rate_text,
+    showing_inflight,
+    warn,
+    write_progress,
+)
 
 
 class RateMeter:
@@ -56,8 +64,15 @@ class ProgressBar:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="sample", file=sys.stderr,
-                             dynamic_ncols=True, smoothing=0.1)
+            self._bar = tqdm(
+                total=total,
+                initial=initial,
+                desc=desc,
+                unit="sample",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
 
     def update(self, n):
         if self._bar is not None:
@@ -87,8 +102,10 @@ class ProgressBar:
 def progress_line(snapshot):
     """One line for a log: state, percentage, samples, shards, rate and ETA."""
     s = snapshot
-    line = (f"trajgen {s.state} {percent_text(s)}% · {s.completed_samples:,} / {s.total_samples:,} samples · "
-            f"{s.completed_shards:,} / {s.total_shards:,} shards · {rate_text(s.rate)} · ETA {eta_text(s)}")
+    line = (
+        f"trajgen {s.state} {percent_text(s)}% · {s.completed_samples:,} / {s.total_samples:,} samples · "
+        f"{s.completed_shards:,} / {s.total_shards:,} shards · {rate_text(s.rate)} · ETA {eta_text(s)}"
+    )
     if showing_inflight(s):
         line += f" · + {s.inflight_samples:,} in flight (not yet committed)"
     return line
@@ -127,12 +144,33 @@ class ProgressReporter:
 
     WATCH_SECONDS = 1.0
 
-    def __init__(self, run_dir, display_dir, tmp_dir, *, total_samples, total_shards, checkpoint_every,
-                 class_counts, completed_samples, completed_shards, framing_redraws, interval, bar, mirror=None,
-                 inflight=None):
+    def __init__(
+        self,
+        run_dir,
+        display_dir,
+        tmp_dir,
+        *,
+        total_samples,
+        total_shards,
+        checkpoint_every,
+        class_counts,
+        completed_samples,
+        completed_shards,
+        framing_redraws,
+        interval,
+        bar,
+        mirror=None,
+        inflight=None,
+    ):
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
-        self._fixed = dict(run_dir=os.fspath(display_dir), total_samples=total_samples, total_shards=total_shards,
-                           checkpoint_every=checkpoint_every, host=socket.gethostname(), pid=os.getpid())
+        self._fixed = dict(
+            run_dir=os.fspath(display_dir),
+            total_samples=total_samples,
+            total_shards=total_shards,
+            checkpoint_every=checkpoint_every,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
         self._class_counts = dict(class_counts)
         self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
         self._meter = RateMeter()
@@ -205,11 +243,20 @@ class ProgressReporter:
             if rate is None and state == "COMPLETE" and self._meter.samples:  # finished inside the estimating window
                 rate = self._meter.samples / max(self._meter.elapsed(), 1e-9)
             return ProgressSnapshot(
-                state=state, completed_samples=self._done_samples, completed_shards=self._done_shards,
-                rate=rate, elapsed_seconds=self._meter.elapsed(), eta_seconds=self._meter.eta(remaining, inflight),
-                class_counts=dict(self._class_counts), framing_redraws=self._redraws, error=error,
-                updated_at=datetime.now(timezone.utc), interval_seconds=self._interval, **self._fixed,
-                inflight_samples=inflight, inflight_shards=shards if inflight else 0,
+                state=state,
+                completed_samples=self._done_samples,
+                completed_shards=self._done_shards,
+                rate=rate,
+                elapsed_seconds=self._meter.elapsed(),
+                eta_seconds=self._meter.eta(remaining, inflight),
+                class_counts=dict(self._class_counts),
+                framing_redraws=self._redraws,
+                error=error,
+                updated_at=datetime.now(timezone.utc),
+                interval_seconds=self._interval,
+                **self._fixed,
+                inflight_samples=inflight,
+                inflight_shards=shards if inflight else 0,
             )
 
     def write(self, state, error=None):
