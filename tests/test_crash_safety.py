@@ -49,7 +49,7 @@ def _no_torn_files(run):
     if (run / "manifest.json").exists():
         m = json.loads((run / "manifest.json").read_text())
         for entry in m["shards"]:
-            from trajgen.store.shards import sha256_file
+            from trajgen.store.checksums import sha256_file
 
             assert sha256_file(run / entry["file"]) == entry["sha256"]
 

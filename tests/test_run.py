@@ -12,8 +12,9 @@ import pytest
 from runtools import assert_same_run, result_bytes
 from trajgen import GenerationConfig, make_sample
 from trajgen.making import RunLockedError, generate, resume, run_status
+from trajgen.store.checksums import sha256_file
 from trajgen.store.rundir import RunError
-from trajgen.store.shards import read_shard, sha256_file
+from trajgen.store.shards import read_shard
 
 SMALL = GenerationConfig(n=42, checkpoint_every=10, seed=3)
 

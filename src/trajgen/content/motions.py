@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from trajgen.content._vec import Vec, combine, norm, orthonormal_pair
 
-# Parameter values are floats or 3-vectors as float tuples (cheap to make and to turn).
-Params = dict[str, object]
+# Parameter values are floats or 3-vectors as float tuples (cheap to make and to turn); each
+# motion knows which of its keys is which, so the values are typed Any.
+Params = dict[str, Any]
 # The parameters of m samples of one motion, stacked: name → (m,) or (m, 3) float64 array.
 Columns = dict[str, np.ndarray]
 
@@ -65,7 +67,7 @@ class Motion:
     name: str
     draw: Callable[[list[float], int], Params]
     path: Callable[[Columns, np.ndarray], np.ndarray]
-    view_normal: Callable[[Params], np.ndarray]
+    view_normal: Callable[[Params], Vec]
     equation: Callable[[Params], str]
     description: Callable[[Params], str]
     points: tuple[str, ...] = ()

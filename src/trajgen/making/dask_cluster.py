@@ -33,7 +33,9 @@ def connect(address: str, timeout: float):
         scheme, location = parse_address(address)
         if scheme not in backends:
             raise ValueError(f"unknown scheme {scheme!r}")
-        host, port = parse_host_port(location) if scheme in ("tcp", "tls", "ws", "wss") else (None, None)
+        probe: tuple[str, int] | None = (
+            parse_host_port(location) if scheme in ("tcp", "tls", "ws", "wss") else None
+        )  # (host, port)
     except (ValueError, TypeError) as e:
         raise DaskError(
             f"--scheduler {address!r} is not a Dask scheduler address ({e}); "
@@ -43,9 +45,9 @@ def connect(address: str, timeout: float):
         f"cannot reach the Dask scheduler at {address} ({{}}); start one with `dask scheduler` "
         f"and workers with `dask worker {address}`, or fix --scheduler"
     )
-    if host is not None:  # a plain TCP probe first: fails fast on a refused connection or an unknown host
+    if probe is not None:  # a plain TCP probe first: fails fast on a refused connection or an unknown host
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
+            socket.create_connection(probe, timeout=timeout).close()
         except OSError as e:
             raise DaskError(unreachable.format(_reason(e, timeout))) from None
     # Client() can wait forever on a server that accepts but never answers (not a Dask scheduler),

@@ -73,7 +73,7 @@ class ShardProgress:
 
 def read(tmp_dir, skip=()) -> dict[int, tuple[int, int]]:
     """{shard: (samples made, samples)} of the shards in flight in ``tmp_dir`` (not those in ``skip``)."""
-    found = {}
+    found: dict[int, tuple[int, int]] = {}
     try:
         entries = list(os.scandir(tmp_dir))
     except OSError:

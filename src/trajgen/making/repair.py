@@ -19,9 +19,10 @@ from trajgen.errors import StorageError, os_reason
 from trajgen.making.lock import locked
 from trajgen.making.shardmaker import build_shard_arrays
 from trajgen.store import _fs
+from trajgen.store.checksums import sha256_file
 from trajgen.store.manifest import existing_run, read_manifest
 from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
-from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard, sha256_file
+from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard
 
 
 @dataclass

@@ -10,7 +10,7 @@ from trajgen.content.config import GenerationConfig
 from trajgen.content.render import blend_trail, encode_png
 from trajgen.store.manifest import load_manifest
 from trajgen.store.rundir import RunError, RunPaths
-from trajgen.store.shards import first_rows
+from trajgen.store.shard_rows import first_rows
 
 THUMBNAILS = 4  # the first samples of a shard: one of each class
 

@@ -1,3 +1,4 @@
+# longer than 400 lines: the one I/O layer keeps every primitive, its fault injection and its power-loss trace together
 """The one I/O layer: every file a run writes goes through here.
 
 Atomic writes follow the commit protocol: temp file in the run's .tmp/ -> write ->

@@ -95,7 +95,7 @@ def zip_member(name, compress_level):
     """A zip entry whose bytes depend on nothing but its name and content (fixed date and mode)."""
     info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
     info.compress_type = zipfile.ZIP_STORED if compress_level == 0 else zipfile.ZIP_DEFLATED
-    info._compresslevel = compress_level or None
+    info._compresslevel = compress_level or None  # type: ignore[attr-defined]  # private before 3.13, not in the stubs
     info.create_system = 3
     info.external_attr = 0o644 << 16
     return info
@@ -291,7 +291,7 @@ def read_members(path, keys, alloc=None):
             return {key: _read_member(f, infos[f"{key}.npy"], size, alloc) for key in keys}
     except FileNotFoundError:
         raise CorruptShardError(f"shard file {path} is missing") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, isal_zlib.error) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, isal_zlib.error) as exc:  # type: ignore[misc]  # isal's stub types error as an instance
         reason = " ".join(str(exc).split()) or type(exc).__name__
         if reason == "File is not a zip file":  # starts like a zip but its end is gone
             reason = "truncated (zip directory missing)"
@@ -341,7 +341,7 @@ def _read_member(f, info, file_size, alloc):
             f"{info.filename}: holds {info.file_size - header_len} bytes of data, its header says {nbytes}"
         )
     buf = alloc(nbytes) if alloc is not None else np.empty(nbytes, np.uint8)
-    out = memoryview(buf)[:nbytes]
+    out = memoryview(buf)[:nbytes]  # type: ignore[arg-type]  # numpy's stubs give ndarray __buffer__ for 3.12+ only
     crc = isal_zlib.crc32(head)
     pos = len(head) - header_len
     out[:pos] = head[header_len:]
@@ -386,35 +386,3 @@ def _parse_npy_header(header, name):
     if dtype.hasobject:
         raise ValueError(f"{name}: holds Python objects (not allowed)")
     return dtype, shape, fortran
-
-
-def sha256_file(path, chunk_size=1 << 20):
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _npy_member(zf, name):
-    """An open .npy member of a shard, positioned after its header, and the header."""
-    f = zf.open(name)
-    version = np.lib.format.read_magic(f)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    shape, fortran, dtype = read_header(f)
-    if fortran:
-        raise ValueError(f"{name} is stored in Fortran order")
-    return f, shape, dtype
-
-
-def first_rows(zf, name, count):
-    """The first ``count`` rows of a shard member (an open zipfile.ZipFile), inflating only those."""
-    f, shape, dtype = _npy_member(zf, name)
-    with f:
-        count = min(count, shape[0])
-        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        data = f.read(count * row)  # inflates only this much of the member
-    if len(data) != count * row:
-        raise ValueError(f"{name} is truncated")
-    return np.frombuffer(data, dtype).reshape(count, *shape[1:])

@@ -105,7 +105,8 @@ class ShardShuffleSampler(Sampler):
         size, workers = self.batch_size, self.num_workers
         full, rest = divmod(len(order), size)
         extra = full % workers  # workers 0 … extra-1 get one batch more; the partial batch then falls to worker `extra`
-        shares, start = [[] for _ in range(workers)], 0
+        shares: list[list[list[int]]] = [[] for _ in range(workers)]  # batches of sample numbers, per worker
+        start = 0
         for w in [
             (extra + 1 + i) % workers for i in range(workers)
         ]:  # worker `extra` last: the partial batch follows its share
@@ -245,7 +246,9 @@ class VideoStream(IterableDataset):
         first = worker * share + min(worker, extra)
         lo = self.rank * per_rank + min(first * unit, per_rank)
         hi = self.rank * per_rank + min((first + share + (worker < extra)) * unit, per_rank)
-        blocks, block, held, start = [], [], 0, 0
+        blocks: list[list[tuple[int, int, int, int]]] = []  # (slot, first row, end row, first sample) pieces
+        block: list[tuple[int, int, int, int]] = []
+        held, start = 0, 0
         for slot in order.tolist():
             a, b = max(lo, start), min(hi, start + counts[slot])
             if a < b:
@@ -268,7 +271,8 @@ class VideoStream(IterableDataset):
         if self.batch_size is None:
             return self._items(rows)
         total = sum(b - a for block in blocks for _, a, b, _ in block)
-        return self._batches(rows, total - start, _SharedSlots() if info is not None and os.name == "posix" else None)
+        shared = _SharedSlots() if info is not None and os.name == "posix" else None
+        return self._batches(rows, self.batch_size, total - start, shared)
 
     def _items(self, rows):
         for (videos, labels, index), r in rows:
@@ -277,7 +281,7 @@ class VideoStream(IterableDataset):
             self._position += 1  # before the yield: counts the samples handed out
             yield (video, labels[r], index[r]) if self.with_index else (video, labels[r])
 
-    def _batches(self, rows, remaining: int, shared: _SharedSlots | None):
+    def _batches(self, rows, batch_size: int, remaining: int, shared: _SharedSlots | None):
         """Whole batches, each sample copied once, into its batch: in a DataLoader worker into shared
         memory the main process receives without a copy (``_SharedSlots``), else into buffers
         reused once nothing refers to a batch any more. The batch's memory is laid out
@@ -287,7 +291,7 @@ class VideoStream(IterableDataset):
         size = self.run.config.size
         local, scratch = _Buffers(keep=4), _Buffers(keep=2)
         while remaining > 0:
-            shape = (min(self.batch_size, remaining), self.frames, size, size, 3)
+            shape = (min(batch_size, remaining), self.frames, size, size, 3)
             remaining -= shape[0]
             if shared is not None:
                 number, video = shared.get(shape, dtype)
@@ -340,6 +344,7 @@ class VideoStream(IterableDataset):
                 if decoder is None:
                     decoded = self._decode_block(block, buffers)
                 else:
+                    assert ahead is not None  # submitted before the first block, then for each next one
                     decoded = ahead.result()
                     if i + 1 < len(live):  # decoded while this block's samples are handed out and batched
                         ahead = decoder.submit(self._decode_block, live[i + 1][0], buffers)

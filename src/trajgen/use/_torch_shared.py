@@ -20,7 +20,8 @@ class _Buffers:
     SMALL = 1 << 20  # below this, a fresh array is as cheap
 
     def __init__(self, keep: int):
-        self.keep, self.pool, self.lock = keep, [], threading.Lock()
+        self.keep, self.lock = keep, threading.Lock()
+        self.pool: list[np.ndarray] = []
 
     def get(self, nbytes: int) -> np.ndarray:
         if nbytes < self.SMALL:

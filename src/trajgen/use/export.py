@@ -23,9 +23,10 @@ from trajgen.content.config import GenerationConfig
 from trajgen.errors import ConfigError, CorruptShardError, StorageError
 from trajgen.store import output
 from trajgen.store.capacity import existing_ancestor, free_bytes
+from trajgen.store.checksums import sha256_file
 from trajgen.store.manifest import read_manifest
 from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
-from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, sha256_file, zip_member
+from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, zip_member
 
 LAYOUTS = ("nthwc", "ntchw")
 DTYPES = ("uint8", "float32")

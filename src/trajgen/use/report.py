@@ -30,6 +30,7 @@ import trajgen
 from trajgen.content import quality
 from trajgen.errors import CorruptShardError
 from trajgen.store import _fs
+from trajgen.store.checksums import video_hashes
 from trajgen.store.rundir import RunError, RunPaths
 from trajgen.use.dataset import open_run
 from trajgen.use.report_page import page
@@ -46,7 +47,6 @@ from trajgen.use.report_targets import (
     Measured,
     ReportError,
 )
-from trajgen.use.verify import video_hashes
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,6 @@ bytes match the manifest): the advice differs, both fail the check.
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import hashlib
 import os
 from pathlib import Path
 
@@ -21,10 +18,11 @@ from trajgen.content.camera import CAMERA_COLUMNS, is_visible
 from trajgen.content.config import GenerationConfig
 from trajgen.content.sample import make_sample
 from trajgen.errors import CorruptShardError
-from trajgen.store import isal_c, schema
+from trajgen.store import schema
+from trajgen.store.checksums import sha256_file, video_hashes
 from trajgen.store.manifest import read_config, read_config_file, read_manifest
 from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
-from trajgen.store.shards import read_shard, sha256_file
+from trajgen.store.shards import read_shard
 from trajgen.use.verify_report import DAMAGE, GENERATION, OTHER, VerifyReport
 
 DEEP_SAMPLES = 200
@@ -302,26 +300,6 @@ def _same_bytes(stored, made) -> bool:
     if stored.dtype.kind == "U":
         return str(stored) == str(made)
     return stored.shape == made.shape and stored.tobytes() == made.astype(stored.dtype).tobytes()
-
-
-@functools.cache
-def _crc64():
-    """ISA-L's CRC-64/XZ (about 20× blake2b here), if python-isal exports it and it gives the check value."""
-    crc64 = isal_c.function("crc64_ecma_refl", [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64], ctypes.c_uint64)
-    return crc64 if crc64 is not None and crc64(0, b"123456789", 9) == 0x995DC9BBDF1939FA else None
-
-
-def video_hashes(videos: np.ndarray) -> np.ndarray:
-    """An 8-byte hash (uint64) of each video's bytes, equal videos, equal hashes: its CRC-64/XZ (else
-    blake2b's first 8 bytes). Either way a pair of other videos shares one about once in 2**64."""
-    videos = np.ascontiguousarray(videos)
-    crc64 = _crc64()
-    if crc64 is None:
-        return np.array(
-            [int.from_bytes(hashlib.blake2b(v.data, digest_size=8).digest(), "little") for v in videos], np.uint64
-        ).reshape(len(videos))
-    size, start = (videos[0].nbytes if len(videos) else 0), videos.ctypes.data  # (videos stays alive meanwhile)
-    return np.array([crc64(0, start + i * size, size) for i in range(len(videos))], np.uint64).reshape(len(videos))
 
 
 def _check_duplicates(

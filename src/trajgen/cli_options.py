@@ -1,0 +1,190 @@
+"""The command line's options that several commands share, their checks, and the options that decide
+what the samples are (generate's), kept in --help's order."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from trajgen.content.config import DEFAULT_CLASSES
+
+
+def class_names(ctx, param, value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+ADDRESS = re.compile(r"(?:(?:tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})")
+
+
+def scheduler_address(ctx, param, value: str | None) -> str | None:
+    """A Dask scheduler address that parses: tcp://HOST:PORT (or tls://, or HOST:PORT)."""
+    if value is None:
+        return None
+    m = ADDRESS.fullmatch(value.strip())
+    if not m or not 0 < int(m.group(2)) < 65536:
+        raise click.BadParameter(
+            f"{value!r} is not a Dask scheduler address; give the tcp://HOST:PORT that "
+            f"`dask scheduler` prints (e.g. tcp://10.0.0.5:8786)"
+        )
+    return value.strip()
+
+
+def run_dir_name(ctx, param, value: Path | None) -> Path | None:
+    """A new run's directory name: no control characters (they would split PROGRESS.txt's lines)."""
+    if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in str(value)):
+        raise click.BadParameter(f"{str(value)!r} contains a control character (e.g. a newline); choose a plain name")
+    return value
+
+
+def rgb(ctx, param, value: str):
+    """ "R,G,B" → a tuple of ints; anything else is passed on as given, for the config's range error."""
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        return value
+
+
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes on this machine [default: number of CPUs].",
+)
+scheduler_option = click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    default=None,
+    callback=scheduler_address,
+    help="Run the shards on this Dask cluster: the address `dask scheduler` prints (a bare HOST:PORT "
+    "means tcp://HOST:PORT). Needs the dask extra and a shared filesystem.",
+)
+interval_option = click.option(
+    "--progress-interval",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Rewrite PROGRESS.txt at least this often (seconds, 0.01-86400) while working.",
+)
+progress_to_option = click.option(
+    "--progress-to",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Also keep DIR/PROGRESS.txt and a DIR/PROGRESS.html page current (e.g. a synced folder; "
+    "created if missing; the run remembers it).",
+)
+quiet_option = click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+
+
+# generate's options that decide what the samples are, top to bottom as --help lists them
+CONTENT_OPTIONS = [
+    click.option("--n", "n", type=int, default=10_000, show_default=True, help="Number of samples."),
+    click.option(
+        "--checkpoint-every", type=int, default=1_000, show_default=True, help="Samples per shard (one commit each)."
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path),
+        default=None,
+        callback=run_dir_name,
+        help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].",
+    ),
+    click.option(
+        "--seed",
+        type=int,
+        default=42,
+        show_default=True,
+        help="Random seed: sample i depends only on the seed, the content options and i.",
+    ),
+    click.option("--frames", type=int, default=16, show_default=True, help="Frames per video (MAGVIT-v2 likes 17)."),
+    click.option("--size", type=int, default=64, show_default=True, help="Frame width and height in pixels."),
+    click.option("--coverage", type=float, default=0.7, show_default=True, help="Share of the frame the path fills."),
+    click.option("--noise-scale", type=float, default=0.2, show_default=True, help="Scales the augmentation noise."),
+    click.option(
+        "--augment-prob", type=float, default=0.8, show_default=True, help="Probability of augmenting a sample."
+    ),
+    click.option(
+        "--classes",
+        default=",".join(DEFAULT_CLASSES),
+        show_default=True,
+        callback=class_names,
+        help="Comma-separated motion classes.",
+    ),
+    click.option(
+        "--style",
+        type=click.Choice(["dot", "trail"]),
+        default="dot",
+        show_default=True,
+        help="dot: one dot per frame; trail: also the last --trail-length positions, older ones fainter.",
+    ),
+    click.option(
+        "--dot-radius",
+        type=float,
+        default=None,
+        help="Dot radius in pixels (up to --size/4) [default: 5 at 64×64, scaled with --size].",
+    ),
+    click.option("--color", default="0,0,255", show_default=True, callback=rgb, help="Dot colour R,G,B (0-255)."),
+    click.option(
+        "--background", default="255,255,255", show_default=True, callback=rgb, help="Background colour R,G,B (0-255)."
+    ),
+    click.option(
+        "--trail-length",
+        type=int,
+        default=5,
+        show_default=True,
+        help="Positions drawn per frame with --style trail (1-1000).",
+    ),
+    click.option(
+        "--roll",
+        type=float,
+        default=180.0,
+        show_default=True,
+        help="Camera roll about the viewing axis, up to ± this many degrees (0-180; 0: world z up).",
+    ),
+    click.option(
+        "--coverage-jitter",
+        type=float,
+        default=0.1,
+        show_default=True,
+        help="Each sample's coverage is drawn within ± this of --coverage (0-0.5).",
+    ),
+    click.option(
+        "--placement",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="Share of the free margin the path may be moved within (0-1; 0: centred).",
+    ),
+    click.option(
+        "--speed-variation",
+        type=float,
+        default=1.0,
+        show_default=True,
+        help="How far the pace along linear, circular and helical paths varies (0-1; 1: from "
+        "standing still to double speed), within the limit of one dot diameter per frame.",
+    ),
+    click.option(
+        "--compress-level",
+        type=click.IntRange(0, 9),
+        default=1,
+        show_default=True,
+        help="Shard compression: zlib deflate level 1-9 (1 fastest, 9 smallest); 0 stores them uncompressed.",
+    ),
+]
+
+
+def content_options(command):
+    """Apply CONTENT_OPTIONS to a click command, in --help's order."""
+    for option in reversed(CONTENT_OPTIONS):
+        command = option(command)
+    return command
+
+
+def show_bar(quiet: bool) -> bool | str:
+    """A bar on a terminal; plain progress lines when stderr is a file or a pipe; nothing when quiet."""
+    if quiet:
+        return False
+    return True if sys.stderr.isatty() else "lines"
