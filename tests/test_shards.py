@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trajgen.errors import CorruptShardError, TrajgenError
-from trajgen.store import shards
+from trajgen.store import checksums, shards
 
 KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
 
@@ -59,7 +59,7 @@ def test_round_trip(tmp_path, tmp):
     assert_same(shards.read_shard(path), arrays)
     assert info.bytes == path.stat().st_size
     assert info.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert shards.sha256_file(path) == info.sha256
+    assert checksums.sha256_file(path) == info.sha256
     assert list(tmp.iterdir()) == []
 
 

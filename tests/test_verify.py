@@ -385,12 +385,12 @@ def crc64_xz(data: bytes) -> int:
 def test_video_hashes_are_each_videos_crc64():
     import numpy as np
 
-    from trajgen.use import verify
+    from trajgen.store import checksums
 
     assert crc64_xz(b"123456789") == 0x995DC9BBDF1939FA  # the published check value
     videos = np.random.default_rng(3).integers(0, 256, (3, 2, 8, 8, 3), dtype=np.uint8)
     videos[2] = videos[0]
-    hashes = verify.video_hashes(videos)
+    hashes = checksums.video_hashes(videos)
     assert hashes.dtype == np.uint64 and hashes.tolist() == [crc64_xz(v.tobytes()) for v in videos]
 
 
@@ -398,13 +398,13 @@ def test_video_hashes_are_each_videos_crc64():
 def test_equal_videos_hash_equal_and_any_changed_byte_changes_the_hash(fast, monkeypatch):
     import numpy as np
 
-    from trajgen.use import verify
+    from trajgen.store import checksums
 
     if not fast:
-        monkeypatch.setattr(verify, "_crc64", lambda: None)  # python-isal without the export
+        monkeypatch.setattr(checksums, "_crc64", lambda: None)  # python-isal without the export
     video = np.random.default_rng(4).integers(0, 256, (1, 4, 16, 16, 3), dtype=np.uint8)
     changed = np.repeat(video, video.size, axis=0)
     flat = changed.reshape(len(changed), -1)
     flat[np.arange(video.size), np.arange(video.size)] ^= 1  # one bit of one byte each
-    hashes = verify.video_hashes(np.concatenate([video, video, changed]))
+    hashes = checksums.video_hashes(np.concatenate([video, video, changed]))
     assert hashes[0] == hashes[1] and len(set(hashes[1:].tolist())) == 1 + video.size

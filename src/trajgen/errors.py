@@ -24,7 +24,7 @@ class CorruptShardError(StorageError):
     """A shard file is truncated, not a zip, or lacks the expected arrays."""
 
 
-OS_ADVICE = {
+OS_ADVICE: dict[int | None, str] = {  # looked up by OSError.errno, which may be None
     errno.ENAMETOOLONG: "a name in the path is longer than the filesystem allows (255 bytes); use a shorter one",
     errno.ELOOP: "the path has a symbolic link loop; fix or remove the link",
     errno.ENOTDIR: "a part of the path is a file, not a directory; check the path",

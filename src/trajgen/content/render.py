@@ -151,7 +151,7 @@ def encode_image(image: np.ndarray, suffix: str) -> bytes:
 
 def write_mp4(path: str, frames, fps: float, width: int, height: int) -> bool:
     """Write RGB uint8 frames of width×height to an MP4 (mp4v); False if OpenCV cannot open a writer."""
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         return False
     try:

@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
@@ -271,7 +272,7 @@ def _quiet_pool_manager_thread() -> None:
             return
         previous(args)
 
-    hook._trajgen = True
+    hook._trajgen = True  # type: ignore[attr-defined]  # marks the hook as installed; mypy has no function attributes
     threading.excepthook = hook
 
 
@@ -287,13 +288,13 @@ def _stop(pool: ProcessPoolExecutor, run_dir: str | None) -> set[int]:
     """Stop a pool now: workers write only into .tmp/ and rename atomically, so killing is
     safe; the half-written files of the killed workers are removed. A Ctrl-C meanwhile waits
     until every worker is gone. Returns the pids of the workers it killed."""
-    killed = set()
+    killed: set[int] = set()
     with _signals_held():
         processes = list((pool._processes or {}).values())
         for p in processes:
             if p.is_alive():
                 p.kill()
-                killed.add(p.pid)
+                killed.add(cast(int, p.pid))  # an alive process has its pid
         pool.shutdown(wait=True, cancel_futures=True)
         if run_dir is not None:
             _fs.discard_temp_files(Path(run_dir) / ".tmp", [p.pid for p in processes])

@@ -44,7 +44,7 @@ class Interrupted(TrajgenError):
         self.exit_code = 128 + signum
 
 
-ADVICE = {
+ADVICE: dict[int | None, str] = {  # looked up by an errno, which may be None
     errno.ENOSPC: "free some disk space",
     errno.EDQUOT: "free some space or raise your disk quota",
     errno.EFBIG: "the filesystem refused a file that large; move the run to another filesystem",

@@ -186,7 +186,7 @@ def filesystem_checks(target: Path) -> list[Check]:
     return checks
 
 
-def progress_folder_check(out: Path, progress_to) -> Check:
+def progress_folder_check(out: Path, progress_to: os.PathLike | str) -> Check:
     """--progress-to: outside the run, and a file can be made there (a probe, removed at once)."""
     from trajgen.errors import ConfigError
     from trajgen.store.rundir import check_progress_to

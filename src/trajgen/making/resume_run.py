@@ -7,6 +7,7 @@ import os
 import shlex
 from contextlib import closing
 from pathlib import Path
+from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
@@ -134,11 +135,12 @@ def _check_codec(paths: RunPaths, manifest: dict) -> None:
 
 def _resume_config(paths: RunPaths, manifest: dict | None) -> tuple[GenerationConfig, bool]:
     """The run's config, and whether config.json must be rebuilt from the (intact) manifest."""
-    config, damage = config_or_damage(paths)
-    if damage is None:
-        return config, False
-    if manifest is None or damage.endswith("is a directory"):
+    found = config_or_damage(paths)
+    if found[1] is None:
+        return found[0], False
+    if manifest is None or found[1].endswith("is a directory"):
         checked_config(paths)  # raises, with the advice that fits
+    assert manifest is not None  # checked_config raised (unless config.json was put right meanwhile)
     return GenerationConfig.from_dict(manifest["config"]), True
 
 
@@ -190,7 +192,7 @@ def _repair_run(paths: RunPaths, config: GenerationConfig, manifest: dict, rebui
             )
         _fs.make_dirs(paths.shards)
         if os.path.lexists(paths.manifest):
-            recorded = schema.load_json(paths.manifest)["status"]
+            recorded = cast(dict, schema.load_json(paths.manifest))["status"]  # checked by load_manifest
             if recorded != manifest["status"]:
                 _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest), paths.tmp)
                 listed = len(manifest["shards"])

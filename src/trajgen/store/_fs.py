@@ -43,9 +43,9 @@ ERRORS = ("ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS")
 EXIT_CODE = 77
 
 _lock = threading.Lock()
-_faults = []  # (action, kind or None, k)
-_counts = {}
-_log_path = None
+_faults: list[tuple[str, str | None, int]] = []  # (action, kind or None, k)
+_counts: dict[str | None, int] = {}  # operations by kind; None: all of them
+_log_path: str | None = None
 _recorder = None  # callback of recording(); None costs one check per operation
 
 
@@ -95,7 +95,7 @@ def _op(kind, path):
         _counts[kind] += 1
         total, of_kind = _counts[None], _counts[kind]
         if _log_path:
-            _log(f"{total} {kind} {os.fspath(path)}\n")
+            _log(_log_path, f"{total} {kind} {os.fspath(path)}\n")
         for action, fault_kind, k in _faults:
             if (fault_kind is None and k == total) or (fault_kind == kind and k == of_kind):
                 if action == "exit":
@@ -122,8 +122,8 @@ def _record(op, path, **details):
         _recorder({"op": op, "path": os.path.abspath(os.fspath(path)), **details})
 
 
-def _log(text):
-    fd = os.open(_log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _log(log_path: str, text: str) -> None:
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, text.encode())
     finally:
@@ -364,7 +364,7 @@ def is_locked(path):
         os.close(fd)  # (with flock, this drops the probe's own lock)
 
 
-_paused = set()
+_paused: set[str] = set()
 
 
 def pause_point(name):

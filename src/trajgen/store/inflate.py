@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import zlib
+from typing import cast
 
 import isal
 from isal import isal_zlib
@@ -54,7 +55,8 @@ class _CApiInflater:
     def __init__(self, data, api):
         self.init, self.inflate = api
         self.data, self.fed = bytes(data), 0
-        self.address = ctypes.cast(ctypes.c_char_p(self.data), ctypes.c_void_p).value  # data's own bytes, no copy
+        # data's own bytes, no copy (a bytes object's buffer is never at NULL, so the address is an int)
+        self.address = cast(int, ctypes.cast(ctypes.c_char_p(self.data), ctypes.c_void_p).value)
         self.state = bytearray(_STATE_BYTES)
         self.head = _Head.from_buffer(self.state)
         self.state_address = ctypes.addressof(self.head)
@@ -126,7 +128,7 @@ def _python_isal_pieces(data):
     inflater = isal_zlib.decompressobj(wbits=-15)
     view = memoryview(data)
     for start in range(0, len(view), _PIECE_FEED):
-        chunk = view[start : start + _PIECE_FEED]
+        chunk: memoryview | bytes = view[start : start + _PIECE_FEED]
         while chunk:
             piece = inflater.decompress(chunk, _PIECE)
             chunk = inflater.unconsumed_tail

@@ -11,6 +11,7 @@ import os
 import shlex
 import stat
 from pathlib import Path
+from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import os_advice, os_reason
@@ -110,10 +111,10 @@ def load_manifest(paths: RunPaths, check_entries: bool = True) -> dict:
             f"cannot read {paths.manifest}: {e}; the run's commit record is damaged (restore it from a backup, "
             f"or move it aside and run `{resume_command(paths.root)}` to make every shard again)"
         ) from None
-    return manifest
+    return cast(dict, manifest)  # check_manifest found an object
 
 
-def config_or_damage(paths: RunPaths) -> tuple[GenerationConfig | None, str | None]:
+def config_or_damage(paths: RunPaths) -> tuple[GenerationConfig, None] | tuple[None, str]:
     """The config in config.json, or what is wrong with the file."""
     try:
         return schema.check_config_file(schema.load_json(paths.config)), None
@@ -128,9 +129,10 @@ def config_or_damage(paths: RunPaths) -> tuple[GenerationConfig | None, str | No
 
 
 def checked_config(paths: RunPaths) -> GenerationConfig:
-    config, damage = config_or_damage(paths)
-    if damage is None:
-        return config
+    found = config_or_damage(paths)
+    if found[1] is None:
+        return found[0]
+    damage = found[1]
     try:
         load_manifest(paths)
         intact = True
@@ -165,7 +167,7 @@ def read_config_file(run_dir: os.PathLike | str) -> dict:
     paths = existing_run(run_dir)
     checked_config(paths)  # checks it, with the advice that fits
     try:
-        return schema.load_json(paths.config)
+        return cast(dict, schema.load_json(paths.config))  # checked_config found an object
     except (OSError, ValueError) as e:  # changed since the check
         raise RunError(f"cannot read {paths.config}: {' '.join(str(e).split())}") from None
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import overload
 
 from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
 from trajgen.store import _fs
@@ -119,6 +120,10 @@ def log_line(event: str) -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
 
 
+@overload
+def check_progress_to(root: Path, progress_to: os.PathLike | str) -> str: ...
+@overload
+def check_progress_to(root: Path, progress_to: None) -> None: ...
 def check_progress_to(root: Path, progress_to: os.PathLike | str | None) -> str | None:
     """--progress-to as an absolute path (the run remembers it; resume may run elsewhere)."""
     if progress_to is None:

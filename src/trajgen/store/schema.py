@@ -13,6 +13,7 @@ import math
 import os
 import re
 from datetime import datetime
+from typing import TypeGuard
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import ConfigError
@@ -59,11 +60,11 @@ def _object(data: object) -> dict:
     return data
 
 
-def _is_int(v: object) -> bool:
+def _is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: object) -> bool:
+def _is_number(v: object) -> TypeGuard[int | float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 

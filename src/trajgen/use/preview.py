@@ -116,7 +116,7 @@ def make_preview(
             caption(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12))
     _write_file(out, render.encode_image(sheet, out.suffix))
     if video is not None:
-        _write_video(preview, base, cells)
+        _write_video(preview, video, base, cells)
     return preview
 
 
@@ -220,7 +220,8 @@ def _paste(image: np.ndarray, p: Preview, row: int, col: int, picture: np.ndarra
     image[y0:y1, x0:x1] = picture.repeat(k, axis=0).repeat(k, axis=1)  # nearest: pixels stay crisp
 
 
-def _write_video(p: Preview, base: np.ndarray, cells: list) -> None:
+def _write_video(p: Preview, video: Path, base: np.ndarray, cells: list) -> None:
+    """The MP4 at ``video`` (``p.video``)."""
     frames_total = max(len(v) for row in cells for v in row)
 
     def frames():
@@ -232,12 +233,12 @@ def _write_video(p: Preview, base: np.ndarray, cells: list) -> None:
                     _paste(image, p, r, c, v[t])
             yield image
 
-    partial = output.partial_path(p.video)
+    partial = output.partial_path(video)
     try:
         if not render.write_mp4(str(partial), frames(), FPS, p.video_width, p.video_height):
-            raise PreviewError(f"OpenCV cannot write MP4 video to {p.video}; check the path, or leave out --video")
-        output.publish(partial, p.video, replace=True, option="--video")
+            raise PreviewError(f"OpenCV cannot write MP4 video to {video}; check the path, or leave out --video")
+        output.publish(partial, video, replace=True, option="--video")
     except OSError as e:
-        raise PreviewError(f"could not write {p.video}: {output.reason(e)}; {output.advice(e)}") from None
+        raise PreviewError(f"could not write {video}: {output.reason(e)}; {output.advice(e)}") from None
     finally:
         partial.unlink(missing_ok=True)  # also when stopped by a signal

@@ -23,6 +23,7 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -214,7 +215,7 @@ def _numbers(run, m: Measured) -> dict:
     motion = quality.motion_probe(m.points[probe_rows], m.labels[probe_rows], c)
     duplicates = int(len(m.hashes) - len(np.unique(m.hashes)))
 
-    out_classes = {}
+    out_classes: dict[str, dict[str, Any]] = {}  # class name → its numbers (and "passed": key → ✓/✗)
     for k, name in enumerate(classes):
         mine = m.labels == k
         values = {key: _number(v[k]) for key, v in per_class.items()}

@@ -140,10 +140,10 @@ def _mixed_versions_note(report: VerifyReport, paths: RunPaths, entries: list[di
             changed = differences(recorded, {str(k): str(v) for k, v in e["versions"].items()})
             if changed:
                 groups.setdefault(", ".join(changed), []).append(e["index"])
-    for changed, shards in groups.items():
+    for versions, shards in groups.items():
         report.notes.append(
             f"mixed versions: shards {', '.join(map(str, shards))} were made with other versions than "
-            f"the rest of the run (run → shard): {changed} (resumed with --allow-version-change); "
+            f"the rest of the run (run → shard): {versions} (resumed with --allow-version-change); "
             f"their samples may differ from a run made in one go"
         )
 

@@ -251,7 +251,7 @@ class ProgressMirror:
                     self._thumbs_warned = True
                     reason = " ".join(str(e).split()) or type(e).__name__
                     self._warn(f"cannot draw the progress page's samples from {shard}: {reason}", "warning")
-        if not self._thumbs:
+        if not self._thumbs or self._thumbs_shard is None:  # (both are set together)
             return [], ""
         first, last = self._thumbs[0][1], self._thumbs[-1][1]
         return self._thumbs, f"First samples of {os.path.basename(self._thumbs_shard)} (#{first:,}–#{last:,})"
