@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import trajgen
+from trajgen.store import checksums
 from trajgen.store.shards import read_shard
 from trajgen.use import verify
 
@@ -60,31 +61,31 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     run_dir = make_run(args.n, args.work)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    crc64 = verify._crc64
+    crc64 = checksums._crc64
     assert crc64() is not None, "python-isal here does not export crc64_ecma_refl"
     hashers = {"crc64": crc64, "blake2b": lambda: None}
     seconds: dict[str, list[float]] = {name: [] for name in hashers}
     for _ in range(args.repeats):
         for name, hasher in hashers.items():
-            verify._crc64 = hasher
+            checksums._crc64 = hasher
             t = time.perf_counter()
             report = verify.verify_run(run_dir)
             seconds[name].append(time.perf_counter() - t)
             assert report.ok, report
-    verify._crc64 = crc64
+    checksums._crc64 = crc64
     shard = sorted((run_dir / "shards").glob("shard-*.npz"))[0]
     t = time.perf_counter()
     videos = read_shard(shard)["videos"]
     read_seconds = time.perf_counter() - t
     per_video = {}
     for name, hasher in hashers.items():
-        verify._crc64 = hasher
-        verify.video_hashes(videos[:10])
+        checksums._crc64 = hasher
+        checksums.video_hashes(videos[:10])
         t = time.perf_counter()
-        hashes = verify.video_hashes(videos)
+        hashes = checksums.video_hashes(videos)
         per_video[name] = round((time.perf_counter() - t) / len(videos) * 1e6, 1)
         assert len(np.unique(hashes)) == len(videos)
-    verify._crc64 = crc64
+    checksums._crc64 = crc64
     median = {name: round(statistics.median(v), 2) for name, v in seconds.items()}
     result = {
         "trajgen_version": trajgen.__version__,

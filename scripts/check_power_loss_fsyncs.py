@@ -1,4 +1,4 @@
-"""Remove each fsync of src/trajgen/_fs.py in turn and check that tests/test_power_loss.py fails.
+"""Remove each fsync of src/trajgen/store/_fs.py in turn and check that tests/test_power_loss.py fails.
 
 Each line that calls os.fsync(...) or fsync_dir(...) is replaced by `pass` in a scratch copy
 of src/; the power-loss test then runs against that copy (PYTHONPATH). Writes a table to
@@ -20,7 +20,7 @@ CALL = re.compile(r"^(\s*)(os\.fsync|fsync_dir)\(")
 
 
 def main() -> int:
-    source = (ROOT / "src/trajgen/_fs.py").read_text().splitlines(keepends=True)
+    source = (ROOT / "src/trajgen/store/_fs.py").read_text().splitlines(keepends=True)
     targets = [i for i, line in enumerate(source) if CALL.match(line)]
     rows, unnoticed = [], 0
     for i in targets:
@@ -29,7 +29,7 @@ def main() -> int:
             shutil.copytree(ROOT / "src", src)
             lines = list(source)
             lines[i] = CALL.match(lines[i]).group(1) + "pass  # fsync removed\n"
-            (src / "trajgen/_fs.py").write_text("".join(lines))
+            (src / "trajgen/store/_fs.py").write_text("".join(lines))
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_power_loss.py"],
                 cwd=ROOT,
@@ -56,7 +56,7 @@ def main() -> int:
         print(rows[-1], flush=True)
     text = (
         f"# fsync removal check ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC): each fsync call of "
-        f"src/trajgen/_fs.py removed in turn,\n# then tests/test_power_loss.py run; every removal must make it fail.\n"
+        f"src/trajgen/store/_fs.py removed in turn,\n# then tests/test_power_loss.py run; every removal must make it fail.\n"
         f"# command: python scripts/check_power_loss_fsyncs.py\n\n"
         + "\n".join(rows)
         + f"\n\n{len(targets) - unnoticed} of {len(targets)} removals caught\n"

@@ -8,7 +8,7 @@ import pytest
 
 from trajgen import GenerationConfig, open_run
 from trajgen.errors import CorruptShardError
-from trajgen.making.run import generate
+from trajgen.making import generate
 from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'trajgen[torch]')")
@@ -81,7 +81,7 @@ def test_samples_kept_by_the_caller_stay_intact(run_dir, stored, monkeypatch):
 
     monkeypatch.setattr(trajgen.use._torch._Buffers, "SMALL", 0)  # these shards are small: pool them all the same
     items = list(open_run(run_dir).torch_stream(shuffle_buffer=1, with_index=True))
-    for video, label, index in items:
+    for video, _, index in items:
         np.testing.assert_array_equal(video.numpy(), stored["videos"][index].transpose(3, 0, 1, 2))
 
 
@@ -198,8 +198,15 @@ def test_rank_and_world_size_come_from_torch_distributed(run_dir, monkeypatch):
 
 def test_rank_and_world_size_are_checked(run_dir):
     run = open_run(run_dir)
-    for kwargs in ({"rank": 2, "world_size": 2}, {"rank": -1, "world_size": 2}, {"rank": 0, "world_size": 0},
-                   {"rank": 1}, {"world_size": 2}, {"shuffle_buffer": 0}, {"seed": 1.5}):
+    for kwargs in (
+        {"rank": 2, "world_size": 2},
+        {"rank": -1, "world_size": 2},
+        {"rank": 0, "world_size": 0},
+        {"rank": 1},
+        {"world_size": 2},
+        {"shuffle_buffer": 0},
+        {"seed": 1.5},
+    ):
         with pytest.raises(ValueError):
             run.torch_stream(**kwargs)
 
@@ -247,16 +254,21 @@ def test_in_progress_run_streams_the_committed_shards(run_dir, tmp_path):
     assert sorted(index) == [i for i in range(50) if i // 8 != 2]
 
 
-# ---------------------------------------------------------------- the README's training loops
+# ---------------------------------------------------------------- the training loops of docs/training.md
 
 
 def readme_script(name, run_dir):
-    """The README's code block that starts with ``# name``, verbatim but for the run's path."""
+    """The code block that starts with ``# name`` in README.md or a docs/*.md page (exactly one),
+    verbatim but for the run's path."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index(f"```python\n# {name}\n") + len("```python\n")
-    code = readme[start : readme.index("```", start)]
+    root = Path(__file__).parent.parent
+    marker = f"```python\n# {name}\n"
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    found = [text for text in (page.read_text(encoding="utf-8") for page in pages) if marker in text]
+    assert len(found) == 1, f"{name}: {len(found)} code blocks start with '# {name}' in README.md and docs/*.md"
+    start = found[0].index(marker) + len("```python\n")
+    code = found[0][start : found[0].index("```", start)]
     assert "runs/20261128_1150_n10000" in code
     return code.replace("runs/20261128_1150_n10000", str(run_dir))
 
@@ -276,8 +288,14 @@ def test_readme_ddp_loop_runs_with_torchrun_on_two_processes(tiny_run, tmp_path)
     script = tmp_path / "train_ddp.py"
     script.write_text(readme_script("train_ddp.py", tiny_run))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "epoch 0: loss" in result.stdout and "epoch 1: loss" in result.stdout
 

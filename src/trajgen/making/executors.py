@@ -1,4 +1,4 @@
-"""Executors: who makes the shards. The generation loop in run.py is the same for all;
+"""Executors: who makes the shards. The generation loop (loop.py) is the same for all;
 an executor only turns a list of shard numbers into ShardResults, in any order.
 
 - SerialExecutor: this process, one shard at a time.

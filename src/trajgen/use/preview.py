@@ -2,7 +2,7 @@
 cell all frames blended with a fading trail) and optionally the same grid as an MP4.
 
 Reads the committed shards only, so it works on a run in progress. Drawing and
-encoding are in render.py (the one module that imports cv2).
+encoding are in trajgen.content.render (the one module that imports cv2).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Per class: a montage of samples, the coverage histogram, a heat map of where the
 over all frames, the step-length histogram, histograms of the sample parameters, and the
 near-duplicate rate; for the run: the single-frame and motion probes and exact duplicate
 videos. Each number is set against its target (DESIGN.md "Sample quality") with ✓ or ✗.
-The measures themselves are in quality.py.
+The measures themselves are in trajgen.content.quality.
 
 The committed shards are read one at a time, so the report works on a run in progress
 and its memory is one decoded shard plus, per sample, the projected points, a few
