@@ -6,7 +6,8 @@ The other commit is checked out with `git worktree` and imported through PYTHONP
 in the same virtual environment (same numpy, OpenCV, torch), in alternating rounds, each in a fresh
 process:
   - generate: `python -m trajgen generate --n N --workers 1 --quiet`, wall seconds;
-  - verify: verify_run over the run that generate made, seconds inside the process;
+  - verify: verify_run over the run that generate made, seconds inside the process: the first call
+    (with its imports and a cold cache of what it reads) and the median of three more;
   - loader: one epoch of `open_run(run).torch_stream(seed=0, batch_size=32)` in a DataLoader with no
     workers, samples/s inside the process.
 
@@ -35,9 +36,11 @@ try:
     from trajgen.use.verify import verify_run
 except ImportError:
     from trajgen.verify import verify_run
-t = time.perf_counter(); report = verify_run(sys.argv[1]); s = time.perf_counter() - t
-assert report.ok, report.summary
-print(s)
+seconds = []
+for _ in range(4):
+    t = time.perf_counter(); report = verify_run(sys.argv[1]); seconds.append(time.perf_counter() - t)
+    assert report.ok, report.summary
+print(seconds[0], sorted(seconds[1:])[1])
 """
 
 LOADER = """
@@ -73,7 +76,8 @@ def main() -> None:
     )
     trees = {"baseline": old, "this": ROOT}
     figures: dict[str, dict[str, list[float]]] = {
-        name: {"generate_s": [], "verify_s": [], "loader_samples_per_s": []} for name in trees
+        name: {"generate_s": [], "verify_first_s": [], "verify_warm_s": [], "loader_samples_per_s": []}
+        for name in trees
     }
     load_start = os.getloadavg()
     try:
@@ -86,7 +90,9 @@ def main() -> None:
                     ["-m", "trajgen", "generate", "--n", str(opts.n), "--workers", "1", "--quiet", "--out", str(out)],
                 )
                 figures[name]["generate_s"].append(round(time.perf_counter() - t, 3))
-                figures[name]["verify_s"].append(round(float(run(tree, ["-c", VERIFY, str(out)])), 3))
+                first, warm = map(float, run(tree, ["-c", VERIFY, str(out)]).split())
+                figures[name]["verify_first_s"].append(round(first, 3))
+                figures[name]["verify_warm_s"].append(round(warm, 3))
                 figures[name]["loader_samples_per_s"].append(round(float(run(tree, ["-c", LOADER, str(out)])), 1))
                 shutil.rmtree(out)
                 print(name, {k: v[-1] for k, v in figures[name].items()}, flush=True)
