@@ -93,8 +93,8 @@ def test_io_errors_leave_nothing_torn_and_resume_completes(tiny_reference, tmp_p
 
 def test_disk_full_message_names_the_shard(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    # fail the second shard's data write: start writes config, manifest, progress first
-    monkeypatch.setenv("TRAJGEN_FAULT", "ENOSPC@write:5")
+    # fail a shard's data write: start writes config, manifest, the reserve's 3 files and progress first
+    monkeypatch.setenv("TRAJGEN_FAULT", "ENOSPC@write:8")
     _fs._reset_faults()
     with pytest.raises(StorageError) as e:
         generate(TINY, out, workers=1)

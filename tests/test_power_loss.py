@@ -122,6 +122,8 @@ class Disk:
             entry = self._entry(path)
             inode = entry[1] if entry else self._new_file(path)
             self.content[inode]["current"] += op["data"]
+        elif kind == "overwrite":  # written over from the start, then cut to this length
+            self.content[self._entry(path)[1]]["current"] = op["data"]
         elif kind == "fsync":
             c = self.content[self._entry(path)[1]]
             c["durable"] = c["current"]
@@ -321,7 +323,14 @@ def test_the_traces_cover_the_whole_commit_protocol(recorded, recorded_resume):
     assert renamed.count("run/manifest.json") == 5  # the empty one, then one per shard
     trace, _, base, _, _ = recorded_resume
     unlinked = [os.path.relpath(op["path"], base) for op in trace if op["op"] == "unlink"]
-    assert unlinked == ["run/.tmp/shard-00003.npz.4242.0a1b2c3d4e5f.tmp", "run/shards/shard-00002.npz"]
+    # the unfinished files, then (the run complete) the space it kept for its last words on a full disk
+    assert unlinked == [
+        "run/.tmp/shard-00003.npz.4242.0a1b2c3d4e5f.tmp",
+        "run/shards/shard-00002.npz",
+        "run/.reserve/PROGRESS.txt",
+        "run/.reserve/progress.json",
+        "run/.reserve/run.log.spare",
+    ]
     renamed = [os.path.relpath(op["to"], base) for op in trace if op["op"] == "rename"]
     assert [r for r in renamed if "shards/" in r] == ["run/shards/shard-00002.npz", "run/shards/shard-00003.npz"]
 

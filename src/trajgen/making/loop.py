@@ -26,6 +26,7 @@ from trajgen.making.shardmaker import ShardWriteError, produce_shard
 from trajgen.making.thumbnails import ShardPictures
 from trajgen.store import _fs
 from trajgen.store.manifest import manifest_bytes
+from trajgen.store.reserve import Reserve, is_disk_full
 from trajgen.store.rundir import RunPaths, log_line, resume_command
 from trajgen.store.versions import byte_versions, differences
 from trajgen.watch.mirror import ProgressMirror
@@ -82,6 +83,7 @@ def work(
     """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
     committed = {s["index"] for s in manifest["shards"]}
     todo = [k for k in range(config.num_shards) if k not in committed]
+    reserve = Reserve(paths.root)  # room for the last words on a full disk
     try:
         _fs.clear_dir(paths.tmp)
         _fs.make_dirs(paths.shards)
@@ -90,6 +92,13 @@ def work(
         where = f" ({e.filename})" if e.filename else ""
         raise StorageError(
             f"could not clear the run's unfinished files{where}: {os_reason(e)}; "
+            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}"
+        ) from None
+    try:
+        reserve.make()
+    except OSError as e:
+        raise StorageError(
+            f"could not keep a little disk space for the run's last words ({reserve.dir}): {os_reason(e)}; "
             f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}"
         ) from None
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
@@ -108,6 +117,7 @@ def work(
         bar=show_bar,
         mirror=_mirror(paths, config, progress_to, progress_interval),
         inflight=functools.partial(inflight.read, paths.tmp, skip=committed),  # the shards being made, and how far
+        reserve=reserve,
     )
     started = time.monotonic()
     made_samples = 0
@@ -160,6 +170,7 @@ def work(
             with writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
+            best_effort(reserve.remove)
         except Interrupted as e:
             stopped = str(e)
             with signals.held():
@@ -175,12 +186,15 @@ def work(
             )
             raise Interrupted(e.signum, f"{e}; {then}") from None
         except StorageError as e:
-            failure = str(e)
+            disk_full = is_disk_full(getattr(e, "errno_code", None))
+            failure = f"disk full: {e}" if disk_full else str(e)  # the cause, first, on PROGRESS.txt's state line
             with signals.held():
                 reporter.stop()
                 advice = ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
                 message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
                 best_effort(lambda: _fs.clear_dir(paths.tmp))
+                if disk_full:
+                    best_effort(reserve.release_log)  # room for the line below, whatever fills the disk
                 best_effort(lambda: _fs.append_line(paths.log, log_line(f"error: {message}")))
                 best_effort(lambda: _finish_failed(reporter, manifest, failure))
             raise StorageError(message) from None

@@ -18,9 +18,9 @@ Errors: ENOSPC, EIO, EDQUOT, EFBIG, EROFS. With TRAJGEN_FAULT_LOG=path every
 operation is also logged to that file as "K kind path" (not itself counted).
 
 ``recording(callback)`` reports every change this module makes to the disk, right after
-the system call returned, as one dict: {"op": create|write|fsync|rename|fsyncdir|append|
-mkdir|unlink|rmtree|done, "path": absolute path, ...} with "data" (bytes) for write and
-append and "to" for rename; "done" marks the return of a durable write (atomic_write_bytes,
+the system call returned, as one dict: {"op": create|write|overwrite|fsync|rename|fsyncdir|
+append|mkdir|unlink|rmtree|done, "path": absolute path, ...} with "data" (bytes) for write,
+overwrite (the file now holds exactly that) and append, and "to" for rename; "done" marks the return of a durable write (atomic_write_bytes,
 append_line): from then on the caller may tell the user. That is enough to replay a run's
 I/O and rebuild what a power cut may leave on disk (tests/test_power_loss.py).
 
@@ -178,6 +178,47 @@ def atomic_write_bytes(path, data, tmp_dir, *, temp_prefix=""):
         except OSError:
             pass
         raise
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
+
+
+def preallocate(path, size):
+    """Create ``path`` as ``size`` zero bytes written to disk (real blocks, not a sparse file), fsynced:
+    space the caller owns for later, whatever else fills the disk meanwhile."""
+    _op("open", path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
+    _record("create", path)
+    try:
+        _op("write", path)
+        _write_all(fd, bytes(size))
+        _record("write", path, data=bytes(size))
+        _op("fsync", path)
+        os.fsync(fd)
+        _record("fsync", path)
+    finally:
+        os.close(fd)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    _record("done", path)
+
+
+def replace_from(spare, data, path):
+    """Replace ``path`` with ``data`` written over the blocks of ``spare`` (a preallocated file at least
+    as long): no new block is needed, so this works on a full disk. Then ``spare`` is gone."""
+    _op("open", path)
+    fd = os.open(spare, os.O_WRONLY | getattr(os, "O_BINARY", 0))  # no O_TRUNC: its blocks are the point
+    try:
+        _op("write", path)
+        _write_all(fd, data)
+        os.ftruncate(fd, len(data))
+        _record("overwrite", spare, data=bytes(data))
+        _op("fsync", path)
+        os.fsync(fd)
+        _record("fsync", spare)
+    finally:
+        os.close(fd)
+    _op("rename", path)
+    os.replace(spare, path)
+    _record("rename", spare, to=os.path.abspath(os.fspath(path)))
     fsync_dir(os.path.dirname(os.path.abspath(path)))
     _record("done", path)
 

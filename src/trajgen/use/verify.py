@@ -35,7 +35,7 @@ RUN_FILES = {
     ".lock",
     "progress_history.json",
 }
-RUN_DIRS = {"shards", ".tmp"}
+RUN_DIRS = {"shards", ".tmp", ".reserve"}  # .reserve: space kept for the last words on a full disk
 # what users make from a run and may keep in it: exports, previews and the quality report
 PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
 PRODUCT_FILES = {"report.html", "report.json"}

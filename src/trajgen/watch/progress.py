@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 from trajgen.store import _fs
+from trajgen.store.reserve import is_disk_full
 
 # INTERRUPTED is what `status` reports for a RUNNING run that no process holds any more.
 STATES = ("RUNNING", "COMPLETE", "STOPPED", "FAILED", "INTERRUPTED")
@@ -148,12 +149,19 @@ def snapshot_from_json(data):
     return ProgressSnapshot(**values)
 
 
-def write_progress(run_dir, snapshot, tmp_dir):
-    """Atomically replace RUN_DIR/PROGRESS.txt and RUN_DIR/progress.json."""
+def write_progress(run_dir, snapshot, tmp_dir, reserve=None):
+    """Atomically replace RUN_DIR/PROGRESS.txt and RUN_DIR/progress.json. ``reserve`` (a store.reserve.Reserve):
+    on a full disk, write them into the space the run kept for them instead (for the last words only)."""
     text = format_progress_text(snapshot).encode("utf-8")
-    _fs.atomic_write_bytes(os.path.join(run_dir, "PROGRESS.txt"), text, tmp_dir)
-    body = json.dumps(snapshot_to_json(snapshot), indent=2, ensure_ascii=False) + "\n"
-    _fs.atomic_write_bytes(os.path.join(run_dir, "progress.json"), body.encode("utf-8"), tmp_dir)
+    body = (json.dumps(snapshot_to_json(snapshot), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    for name, data in (("PROGRESS.txt", text), ("progress.json", body)):
+        path = os.path.join(run_dir, name)
+        try:
+            _fs.atomic_write_bytes(path, data, tmp_dir)
+        except OSError as e:
+            if reserve is None or not is_disk_full(e.errno):
+                raise
+            reserve.write(path, data)
 
 
 def warn(log_path, message, kind="warning"):

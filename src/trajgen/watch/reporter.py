@@ -140,7 +140,9 @@ class ProgressReporter:
     (inflight.read), looked at every WATCH_SECONDS: the bar moves with them, and the progress
     files are rewritten as soon as they give a first rate (not only at the next commit or
     heartbeat, which may be long after).
-    ``mirror``: a ProgressMirror that hears of every write (the --progress-to folder)."""
+    ``mirror``: a ProgressMirror that hears of every write (the --progress-to folder).
+    ``reserve``: the space the run kept for its last words on a full disk (store.reserve.Reserve): the
+    final STOPPED or FAILED state is written there when nothing else can be."""
 
     WATCH_SECONDS = 1.0
 
@@ -161,8 +163,10 @@ class ProgressReporter:
         bar,
         mirror=None,
         inflight=None,
+        reserve=None,
     ):
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
+        self._reserve = reserve
         self._fixed = dict(
             run_dir=os.fspath(display_dir),
             total_samples=total_samples,
@@ -263,7 +267,8 @@ class ProgressReporter:
         with self._write_lock:
             snapshot = self.snapshot(state, error)
             try:
-                write_progress(self._run_dir, snapshot, self._tmp_dir)
+                last_words = self._reserve if state in ("STOPPED", "FAILED") else None
+                write_progress(self._run_dir, snapshot, self._tmp_dir, reserve=last_words)
                 self._estimating = snapshot.state == "RUNNING" and snapshot.rate is None
             finally:  # the mirror hears even of a run directory that cannot be written (it is on another disk)
                 if self._mirror is not None:
