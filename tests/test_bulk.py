@@ -185,3 +185,10 @@ def test_runs_of_the_old_format_are_read_but_not_resumed(tmp_path):
         resume(run, workers=1)
     after = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after.keys() == before.keys() and all(after[k] == before[k] for k in before if k != "run.log")
+
+
+def test_one_sample_key_in_python_integers_is_the_numpy_one():
+    rng = np.random.default_rng(0)
+    for seed in [0, 1, 42, 2**32 - 1, 2**63 + 5, 2**64 - 1]:
+        indices = [0, 1, 2**31, 2**40 + 3, *rng.integers(0, 2**62, 20).tolist()]
+        assert [int(streams.sample_key(seed, i)[0]) for i in indices] == streams.sample_keys(seed, indices).tolist()

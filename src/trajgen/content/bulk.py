@@ -15,13 +15,14 @@ then 2·T·3 uniforms for the T×3 normal numbers of the sensor noise.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from trajgen.content import streams
-from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame
+from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame, frame_one
 from trajgen.content.config import GenerationConfig
 from trajgen.content.motions import (
     MOTIONS,
@@ -143,12 +144,52 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
     )
 
 
+def make_one(config: GenerationConfig, index: int, video: np.ndarray | None = None) -> SampleArrays:
+    """``make_samples(config, [index], video)`` for one sample, without a batch's bookkeeping: the same
+    streams, draws, framing (camera.frame_one) and drawing, so exactly the same arrays, at a fraction
+    of the cost (make_sample; a notebook; verify --deep)."""
+    if index < 0:
+        raise TrajgenError(f"sample index must be ≥ 0, got {index}")
+    frames = config.frames
+    video = np.empty((1, frames, config.size, config.size, 3), np.uint8) if video is None else video
+    label = index % len(config.classes)
+    motion = MOTIONS[config.classes[label]]
+    key = streams.sample_key(config.seed, index)
+    t = _times(frames)
+    block = UNIFORMS + 6 * frames
+    for draw in range(MAX_REDRAWS):
+        # the draw's uniforms and its noise's, in one call: the same stream numbers as uniforms() + normals()
+        u_all = streams.uniforms(key, draw * block, block)
+        u = u_all[:, :UNIFORMS]
+        noise = streams.normals_of(u_all[:, UNIFORMS:]).reshape(1, frames, 3)
+        aug, params = draw_parameters(config, motion, u[0].tolist())
+        points, points_2d, camera, framed = _place(config, motion, [params], noise * aug.noise_std, u, t)
+        if framed[0]:
+            break
+    else:  # pragma: no cover - only reachable with a broken motion definition
+        raise TrajgenError(f"sample {index} ({config.classes[label]}) could not be framed in {MAX_REDRAWS} draws")
+    render_videos(points_2d, config, video)
+    return SampleArrays(
+        index=np.array([index], np.int64),
+        labels=np.array([label], np.int64),
+        videos=video,
+        trajectory_3d=points.astype(np.float32),
+        points_2d=points_2d.astype(np.float32),
+        camera=camera.astype(np.float32),
+        equations=[motion.equation(params)],
+        descriptions=[motion.description(params) + aug.describe()],
+        redraws=np.array([draw], np.int64),
+    )
+
+
 def _place(
     config: GenerationConfig, motion: Motion, params: list[Params], noise: np.ndarray, u: np.ndarray, t: np.ndarray
 ):
     """Frame m draws of one motion, vary their pace within the speed limit and frame them afresh:
     (points (m, T, 3), points_2d, camera, framed (m,) bool). ``params`` gain their "warp"."""
     m = len(params)
+    if m == 1:
+        return _place_one(config, motion, params[0], noise, u, t)
     normal = np.array([motion.view_normal(p) for p in params], np.float64).reshape(m, 3)
     tilt = np.full(m, motion.max_tilt)
     camera_u = u[:, UNIFORMS - UNIFORMS_PER_CAMERA :]
@@ -174,3 +215,32 @@ def _place(
         np.where(keep[:, 0], camera, paced_camera),
         framed & (framed_again | ~retimed),
     )
+
+
+def _place_one(
+    config: GenerationConfig, motion: Motion, params: Params, noise: np.ndarray, u: np.ndarray, t: np.ndarray
+):
+    """``_place`` for one draw (make_sample), in Python floats where numpy's cost per call is most of the
+    work: the same path, framing (camera.frame_one), pace (pace_limit's arithmetic, in its order) and
+    framing again, so the same arrays to the bit."""
+    normal = np.array(motion.view_normal(params), np.float64)
+    camera_u = u[0, UNIFORMS - UNIFORMS_PER_CAMERA :]
+    columns = stack([params])
+    points = motion.path(columns, t) + noise
+    points_2d, camera, framed = frame_one(points[0], normal, camera_u, config, motion.max_tilt)
+    natural = points, points_2d[None], camera[None], np.array([framed])
+    if not framed or not motion.varies_speed or config.speed_variation == 0:
+        return natural  # (not framed: drawn again, its pace does not matter)
+    path = points_2d.tolist()
+    longest = math.sqrt(
+        max(((x1 - x0) * (x1 - x0) + (y1 - y0) * (y1 - y0) for (x0, y0), (x1, y1) in zip(path, path[1:])), default=0.0)
+    )
+    variation = config.speed_variation
+    reach = min(variation, max(0.0, SPEED_LIMIT * (2 * config.radius) / longest - 1.0)) if longest > 0 else variation
+    if not reach > 0:  # already as fast as the limit allows: the natural pace it is
+        return natural
+    params["warp"] = warp = reach * (2 * float(u[0, _PACE]) - 1)
+    columns["warp"] = np.array([warp])
+    paced = motion.path(columns, t) + noise
+    paced_2d, paced_camera, framed_again = frame_one(paced[0], normal, camera_u, config, motion.max_tilt)
+    return paced, paced_2d[None], paced_camera[None], np.array([framed_again])

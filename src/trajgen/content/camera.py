@@ -89,6 +89,9 @@ def frame(
     Returns points_2d (m, T, 2), camera (m, 15) and framed (m,) bool: False where the draw
     cannot be framed (those rows hold garbage). Elementwise numpy only, so each row is the
     same whatever other rows share the call."""
+    if len(points) == 1:  # one sample (make_sample): the same arithmetic on floats, without numpy's per-call cost
+        points_2d, camera, framed = frame_one(points[0], view_normal[0], u[0], config, float(max_tilt[0]))
+        return points_2d[None], camera[None], np.array([framed])
     size, margin = config.size, config.radius
     u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u.T
     with np.errstate(all="ignore"):  # rows that cannot be framed may divide by zero
@@ -139,3 +142,107 @@ def frame(
         points_2d = np.stack([focal[:, None] * x + cx[:, None], focal[:, None] * y + cy[:, None]], axis=-1)
         camera = np.concatenate([np.stack([focal, cx, cy], axis=1), eye, right, down, forward], axis=1)
     return points_2d, camera, framed
+
+
+Vec3 = tuple[float, float, float]
+
+
+def _unit3(v: Vec3) -> Vec3:
+    n = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    return (v[0] / n, v[1] / n, v[2] / n)
+
+
+def _cross3(a: Vec3, b: Vec3) -> Vec3:
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _dot1(rel: np.ndarray, axis: Vec3) -> np.ndarray:
+    return rel[:, 0] * axis[0] + rel[:, 1] * axis[1] + rel[:, 2] * axis[2]
+
+
+def frame_one(
+    points: np.ndarray, view_normal: np.ndarray, u: np.ndarray, config: GenerationConfig, max_tilt: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``frame`` for one path (T, 3): points_2d (T, 2), camera (15,) and whether it is framed, equal to
+    the bit to its row of ``frame`` over many (each operation the same IEEE one, in the same order;
+    sines and cosines by numpy's own functions), in Python floats: for one path numpy's cost per
+    call is most of the work. Checks come before each division, so none can fail."""
+    size, margin = config.size, config.radius
+    u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u.tolist()
+    path = points.tolist()
+    xs, ys, zs = (list(c) for c in zip(*path))
+    if not all(map(math.isfinite, xs + ys + zs)):  # the batch's min and max give NaN there: not framed
+        return _unframed(len(path))
+    c0, c1, c2 = 0.5 * (min(xs) + max(xs)), 0.5 * (min(ys) + max(ys)), 0.5 * (min(zs) + max(zs))
+    radius = math.sqrt(max([(x - c0) * (x - c0) + (y - c1) * (y - c1) + (z - c2) * (z - c2) for x, y, z in path]))
+    if not (math.isfinite(radius) and radius >= 1e-6):
+        return _unframed(len(path))
+    try:
+        n = _unit3(tuple(view_normal.tolist()))
+        a = _unit3(_cross3(n, (1.0, 0.0, 0.0) if abs(n[0]) < 0.9 else (0.0, 1.0, 0.0)))
+        b = _cross3(n, a)
+        tilt_angle = float(np.radians(max_tilt)) * u0
+        turn = 2 * math.pi * u1
+        roll = math.radians(config.roll) * (2 * u_roll - 1)
+        angles = np.array([tilt_angle, turn, roll])  # numpy's sine and cosine, as the batch's, in two calls
+        (sin_tilt, sin_turn, sin_roll), (cos_tilt, cos_turn, cos_roll) = (
+            np.sin(angles).tolist(),
+            np.cos(angles).tolist(),
+        )
+        tilt = sin_tilt / cos_tilt
+        side = 1.0 if u2 < 0.5 else -1.0
+        along_a, along_b = side * tilt * cos_turn, side * tilt * sin_turn
+        forward = _unit3(
+            (
+                side * n[0] + along_a * a[0] + along_b * b[0],
+                side * n[1] + along_a * a[1] + along_b * b[1],
+                side * n[2] + along_a * a[2] + along_b * b[2],
+            )
+        )
+        up = (0.0, 0.0, 1.0) if abs(forward[2]) < 0.99 else (1.0, 0.0, 0.0)
+        level_right = _unit3(_cross3(forward, up))
+        level_down = _cross3(forward, level_right)
+        right = (
+            cos_roll * level_right[0] + sin_roll * level_down[0],
+            cos_roll * level_right[1] + sin_roll * level_down[1],
+            cos_roll * level_right[2] + sin_roll * level_down[2],
+        )
+        down = _cross3(forward, right)
+        distance = radius * (2.5 + 1.5 * u3) * math.sqrt(1 + tilt * tilt)
+        eye = (c0 - distance * forward[0], c1 - distance * forward[1], c2 - distance * forward[2])
+    except ZeroDivisionError:  # a degenerate pose: the batch's row is NaN there, and not framed
+        return _unframed(len(path))
+    e0, e1, e2 = eye
+    f0, f1, f2 = forward
+    r0, r1, r2 = right
+    d0, d1, d2 = down
+    depths, along_right, along_down = [], [], []
+    for x, y, z in path:
+        x, y, z = x - e0, y - e1, z - e2
+        depths.append(x * f0 + y * f1 + z * f2)
+        along_right.append(x * r0 + y * r1 + z * r2)
+        along_down.append(x * d0 + y * d1 + z * d2)
+    if not min(depths) >= 0.25 * distance:
+        return _unframed(len(path))
+    xs = [x / depth for x, depth in zip(along_right, depths)]
+    ys = [y / depth for y, depth in zip(along_down, depths)]
+    lo_x, hi_x, lo_y, hi_y = min(xs), max(xs), min(ys), max(ys)
+    span = max(hi_x - lo_x, hi_y - lo_y)
+    if not (math.isfinite(span) and span >= 1e-6):
+        return _unframed(len(path))
+    target = min(config.coverage, max_coverage(size, margin))
+    coverage = min(max(target + config.coverage_jitter * (2 * u_cover - 1), 0.5 * target), max_coverage(size, margin))
+    focal = coverage * size / span
+    box_x, box_y = focal * (hi_x - lo_x), focal * (hi_y - lo_y)
+    free_x = max(0.0, size - 1 - 2 * margin - box_x - 2 * _EDGE)
+    free_y = max(0.0, size - 1 - 2 * margin - box_y - 2 * _EDGE)
+    cx = 0.5 * (size - 1 - box_x) + config.placement * free_x * (u_x - 0.5) - focal * lo_x
+    cy = 0.5 * (size - 1 - box_y) + config.placement * free_y * (u_y - 0.5) - focal * lo_y
+    points_2d = np.array([c for x, y in zip(xs, ys) for c in (focal * x + cx, focal * y + cy)]).reshape(-1, 2)
+    camera = np.array([focal, cx, cy, *eye, *right, *down, *forward])
+    return points_2d, camera, True
+
+
+def _unframed(frames: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """What ``frame_one`` gives for a path it cannot frame (the batch's rows hold garbage there)."""
+    return np.full((frames, 2), np.nan), np.full(15, np.nan), False

@@ -79,7 +79,19 @@ class Motion:
 def warped(c: Columns, t: np.ndarray) -> np.ndarray:
     """The paths' own time s(t) = t + k·sin(πt)/π, (m, T): speed 1 + k at the start, 1 - k at
     the end (k = c["warp"] in [-1, 1]); the same path, but where the dot is at frame t varies."""
-    return t[None, :] + (c["warp"] / math.pi)[:, None] * np.sin(math.pi * t)[None, :]
+    return t[None, :] + (c["warp"] / math.pi)[:, None] * _sin_pi(t)[None, :]
+
+
+def _sin_pi(t: np.ndarray) -> np.ndarray:
+    """sin(πt) of the frame times, kept for the last times asked (the same few for a whole run)."""
+    global _SIN_PI
+    times, values = _SIN_PI
+    if times is not t:
+        _SIN_PI = (t, np.sin(math.pi * t))
+    return _SIN_PI[1]
+
+
+_SIN_PI: tuple = (None, None)
 
 
 def _along(s: np.ndarray, v: np.ndarray) -> np.ndarray:

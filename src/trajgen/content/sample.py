@@ -30,15 +30,15 @@ class Sample:
 
 def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
     """Make sample ``index`` of the dataset ``config`` describes (pure in config content, seed, index):
-    exactly the row a shard holds for it (both are made by ``trajgen.content.bulk.make_samples``).
+    exactly the row a shard holds for it (``trajgen.content.bulk.make_one`` makes it as ``make_samples`` does).
 
     ``out``: an optional C-contiguous uint8 (T, H, W, 3) array to render into; the sample's
     ``video`` is then that array."""
-    from trajgen.content.bulk import make_samples
+    from trajgen.content.bulk import make_one
 
     if index < 0:
         raise TrajgenError(f"sample index must be ≥ 0, got {index}")
-    made = make_samples(config, [index], None if out is None else out[None])
+    made = make_one(config, index, None if out is None else out[None])
     label = int(made.labels[0])
     return Sample(
         index=index,

@@ -9,6 +9,8 @@ whichever batch, shard, worker or process asks for it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (the golden ratio in 64 bits)
@@ -16,6 +18,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _SEED_SALT = np.uint64(0x5452414A47454E31)  # "TRAJGEN1": streams of seed s and index s differ
 _UNIT = 2.0**-53
+_MASK = (1 << 64) - 1
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -27,19 +30,44 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 def sample_keys(seed: int, indices) -> np.ndarray:
     """One uint64 key per sample index: distinct indices of one seed never share a key."""
+    return _mix(_seed_base(seed) + np.asarray(indices, np.uint64) * _GAMMA)
+
+
+def sample_key(seed: int, index: int) -> np.ndarray:
+    """``sample_keys(seed, [index])``, in Python's integers (the same arithmetic modulo 2**64)."""
+    x = (int(_seed_base(seed)[0]) + index * int(_GAMMA)) & _MASK
+    x = ((x ^ (x >> 30)) * int(_M1)) & _MASK
+    x = ((x ^ (x >> 27)) * int(_M2)) & _MASK
+    return np.array([x ^ (x >> 31)], np.uint64)
+
+
+@lru_cache(maxsize=64)
+def _seed_base(seed: int) -> np.ndarray:
     base = _mix(np.array([seed], np.uint64) ^ _SEED_SALT)
-    return _mix(base + np.asarray(indices, np.uint64) * _GAMMA)
+    base.flags.writeable = False
+    return base
+
+
+@lru_cache(maxsize=256)
+def _counters(start: int, count: int) -> np.ndarray:
+    counters = (np.arange(start, start + count, dtype=np.uint64) + np.uint64(1)) * _GAMMA
+    counters.flags.writeable = False
+    return counters
 
 
 def uniforms(keys: np.ndarray, start: int, count: int) -> np.ndarray:
     """Numbers start … start+count-1 of each key's stream, as float64 in [0, 1): (len(keys), count)."""
-    counters = (np.arange(start, start + count, dtype=np.uint64) + np.uint64(1)) * _GAMMA
-    bits = _mix(keys[:, None] + counters[None, :])
+    bits = _mix(keys[:, None] + _counters(start, count)[None, :])
     return (bits >> np.uint64(11)).astype(np.float64) * _UNIT
 
 
 def normals(keys: np.ndarray, start: int, count: int) -> np.ndarray:
     """Standard normal numbers from stream numbers start … start+2·count-1 (Box–Muller): (len(keys), count)."""
-    u = uniforms(keys, start, 2 * count)
+    return normals_of(uniforms(keys, start, 2 * count))
+
+
+def normals_of(u: np.ndarray) -> np.ndarray:
+    """Box–Muller: standard normals from uniforms (n, 2·count), the first half for the radius: (n, count)."""
+    count = u.shape[1] // 2
     radius = np.sqrt(-2.0 * np.log(1.0 - u[:, :count]))  # 1 - u is in (0, 1]: log is finite
     return radius * np.cos(2.0 * np.pi * u[:, count:])
