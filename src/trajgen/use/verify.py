@@ -107,7 +107,8 @@ def verify_run(
         )
     _mixed_versions_note(report, paths, entries)
     listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
-    _check_files(report, paths, listed, in_progress)  # a shard whose entry is damaged is still listed, not stray
+    # a shard whose entry is damaged is still listed, not stray
+    _check_files(report, paths, listed, in_progress, complete=manifest["status"] == "complete")
     return report
 
 
@@ -343,8 +344,12 @@ def _check_duplicates(
         report.add(shard_file(entries[dup_slot]["index"]), message, kind)
 
 
-def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool) -> None:
-    """Nothing in the run directory but the run's own files, its listed shards, and exports or previews."""
+def _check_files(
+    report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool, *, complete: bool
+) -> None:
+    """Nothing in the run directory but the run's own files, its listed shards, and exports or previews.
+    What a stopped process left behind in an unfinished run, resume clears as it finishes it."""
+    leftover = "delete it" if complete else f"{resume_command(paths.root)} removes it and finishes the run"
     listed = {Path(shard_file(e["index"])).name for e in entries if isinstance(e["index"], int)}
     products = []
     for p in sorted(paths.root.iterdir()):
@@ -368,12 +373,12 @@ def _check_files(report: VerifyReport, paths: RunPaths, entries: list[dict], in_
             continue
         if p.name.startswith("shard-") and p.name.endswith(".npz"):
             report.add(
-                f"shards/{p.name}", "is not listed in the manifest (never committed; readers ignore it); delete it"
+                f"shards/{p.name}", f"is not listed in the manifest (never committed; readers ignore it); {leftover}"
             )
         else:
             report.add(f"shards/{p.name}", "stray file: not a shard of this run; move it elsewhere")
     for p in sorted(paths.tmp.iterdir()) if paths.tmp.is_dir() else []:
-        report.add(f".tmp/{p.name}", "in-flight file left by a stopped process (never read as a result); delete it")
+        report.add(f".tmp/{p.name}", f"in-flight file left by a stopped process (never read as a result); {leftover}")
 
 
 def _indices(values) -> str:
