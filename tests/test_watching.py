@@ -567,3 +567,50 @@ def test_the_folder_gets_the_newest_state_at_most_once_a_second(tmp_path, monkey
     rep.finish("COMPLETE")
     assert writes[0] == 0 and writes[-1] == 100 and len(writes) <= 3  # the first, perhaps one more, the last
     assert (tmp_path / "watch" / "PROGRESS.txt").read_text() == (run_dir / "PROGRESS.txt").read_text()
+
+
+def test_the_page_shows_the_newest_committed_shard_when_a_run_ends(tmp_path):
+    """Shards committed faster than the progress interval: the page may show an older shard's samples
+    while running (drawing them costs), but never once the run has ended."""
+    drawn = []
+
+    def pictures(shard):
+        drawn.append(shard)
+        return shard, [("linear", 0, b"\x89PNG")]
+
+    run_dir = tmp_path / "run"
+    (run_dir / ".tmp").mkdir(parents=True)
+    mirror = ProgressMirror(
+        tmp_path / "watch", run_dir, run_dir / ".tmp", 30.0, warn=lambda *a: None, pictures=pictures
+    )
+    mirror.publish(page_snapshot(), "shards/shard-00003.npz")
+    mirror.flush()
+    mirror.publish(
+        page_snapshot(completed_shards=10, completed_samples=10_000, state="COMPLETE"), "shards/shard-00009.npz"
+    )
+    mirror.close()
+    page = (tmp_path / "watch" / "PROGRESS.html").read_text()
+    assert "shard-00009.npz" in page and "shard-00003.npz" not in page
+    assert drawn == ["shards/shard-00003.npz", "shards/shard-00009.npz"]
+
+
+def test_the_page_redraws_a_newer_shard_within_seconds_not_one_interval(tmp_path, monkeypatch):
+    from trajgen.watch import mirror as mirror_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(mirror_module.time, "monotonic", lambda: clock[0])
+    shown = []
+    run_dir = tmp_path / "run"
+    (run_dir / ".tmp").mkdir(parents=True)
+    mirror = ProgressMirror(
+        tmp_path / "watch",
+        run_dir,
+        run_dir / ".tmp",
+        30.0,
+        warn=lambda *a: None,
+        pictures=lambda shard: (shown.append(shard) or shard, [("linear", 0, b"\x89PNG")]),
+    )
+    for k, seconds in enumerate([0, 2, mirror_module.THUMBNAIL_SPACING + 0.1]):
+        clock[0] = 1000.0 + seconds
+        mirror._thumbnails(f"shards/shard-{k:05d}.npz", final=False)
+    assert shown == ["shards/shard-00000.npz", "shards/shard-00002.npz"]  # not 30 s: a few seconds at most

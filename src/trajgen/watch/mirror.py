@@ -26,6 +26,7 @@ MAX_HISTORY_POINTS = 240
 CLOSE_TIMEOUT = 3.0  # at the end of a run, how long the last mirror write may take before we give up
 MAX_MIRROR_SPACING = 1.0  # seconds: a synced folder gets at most one update a second (or per interval, if shorter)
 MIRROR_FILES = ("PROGRESS.txt", "PROGRESS.html")
+THUMBNAIL_SPACING = 5.0  # seconds: the page's samples are at most this much behind (drawing them: ~35 ms)
 
 
 # ---------------------------------------------------------------- history
@@ -206,7 +207,7 @@ class ProgressMirror:
                         pass
 
     def _write(self, snapshot, points, shard):
-        thumbs, note = self._thumbnails(shard)
+        thumbs, note = self._thumbnails(shard, final=snapshot.state != "RUNNING")
         text = format_progress_text(snapshot).encode("utf-8")
         page = render_page(snapshot, points, thumbs, note).encode("utf-8")
         try:
@@ -234,13 +235,15 @@ class ProgressMirror:
             "warning",
         )
 
-    def _thumbnails(self, shard):
-        """Thumbnails of the newest committed shard, remade at most once per interval."""
+    def _thumbnails(self, shard, final):
+        """Thumbnails of the newest committed shard: remade at most every THUMBNAIL_SPACING seconds (or
+        interval, if shorter) while the run works, and for the last state whatever the time."""
         if self._pictures is None:
             return [], ""
         first_look = shard is None and self._thumbs_shard is None and not self._thumbs_warned
         changed = first_look or (shard is not None and shard != self._thumbs_shard)
-        if changed and time.monotonic() - self._thumbs_at >= self._interval:
+        spacing = min(THUMBNAIL_SPACING, self._interval)
+        if changed and (final or time.monotonic() - self._thumbs_at >= spacing):
             self._thumbs_at = time.monotonic()
             try:
                 drawn, thumbs = self._pictures(shard)
