@@ -127,15 +127,20 @@ def test_cli_preview_bad_input(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_cells_captions_stay_legible_over_the_motion():
-    """A caption drawn where the dot passes keeps a light backing, so its grey text reads."""
-    from trajgen.use.preview import caption
+def test_captions_sit_below_each_sample_never_over_it(good, tmp_path):
+    """Every cell shows its sample's whole picture (the blended trail, upscaled), untouched: the
+    '#index' and 'N frames' captions are written in a band of their own under it."""
+    from trajgen import open_run
+    from trajgen.content.render import blend_trail
 
-    cell = np.zeros((64, 64, 3), np.uint8)
-    cell[:] = (0, 0, 255)  # the dot, everywhere
-    x0, y0, x1, y1 = caption(cell, "16 frames", (20, 60))
-    assert (x0, y1) <= (20, 62) and x1 > 20 and y0 < 60
-    backing = cell[y0:y1, x0:x1].reshape(-1, 3).astype(int)
-    assert np.median(backing, axis=0).min() > 200  # light behind the text
-    text = backing.sum(axis=1) < 500
-    assert 0.05 < text.mean() < 0.6  # and the text on it
+    result = make_preview(good, tmp_path / "sheet.png", per_class=6)
+    img = read_png(result.png)
+    run = open_run(good)
+    for row in range(result.rows):
+        for col, index in enumerate(result.samples[row]):
+            x0, y0, x1, y1 = result.cell_box(row, col)
+            k = result.cell // SMALL.size
+            picture = blend_trail(run[index].video, SMALL.background).repeat(k, axis=0).repeat(k, axis=1)
+            np.testing.assert_array_equal(img[y0:y1, x0:x1], picture, err_msg=f"#{index}")
+            bx0, by0, bx1, by1 = result.caption_box(row, col)
+            assert (bx0, bx1) == (x0, x1) and by0 >= y1 + 1 and ink(img[by0:by1, bx0:bx1]) > 0.02  # the captions

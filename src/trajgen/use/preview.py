@@ -24,6 +24,7 @@ from trajgen.use.dataset import open_run
 DEFAULT_PER_CLASS = 6
 MIN_CELL = 96  # px: samples are upscaled by a whole factor to at least this
 PAD, LABEL_W, TITLE_H = 8, 110, 28
+CAPTION_H = 14  # px under each sample for its '#index' and 'N frames': never over the picture
 FPS = 8
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MAX_PICTURE_PX = 32_767  # widest and tallest contact sheet written (JPEG stops at 65,500)
@@ -55,14 +56,19 @@ class Preview:
 
     @property
     def height(self) -> int:
-        return TITLE_H + PAD + self.rows * (self.cell + PAD)
+        return TITLE_H + PAD + self.rows * (self.cell + CAPTION_H + PAD)
 
     video_width = property(lambda self: self.width + self.width % 2)  # codecs want even sizes
     video_height = property(lambda self: self.height + self.height % 2)
 
     def cell_box(self, row: int, col: int) -> tuple[int, int, int, int]:
-        x, y = LABEL_W + PAD + col * (self.cell + PAD), TITLE_H + PAD + row * (self.cell + PAD)
+        x, y = LABEL_W + PAD + col * (self.cell + PAD), TITLE_H + PAD + row * (self.cell + CAPTION_H + PAD)
         return x, y, x + self.cell, y + self.cell
+
+    def caption_box(self, row: int, col: int) -> tuple[int, int, int, int]:
+        """The band under a cell that holds its captions (below the cell's 1 px frame)."""
+        x0, _, x1, y1 = self.cell_box(row, col)
+        return x0, y1 + 1, x1, y1 + CAPTION_H
 
     def label_box(self, row: int) -> tuple[int, int, int, int]:
         _, y, _, y1 = self.cell_box(row, 0)
@@ -110,25 +116,14 @@ def make_preview(
     for r, row in enumerate(cells):
         for c, v in enumerate(row):
             _paste(sheet, preview, r, c, blend_trail(v, config.background))
-            x0, y0, x1, y1 = preview.cell_box(r, c)
+            x0, _, x1, y1 = preview.caption_box(r, c)
             text = f"{len(v)} frames"
-            caption(sheet, text, (x1 - render.text_width(text, 0.35) - 3, y1 - 4))
-            caption(sheet, f"#{preview.samples[r][c]}", (x0 + 3, y0 + 12))
+            render.put_text(sheet, text, (x1 - render.text_width(text, 0.35), y1 - 3), 0.35, _CAPTION)
+            render.put_text(sheet, f"#{preview.samples[r][c]}", (x0, y1 - 3), 0.35, _CAPTION)
     _write_file(out, render.encode_image(sheet, out.suffix))
     if video is not None:
         _write_video(preview, video, base, cells)
     return preview
-
-
-def caption(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.35) -> tuple[int, int, int, int]:
-    """Write a cell's small grey caption on a light backing (the motion may pass under it); its box."""
-    width, height, depth = render.text_size(text, scale)
-    x0, y0 = max(0, org[0] - 2), max(0, org[1] - height - 2)
-    x1, y1 = min(image.shape[1], org[0] + width + 2), min(image.shape[0], org[1] + depth)
-    backing = image[y0:y1, x0:x1]
-    backing[:] = (backing * 0.15 + 255 * 0.85).astype(np.uint8)
-    render.put_text(image, text, org, scale, _CAPTION)
-    return x0, y0, x1, y1
 
 
 def _check_targets(root: Path, out: Path, video: Path | None) -> None:
