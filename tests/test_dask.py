@@ -145,6 +145,9 @@ def test_a_worker_killed_mid_run_only_means_recompute(two_workers, long_referenc
     killer.join()
     assert killed
     assert_same_run(out, long_reference)
+    # the watcher learns why the run took longer, as with a local worker
+    lines = [line for line in (out / "run.log").read_text().splitlines() if "left the cluster" in line]
+    assert len(lines) == 1 and next(iter(pids)) in lines[0] and "other workers" in lines[0], lines
 
 
 def test_a_worker_restarted_mid_run_only_means_recompute(two_workers, long_reference, tmp_path):

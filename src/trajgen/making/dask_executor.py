@@ -31,6 +31,7 @@ from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.making.dask_cluster import DaskError, QuietDistributedLogs, connect, import_distributed
 from trajgen.store import _fs
+from trajgen.store.rundir import note
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for its first worker
 CLOSE_TIMEOUT = 3.0
@@ -338,6 +339,20 @@ def _shard_results(
             completed.add(future)
 
     lost = _lost(address, run_dir)
+    workers = set(client.nthreads())
+
+    def watch_workers() -> None:
+        # a worker that dies is not an error: the scheduler makes its shards on the others; say so in the log
+        nonlocal workers
+        now = set(client.nthreads())
+        for gone in sorted(workers - now):
+            note(
+                run_dir,
+                f"dask: worker {gone} left the cluster (killed, crashed or stopped); the scheduler "
+                f"makes its shards on the other workers",
+            )
+        workers = now
+
     try:
         try:
             top_up()
@@ -351,7 +366,7 @@ def _shard_results(
                 future.release()
                 if e.worker not in refused:
                     refused[e.worker] = str(e)
-                    _note(run_dir, f"dask: refused worker {e.worker}: {e}; its shards go to the other workers")
+                    note(run_dir, f"dask: refused worker {e.worker}: {e}; its shards go to the other workers")
                 waiting.appendleft(k)
                 try:
                     top_up()
@@ -367,6 +382,7 @@ def _shard_results(
                 raise DaskError(lost) from None  # that fetches its result broke
             future.release()
             try:
+                watch_workers()
                 top_up()
             except (OSError, TimeoutError):
                 raise DaskError(lost) from None
@@ -377,13 +393,3 @@ def _shard_results(
                 client.cancel(list(running), force=True)
             except Exception:  # the scheduler may be gone; it drops a lost client's tasks itself
                 pass
-
-
-def _note(run_dir: str, event: str) -> None:
-    """A line in the run's log (best effort: the commit loop reports a log it cannot write)."""
-    from trajgen.store.rundir import log_line
-
-    try:
-        _fs.append_line(os.path.join(run_dir, "run.log"), log_line(event))
-    except OSError:
-        pass

@@ -27,6 +27,7 @@ from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.making import inflight
 from trajgen.store import _fs
+from trajgen.store.rundir import note
 
 MAX_POOL_RESTARTS = 3
 
@@ -204,7 +205,7 @@ class ProcessExecutor:
                             f"shard (out of memory? killed?); the run is resumable: "
                             f"{resume_command(run_dir)}"
                         )
-                    _note(
+                    note(
                         run_dir,
                         f"{_dead_workers(workers_before, killed)}; restarting the {workers} worker "
                         f"processes, making {_shards_text(lost)} again",
@@ -237,16 +238,6 @@ def _shards_text(shards: list[int]) -> str:
     if not shards:
         return "no shard"
     return f"shard {shards[0]}" if len(shards) == 1 else "shards " + ", ".join(map(str, shards))
-
-
-def _note(run_dir: str, event: str) -> None:
-    """A line in the run's log (best effort: the commit loop reports a log it cannot write)."""
-    from trajgen.store.rundir import log_line
-
-    try:
-        _fs.append_line(os.path.join(run_dir, "run.log"), log_line(event))
-    except OSError:
-        pass
 
 
 def _quiet_resource_tracker() -> None:

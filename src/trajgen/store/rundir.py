@@ -120,6 +120,14 @@ def log_line(event: str) -> str:
     return f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {event}"
 
 
+def note(run_dir: os.PathLike | str, event: str) -> None:
+    """A line in the run's log, best effort (the commit loop reports a log it cannot write)."""
+    try:
+        _fs.append_line(os.path.join(run_dir, "run.log"), log_line(event))
+    except OSError:
+        pass
+
+
 @overload
 def check_progress_to(root: Path, progress_to: os.PathLike | str) -> str: ...
 @overload
