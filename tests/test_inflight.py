@@ -174,8 +174,11 @@ def test_the_bar_shows_committed_and_in_flight_samples(tmp_path, capsys):
 def test_shard_progress_files_are_written_read_and_removed(tmp_path):
     from trajgen.making import inflight
 
-    report = inflight.ShardProgress(tmp_path, 7, 1_000, every=0)
-    report.encoded(300, 1_200)
+    clock = [100.0]
+    report = inflight.ShardProgress(tmp_path, 7, 1_000, every=0, clock=lambda: clock[0])
+    report.encoded(0, 1_200)  # encoding starts at once (no time spent making)
+    clock[0] += 1.0
+    report.encoded(300, 1_200)  # a quarter of the bytes in 1 s: 3 s to go, a quarter of the shard's time
     assert inflight.read(tmp_path) == {7: (250, 1_000)}
     assert inflight.read(tmp_path, skip={7}) == {}  # a committed shard is never in flight
     (tmp_path / "inflight-00009").write_text("garbage")

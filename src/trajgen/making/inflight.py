@@ -31,24 +31,37 @@ def progress_file(tmp_dir, k: int) -> str:
 class ShardProgress:
     """What the maker of shard k (``n`` samples) reports; ``encoded`` is the shard encoder's
     progress callback. ``every``: seconds between reports (default REPORT_SECONDS, or the
-    environment's TRAJGEN_INFLIGHT_SECONDS, which tests set to 0 to see every step)."""
+    environment's TRAJGEN_INFLIGHT_SECONDS, which tests set to 0 to see every step).
 
-    def __init__(self, tmp_dir, k: int, n: int, every: float | None = None):
+    The count reported is the shard's share of its time, in samples: the time since the maker
+    started (making the samples included) over that time plus what encoding still needs at its
+    pace so far. Counting only the encoded share would make the first rate of a run with large
+    shards far too low (the making before it counted for nothing)."""
+
+    def __init__(self, tmp_dir, k: int, n: int, every: float | None = None, clock=time.monotonic):
         self._tmp_dir, self._k, self._n = tmp_dir, k, n
         self._path = progress_file(tmp_dir, k)
         if every is None:
             every = float(os.environ.get("TRAJGEN_INFLIGHT_SECONDS", REPORT_SECONDS))
-        self._every = every
-        self._last = time.monotonic()
+        self._every, self._clock = every, clock
+        self._start = self._last = clock()
+        self._encoding: tuple[float, float] | None = None  # (time, share encoded) when encoding was first heard of
         self._written = False
 
     def encoded(self, done_bytes: int, total_bytes: int) -> None:
         """The encoder has deflated ``done_bytes`` of the shard's ``total_bytes``."""
-        now = time.monotonic()
+        now, share = self._clock(), done_bytes / max(1, total_bytes)
+        if self._encoding is None:
+            self._encoding = (now, share)
         if now - self._last < self._every:
             return
+        began, share_then = self._encoding
+        if share <= share_then or now <= began:
+            return  # no pace yet
+        left = (1.0 - share) * (now - began) / (share - share_then)  # seconds of encoding still to come
+        spent = now - self._start
         self._last = now
-        self._write(self._n * done_bytes // max(1, total_bytes))
+        self._write(min(self._n, int(self._n * spent / (spent + left))))
 
     def _write(self, made: int) -> None:
         temp = f"{self._path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"  # a dead writer's are discarded by pid

@@ -16,6 +16,7 @@ from trajgen.store.rundir import RunError, RunPaths, resume_command
 from trajgen.watch.progress import (
     ProgressSnapshot,
     format_progress_text,
+    rate_of,
     snapshot_from_json,
     snapshot_to_json,
     write_progress,
@@ -104,6 +105,8 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         # what the working process's makers report now (only while it holds the lock: a dead run's are stale)
         **_inflight_now(paths, {s["index"] for s in shards}, state == "RUNNING"),
     )
+    if state == "RUNNING" and snapshot is not None:
+        snap = _recomputed_pace(snap, snapshot)
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
@@ -114,6 +117,17 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         "resume_command": None if state == "COMPLETE" else resume_command(paths.root),
     }
     return RunStatus(state=state, text=text, data=data)
+
+
+def _recomputed_pace(now: ProgressSnapshot, written: ProgressSnapshot) -> ProgressSnapshot:
+    """Elapsed, rate and ETA as of now, from what the working process had committed when it last wrote
+    progress.json, what the manifest lists now and what is in flight: not the figures of that write."""
+    elapsed = written.elapsed_seconds + max(0.0, (datetime.now(timezone.utc) - written.updated_at).total_seconds())
+    at_start = written.completed_samples - written.session_samples  # committed before this process began
+    rate = rate_of(now.completed_samples - at_start + now.inflight_samples, elapsed)
+    remaining = max(0, now.total_samples - now.completed_samples - now.inflight_samples)
+    eta = None if rate is None else remaining / rate
+    return replace(now, elapsed_seconds=elapsed, rate=rate, eta_seconds=eta)
 
 
 def _inflight_now(paths: RunPaths, committed: set[int], running: bool) -> dict:

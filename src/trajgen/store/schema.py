@@ -204,7 +204,7 @@ def check_progress(data: object) -> dict:
         _int(p, key, 0)
     if p["completed_samples"] > p["total_samples"] or p["completed_shards"] > p["total_shards"]:
         raise SchemaError("completed_samples", "is more than the run holds")
-    for key in ("inflight_samples", "inflight_shards"):  # added later: absent in older files
+    for key in ("inflight_samples", "inflight_shards", "session_samples"):  # added later: absent in older files
         if key in p:
             _int(p, key, 0)
     for key, optional in (("rate", True), ("elapsed_seconds", False), ("eta_seconds", True)):

@@ -37,6 +37,9 @@ class ProgressSnapshot:
     # samples made in shards not yet committed (see inflight.py), and those shards; never in completed_*
     inflight_samples: int = 0
     inflight_shards: int = 0
+    # samples the working process committed itself (not those of earlier processes): with elapsed_seconds,
+    # what `status` recomputes the rate from later
+    session_samples: int = 0
 
     def __post_init__(self):
         if self.state not in STATES:
@@ -63,6 +66,14 @@ def format_duration(seconds):
     """H:MM:SS."""
     seconds = max(0, int(seconds))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+MIN_RATE_SECONDS = 2.0  # a rate from a shorter window says more about start-up than about speed
+
+
+def rate_of(samples, seconds):
+    """Samples/s, or None while it would mean little: under MIN_RATE_SECONDS, or nothing made yet."""
+    return samples / seconds if samples > 0 and seconds >= MIN_RATE_SECONDS else None
 
 
 def rate_text(rate):

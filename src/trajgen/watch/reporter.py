@@ -1,6 +1,7 @@
 """The progress of one working process: the rate and ETA, the terminal bar or plain lines, and the
 reporter that rewrites PROGRESS.txt and progress.json at every commit and every interval."""
 
+import math
 import os
 import socket
 import sys
@@ -12,6 +13,7 @@ from trajgen.watch.progress import (
     ProgressSnapshot,
     eta_text,
     percent_text,
+    rate_of,
     rate_text,
     showing_inflight,
     warn,
@@ -22,10 +24,9 @@ from trajgen.watch.progress import (
 class RateMeter:
     """Samples per second made by this process since it started (resumed work excluded)."""
 
-    def __init__(self, clock=time.monotonic, min_seconds=2.0):
+    def __init__(self, clock=time.monotonic):
         self._clock = clock
         self._start = clock()
-        self._min_seconds = min_seconds
         self.samples = 0
         self.commits = 0
 
@@ -41,11 +42,7 @@ class RateMeter:
         """Samples/s, or None while estimating (under min_seconds, or nothing made). ``inflight``:
         samples made in shards not yet committed (all by this process: .tmp/ is cleared at start),
         so the rate is known before the first commit of a run with large shards."""
-        elapsed = self.elapsed()
-        made = self.samples + inflight
-        if made <= 0 or elapsed < self._min_seconds:
-            return None
-        return made / elapsed
+        return rate_of(self.samples + inflight, self.elapsed())
 
     def eta(self, remaining, inflight=0):
         """Seconds until ``remaining`` more samples are committed (``inflight`` of them made
@@ -145,6 +142,7 @@ class ProgressReporter:
     final STOPPED or FAILED state is written there when nothing else can be."""
 
     WATCH_SECONDS = 1.0
+    ESTIMATING_REWRITE_SECONDS = 5.0  # while the rate is still estimated, Elapsed moves at least this often
 
     def __init__(
         self,
@@ -189,6 +187,7 @@ class ProgressReporter:
         self._bar_lock = threading.Lock()
         self._drawing_bar = inflight is not None and bar not in (False, None, "lines")
         self._estimating = False  # the progress files last said RUNNING with no rate yet
+        self._written_at = -math.inf  # monotonic time of the last write
         self._watch_thread = None
         if inflight is not None:
             self._watch_thread = threading.Thread(target=self._watch, name="trajgen-inflight", daemon=True)
@@ -261,6 +260,7 @@ class ProgressReporter:
                 **self._fixed,
                 inflight_samples=inflight,
                 inflight_shards=shards if inflight else 0,
+                session_samples=self._meter.samples,
             )
 
     def write(self, state, error=None):
@@ -270,6 +270,7 @@ class ProgressReporter:
                 last_words = self._reserve if state in ("STOPPED", "FAILED") else None
                 write_progress(self._run_dir, snapshot, self._tmp_dir, reserve=last_words)
                 self._estimating = snapshot.state == "RUNNING" and snapshot.rate is None
+                self._written_at = time.monotonic()
             finally:  # the mirror hears even of a run directory that cannot be written (it is on another disk)
                 if self._mirror is not None:
                     self._mirror.publish(snapshot, self._last_shard)
@@ -310,9 +311,13 @@ class ProgressReporter:
         while not self._stopped.wait(self.WATCH_SECONDS):
             if self._drawing_bar:
                 self.refresh_bar()
-            if self._estimating and self._meter.commits == 0 and self.snapshot("RUNNING").rate is not None:
+            if not (self._estimating and self._meter.commits == 0):
+                continue
+            due = time.monotonic() - self._written_at >= min(self.ESTIMATING_REWRITE_SECONDS, self._interval)
+            if due or self.snapshot("RUNNING").rate is not None:
                 try:
-                    self.write("RUNNING")  # the first estimate, from samples in flight (a commit writes its own)
+                    # the first estimate, from samples in flight (a commit writes its own); until then Elapsed moves
+                    self.write("RUNNING")
                 except OSError:
                     pass  # as for the heartbeat: the next commit reports a failing disk
 
