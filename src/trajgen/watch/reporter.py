@@ -142,7 +142,7 @@ class ProgressReporter:
     final STOPPED or FAILED state is written there when nothing else can be."""
 
     WATCH_SECONDS = 1.0
-    ESTIMATING_REWRITE_SECONDS = 5.0  # while the rate is still estimated, Elapsed moves at least this often
+    ESTIMATING_REWRITE_SECONDS = 2.0  # while the rate is still estimated, Elapsed moves at least this often
 
     def __init__(
         self,
