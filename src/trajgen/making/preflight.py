@@ -24,6 +24,8 @@ PROCESS_BASELINE_BYTES = 80 * 2**20  # Python + numpy + OpenCV in one process
 MIN_PROGRESS_INTERVAL, MAX_PROGRESS_INTERVAL = 0.01, 86_400.0  # seconds: at most 100 rewrites a second
 RATE_ENV = "TRAJGEN_SAMPLES_PER_SECOND"  # pretend one worker makes this many samples/s (to test the 5-minute rule)
 MAX_LOST_SECONDS = 300  # the team's rule: a crash loses at most 5 minutes of work
+TRIAL_SECONDS = 2.0  # --dry-run times trial shards for at least this long, and at least MIN_TRIAL_SHARDS
+MIN_TRIAL_SHARDS, MAX_TRIAL_SHARDS = 3, 12
 
 
 @dataclass(frozen=True)
@@ -35,10 +37,18 @@ class Estimate:
     seconds: float
     peak_memory_bytes: int
     worker_samples_per_second: float = 0.0
+    trial_shards: int = 1
+    # the slow end of what the trial shards measured (None: one trial, no spread); the 5-minute rule uses it
+    slow_worker_samples_per_second: float | None = None
+
+    @property
+    def slow_rate(self) -> float:
+        """Samples/s of one worker at the slow end of the measurement."""
+        return self.slow_worker_samples_per_second or self.worker_samples_per_second
 
     def shard_seconds(self, config: GenerationConfig) -> float:
-        """How long one worker takes for one shard: the most work a crash can lose."""
-        return min(config.checkpoint_every, config.n) / self.worker_samples_per_second
+        """How long one worker takes for one shard at the slow end: the most work a crash can lose."""
+        return min(config.checkpoint_every, config.n) / self.slow_rate
 
 
 @dataclass(frozen=True)
@@ -150,6 +160,52 @@ def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
     return Estimate(m, per_sample, total, rate, config.n / rate, int(peak), worker_samples_per_second=per_worker)
 
 
+def measured_estimate(config: GenerationConfig, workers: int, scratch: Path) -> Estimate:
+    """``estimate`` from whole trial shards of the real pipeline: made, compressed with the run's codec
+    and written with fsync into ``scratch`` (on the run's filesystem), for at least TRIAL_SECONDS and
+    MIN_TRIAL_SHARDS; the fastest and slowest shard bound the rate."""
+    from trajgen.making.shardmaker import build_shard_arrays
+    from trajgen.store.shards import encode_shard
+
+    m = max(1, min(config.n, config.checkpoint_every, TRIAL_BYTES // sample_bytes(config)))
+    trial = config.replace(n=m * MAX_TRIAL_SHARDS, checkpoint_every=m)
+    encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
+    seconds: list[float] = []
+    sizes: list[int] = []
+    began = time.perf_counter()
+    while len(seconds) < MAX_TRIAL_SHARDS and (
+        len(seconds) < MIN_TRIAL_SHARDS or time.perf_counter() - began < TRIAL_SECONDS
+    ):
+        started = time.perf_counter()
+        data = encode_shard(build_shard_arrays(trial, len(seconds))[0], config.compress_level)
+        with open(scratch / "trial-shard.npz", "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        seconds.append(time.perf_counter() - started)
+        sizes.append(len(data))
+    quick = estimate(config, workers)
+    parallel = max(1, min(workers, config.num_shards))
+    fast, slow = m / min(seconds), m / max(seconds)
+    if os.environ.get(RATE_ENV):
+        fast = slow = float(os.environ[RATE_ENV])
+    elif parallel > 1:
+        fast, slow = 0.9 * fast, 0.9 * slow  # workers share the machine's memory bandwidth and the committer
+    per_sample = sum(sizes) / (m * len(sizes))
+    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536
+    return Estimate(
+        m,
+        per_sample,
+        total,
+        fast * parallel,
+        config.n / (fast * parallel),
+        quick.peak_memory_bytes,
+        worker_samples_per_second=fast,
+        trial_shards=len(seconds),
+        slow_worker_samples_per_second=slow,
+    )
+
+
 def filesystem_checks(target: Path) -> list[Check]:
     """Try the run lock, fsync and atomic rename in a scratch directory beside the target."""
     where = existing_ancestor(target)
@@ -210,7 +266,11 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     from trajgen.store.rundir import RunError, check_new_run_dir
 
     check_memory(config, workers)
-    est = estimate(config, workers)
+    scratch = Path(tempfile.mkdtemp(prefix=".trajgen-trial-", dir=existing_ancestor(out)))
+    try:
+        est = measured_estimate(config, workers, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     free = free_bytes(out)
     lines = [
         f"Plan: {config.n:,} samples in {config.num_shards:,} shards of up to {config.checkpoint_every:,} → {out}",
@@ -226,7 +286,8 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
         Check(
             True,
             f"Estimated size {human_size(est.total_bytes)} ({human_size(est.bytes_per_sample)}/sample, "
-            f"measured on a {est.trial_samples}-sample trial at --compress-level {config.compress_level})",
+            f"measured on {est.trial_shards} trial shards of {est.trial_samples:,} samples (made, compressed, "
+            f"written with fsync) at --compress-level {config.compress_level})",
         )
     )
     checks.append(
@@ -241,9 +302,11 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     if progress_to is not None:
         checks.append(progress_folder_check(out, progress_to))
     lines += [f"  {'✓' if c.ok else '✗'} {c.text}" for c in checks]
+    parallel = max(1, min(workers, config.num_shards))
+    slow = est.slow_rate * parallel
     lines.append(
-        f"  Estimated time: {format_duration(est.seconds)} with {max(1, min(workers, config.num_shards))} worker(s) "
-        f"(about {est.samples_per_second:,.0f} samples/s)"
+        f"  Estimated time: {format_duration(est.seconds)}–{format_duration(config.n / slow)} with {parallel} "
+        f"worker(s) ({slow:,.0f}–{est.samples_per_second:,.0f} samples/s)"
     )
     lines.append(f"  Peak memory: about {human_size(est.peak_memory_bytes)}")
     ok = all(c.ok for c in checks)
@@ -268,7 +331,7 @@ def lost_work_check(config: GenerationConfig, est: Estimate) -> Check:
     seconds = est.shard_seconds(config)
     what = (
         f"one {min(config.checkpoint_every, config.n):,}-sample shard per worker at about "
-        f"{est.worker_samples_per_second:,.{0 if est.worker_samples_per_second >= 10 else 1}f} samples/s each"
+        f"{est.slow_rate:,.{0 if est.slow_rate >= 10 else 1}f} samples/s each"
     )
     if seconds <= MAX_LOST_SECONDS:
         return Check(True, f"A crash loses at most {format_duration(seconds)} of work ({what}; the limit is 5 minutes)")
