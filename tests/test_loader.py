@@ -297,7 +297,7 @@ def test_readme_ddp_loop_runs_with_torchrun_on_two_processes(tiny_run, tmp_path)
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "epoch 0: loss" in result.stdout and "epoch 1: loss" in result.stdout
+    assert "epoch 0: loss" in result.stdout and "epoch 2: loss" in result.stdout and "accuracy" in result.stdout
 
 
 def test_readme_resumable_loop_runs_and_resumes(tiny_run, tmp_path):
@@ -308,7 +308,30 @@ def test_readme_resumable_loop_runs_and_resumes(tiny_run, tmp_path):
     script.write_text(readme_script("train_resumable.py", tiny_run))
     first = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "epoch 1 step 0" in first.stdout and (tmp_path / "checkpoint.pt").exists()
+    assert "epoch 2: 5 steps" in first.stdout and (tmp_path / "checkpoint.pt").exists()  # 160 samples, batches of 32
     again = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr[-3000:]  # resumed from epoch 1, step 0: the rest of that epoch
-    assert "epoch 0" not in again.stdout
+    assert again.returncode == 0, again.stderr[-3000:]  # resumed from epoch 2, step 0: the rest of that epoch
+    assert "resumed at epoch 2, step 1" in again.stdout and "epoch 0" not in again.stdout
+    assert "epoch 2: 5 steps" in again.stdout  # the step count goes on from where it was, not from 0
+
+
+def test_readme_resumable_loop_stops_on_ctrl_c_with_one_line(tiny_run, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "train_resumable.py"
+    script.write_text(
+        readme_script("train_resumable.py", tiny_run).replace("range(start_epoch, 3)", "range(start_epoch, 10**6)")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-3000:]
+    assert "stopped; run again to go on from checkpoint.pt" in out and "Traceback" not in err, err[-3000:]
