@@ -251,7 +251,7 @@ def main() -> None:
         result = {
             "command": f"python scripts/bench_generate.py --n {args.n} --repeats {args.repeats} --baseline {args.baseline}",
             "what": "wall and CPU (user + system) seconds of four programs, each started as a process: "
-            "`trajgen generate --n N --workers 1 --quiet` of this trajgen and of 0.1.0, and two floors: "
+            "`trajgen generate --n N --workers 1 --quiet` of this trajgen and of the baseline commit, and two floors: "
             "Python + numpy + OpenCV drawing the same dots with cv2.circle and deflating the same "
             "frames with ISA-L level 1 (floor_isal, the target's floor) or zlib level 1 (floor_zlib, "
             "the encoder shards use), 1,000 samples at a time",

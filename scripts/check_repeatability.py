@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CODECS: set[str] = set()
 
 
 def one_run(scratch: Path, i: int, args: argparse.Namespace) -> list[str]:
@@ -49,7 +50,9 @@ def one_run(scratch: Path, i: int, args: argparse.Namespace) -> list[str]:
         str(out),
     ]
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    shas = [entry["sha256"] for entry in json.loads((out / "manifest.json").read_text())["shards"]]
+    manifest = json.loads((out / "manifest.json").read_text())
+    shas = [entry["sha256"] for entry in manifest["shards"]]
+    CODECS.add(json.dumps(manifest["codec"], sort_keys=True))  # what deflated the shards (the same in every run)
     shutil.rmtree(out)
     return shas
 
@@ -74,6 +77,7 @@ def main() -> None:
     result = {
         "command": "python scripts/check_repeatability.py " + " ".join(sys.argv[1:]),
         "what": __doc__.split("\n\n")[1].replace("\n", " "),
+        "codec": [json.loads(c) for c in sorted(CODECS)],
         "runs": args.runs,
         "shards_per_run": len(majority),
         "runs_with_a_differing_shard": len(differing),

@@ -50,7 +50,7 @@ def _pretend_recorded(run, **changes):
 def test_config_json_records_every_version_that_decides_the_bytes(reference):
     recorded = json.loads((reference / "config.json").read_text())["versions"]
     assert recorded == byte_versions()
-    assert set(recorded) == {"trajgen", "numpy", "opencv", "zlib", "isal"}
+    assert set(recorded) == {"trajgen", "numpy", "opencv", "zlib", "isal", "zlib-ng"}
     import cv2
     import numpy
 

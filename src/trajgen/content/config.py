@@ -64,7 +64,7 @@ class GenerationConfig:
     color: tuple[int, int, int] = (0, 0, 255)
     background: tuple[int, int, int] = (255, 255, 255)
     trail_length: int = 5
-    compress_level: int = 1
+    compress_level: int = 3  # the shards' deflate level (store.deflate: zlib-ng, 3 by default)
     roll: float = 180.0
     coverage_jitter: float = 0.1
     placement: float = 1.0

@@ -14,9 +14,11 @@ from trajgen.making.lock import locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work
 from trajgen.making.preflight import check_memory, check_progress_interval, require_free_space, warn_if_shards_are_slow
 from trajgen.store import _fs
+from trajgen.store.deflate import fallback_note
 from trajgen.store.manifest import config_file_doc, json_bytes, manifest_bytes, new_manifest, progress_to_entry
 from trajgen.store.rundir import RunError, RunPaths, check_new_run_dir, check_progress_to, resume_command
 from trajgen.store.versions import byte_versions
+from trajgen.watch.progress import warn
 
 
 def default_out(config: GenerationConfig, base: Path = Path("runs")) -> Path:
@@ -89,10 +91,14 @@ def _start(
                 f"could not create the run in {root}: {os_reason(e)}; "
                 f"{ADVICE.get(e.errno, 'check the disk')}, then run: {then}"
             ) from None
+        manifest = new_manifest(config)
+        note = fallback_note(manifest["codec"])
+        if note is not None:  # zlib-ng missing: the run is made with zlib, and the person starting it hears why
+            warn(paths.log, note)
         return work(
             paths,
             config,
-            new_manifest(config),
+            manifest,
             executor,
             progress_interval=progress_interval,
             show_bar=show_bar,

@@ -1,33 +1,66 @@
 """Which deflate makes a run's shard members: the same bytes in every process.
 
-Members are deflated with Python's zlib at --compress-level (0 stores them). zlib gives the
-same bytes for the same input, level and chunking in every process, which resume, --workers,
-Dask and repair rely on. ISA-L's deflate (``isal``), ~8× faster, does not: on this kind of
-machine, under load, about 2 runs in 100 (of 20 shards each) made a shard with other,
-equally valid match choices, both through python-isal's compressor and through ISA-L's C
-API driven in zeroed memory (artifacts/isal_nondeterminism.md). Shards are still read with
-ISA-L's inflate.
+New runs deflate their members with zlib-ng at --compress-level (default 3; 0 stores them):
+about 2.7× faster than zlib at level 1 and 19% smaller (scripts/bench_codecs.py), and the same
+bytes for the same input, level and chunking in every process, which resume, --workers, Dask and
+repair rely on (scripts/check_repeatability.py, artifacts/repeatability_zlib_ng.json). Where
+zlib-ng is not installed a new run uses Python's zlib and says so. ISA-L's deflate, faster still,
+is not reproducible on this kind of machine under load (artifacts/isal_nondeterminism.md); shards
+are read with ISA-L's inflate, which reads any of them.
 
-A run records its codec in the manifest and keeps it: resume and repair make its shards
-with it, and refuse one this trajgen cannot make.
+A run records its codec in the manifest and keeps it: resume and repair make its shards with it
+(a 0.2.0 run keeps zlib), and refuse one this trajgen cannot make.
 """
 
+from __future__ import annotations
+
 import zlib
+from types import ModuleType
 
 from trajgen.errors import TrajgenError
 
 ZLIB_NAME = "zlib-deflate"
+ZLIB_NG_NAME = "zlib-ng-deflate"
+DEFAULT_LEVEL = 3  # zlib-ng: 2.7× zlib 1's speed at 81% of its size; 1 is 4× but 31% larger
 
 
 class UnknownCodecError(TrajgenError):
     """A codec (from a run's manifest) that this trajgen cannot make."""
 
 
+def zlib_ng() -> ModuleType | None:
+    """zlib-ng's zlib-compatible module, or None where its package is not installed."""
+    try:
+        from zlib_ng import zlib_ng as module
+    except ImportError:
+        return None
+    return module
+
+
+def zlib_ng_version() -> str:
+    """The zlib-ng library version ("none" where it is not installed): it decides the bytes."""
+    module = zlib_ng()
+    return "none" if module is None else module.ZLIBNG_VERSION
+
+
 def codec_for_level(compress_level: int) -> dict:
     """The codec a new run records for --compress-level 0-9."""
     if compress_level == 0:
         return {"name": "stored", "level": 0}
-    return {"name": ZLIB_NAME, "version": zlib.ZLIB_RUNTIME_VERSION, "level": compress_level}
+    module = zlib_ng()
+    if module is None:
+        return {"name": ZLIB_NAME, "version": zlib.ZLIB_RUNTIME_VERSION, "level": compress_level}
+    return {"name": ZLIB_NG_NAME, "version": module.ZLIBNG_VERSION, "level": compress_level}
+
+
+def fallback_note(codec: dict) -> str | None:
+    """The one line a new run says when zlib-ng is missing and it records zlib instead."""
+    if codec["name"] != ZLIB_NAME or zlib_ng() is not None:
+        return None
+    return (
+        "zlib-ng is not installed (no wheel for this platform?), so this run deflates its shards with zlib: "
+        "about 2.7× slower and 20% larger; pip install zlib-ng for new runs"
+    )
 
 
 def check_codec(codec: object) -> dict:
@@ -35,14 +68,27 @@ def check_codec(codec: object) -> dict:
     if not isinstance(codec, dict):
         raise UnknownCodecError(f"the shard codec {codec!r} is not one trajgen knows")
     name, level = codec.get("name"), codec.get("level")
-    known = {"stored": (0,), ZLIB_NAME: range(1, 10)}
+    known = {"stored": (0,), ZLIB_NAME: range(1, 10), ZLIB_NG_NAME: range(1, 10)}
     if name not in known:
         raise UnknownCodecError(
             f"shards deflated with {name!r} cannot be made byte for byte by this trajgen "
-            f"(it makes stored and {ZLIB_NAME})"
+            f"(it makes stored, {ZLIB_NAME} and {ZLIB_NG_NAME})"
         )
     if isinstance(level, bool) or level not in known[name]:
         raise UnknownCodecError(
             f"{name} at level {level!r} cannot be made by this trajgen (levels {', '.join(map(str, known[name]))})"
         )
+    if name == ZLIB_NG_NAME and zlib_ng() is None:
+        raise UnknownCodecError(
+            f"the run's shards are deflated with zlib-ng {codec.get('version', '')}, which is not installed; "
+            f"pip install zlib-ng"
+        )
     return codec
+
+
+def compressor(codec: dict):
+    """A raw-deflate compressor object for ``codec`` (zlib's or zlib-ng's, never stored)."""
+    module = zlib_ng() if codec["name"] == ZLIB_NG_NAME else zlib
+    if module is None:
+        raise UnknownCodecError(f"{ZLIB_NG_NAME} needs zlib-ng: pip install zlib-ng")
+    return module.compressobj(codec["level"], module.DEFLATED, -15)

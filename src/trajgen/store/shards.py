@@ -20,7 +20,12 @@ from isal import isal_zlib
 
 from trajgen.errors import CorruptShardError
 from trajgen.store import _fs, inflate
-from trajgen.store.deflate import UnknownCodecError, check_codec, codec_for_level  # noqa: F401 (encode_shard raises it)
+from trajgen.store.deflate import (  # noqa: F401 (UnknownCodecError: encode_shard raises it)
+    UnknownCodecError,
+    check_codec,
+    codec_for_level,
+    compressor,
+)
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
 
@@ -169,7 +174,7 @@ def _deflate_member(header, raw, codec, step=None):
         if step is not None:
             step(raw.size)
         return crc, len(header) + raw.size, [header, raw.data]
-    deflater = zlib.compressobj(codec["level"], zlib.DEFLATED, -15)
+    deflater = compressor(codec)
     payload = [deflater.compress(header)]
     for start in range(0, raw.size, _CHUNK):
         piece = raw[start : start + _CHUNK]

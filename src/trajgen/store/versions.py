@@ -14,13 +14,21 @@ from __future__ import annotations
 import os
 import zlib
 
+from trajgen.store.deflate import zlib_ng
+
 # name in config.json -> the pip package that provides it (zlib comes with the system's Python)
-PACKAGES = {"trajgen": "trajgen", "numpy": "numpy", "opencv": "opencv-python-headless", "isal": "isal"}
+PACKAGES = {
+    "trajgen": "trajgen",
+    "numpy": "numpy",
+    "opencv": "opencv-python-headless",
+    "isal": "isal",
+    "zlib-ng": "zlib-ng",
+}
 OVERRIDE_ENV = "TRAJGEN_VERSIONS_OVERRIDE"
 
 
 def byte_versions() -> dict[str, str]:
-    """{"trajgen", "numpy", "opencv", "zlib", "isal"} -> version string ("none" if not installed)."""
+    """{"trajgen", "numpy", "opencv", "zlib", "isal", "zlib-ng"} -> version string ("none" if not installed)."""
     import numpy
 
     from trajgen import __version__
@@ -32,11 +40,21 @@ def byte_versions() -> dict[str, str]:
         "opencv": opencv_version(),
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
         "isal": _isal_version(),
+        "zlib-ng": _package_version("zlib-ng") if zlib_ng() is not None else "none",  # its package pins its library
     }
     for item in filter(None, os.environ.get(OVERRIDE_ENV, "").split(",")):
         name, _, version = item.partition("=")
         versions[name.strip()] = version.strip()
     return versions
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _isal_version() -> str:
