@@ -153,7 +153,7 @@ def generate(
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @options.workers_option
 @options.scheduler_option
 @options.interval_option
@@ -203,7 +203,7 @@ def resume(run_dir, workers, scheduler, progress_interval, progress_to, allow_ve
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @translate_errors
 def status(run_dir, as_json):
@@ -250,7 +250,7 @@ def _echo_outcome(outcome) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @click.option("--deep", is_flag=True, help="Also regenerate a seeded random subset of samples and compare bytes.")
 @translate_errors
 def verify(run_dir, deep):
@@ -271,7 +271,7 @@ def verify(run_dir, deep):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @click.option(
     "-o",
     "--out",
@@ -319,7 +319,7 @@ def export(run_dir, out, layout, dtype, compress_level, force):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @click.option(
     "-o",
     "--out",
@@ -347,7 +347,7 @@ def preview(run_dir, out, video, per_class):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @translate_errors
 def repair(run_dir):
     """Remake a run's missing or damaged shards, byte for byte.
@@ -367,7 +367,7 @@ def repair(run_dir):
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@options.run_dir_argument
 @click.option(
     "-o",
     "--out",

@@ -32,8 +32,26 @@ def scheduler_address(ctx, param, value: str | None) -> str | None:
     return value.strip()
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # a scheme (two letters at least: not a Windows drive)
+
+
+def not_a_url(ctx, param, value: Path | None) -> Path | None:
+    """A run directory or a folder, not a URL (which would otherwise become a local folder named 's3:')."""
+    if value is not None and _URL.match(str(value)):
+        url = str(value).replace(":/", "://", 1)  # click.Path made s3://b/r into s3:/b/r
+        raise click.BadParameter(
+            f"{url} is a URL; this trajgen keeps runs and progress on a local or mounted filesystem "
+            f"(object storage is not supported yet): give a directory"
+        )
+    return value
+
+
+run_dir_argument = click.argument("run_dir", type=click.Path(path_type=Path), callback=not_a_url)
+
+
 def run_dir_name(ctx, param, value: Path | None) -> Path | None:
-    """A new run's directory name: no control characters (they would split PROGRESS.txt's lines)."""
+    """A new run's directory name: not a URL, no control characters (they would split PROGRESS.txt's lines)."""
+    not_a_url(ctx, param, value)
     if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in str(value)):
         raise click.BadParameter(f"{str(value)!r} contains a control character (e.g. a newline); choose a plain name")
     return value
@@ -72,6 +90,7 @@ progress_to_option = click.option(
     "--progress-to",
     type=click.Path(path_type=Path),
     default=None,
+    callback=not_a_url,
     metavar="DIR",
     help="Also keep DIR/PROGRESS.txt and a DIR/PROGRESS.html page current (e.g. a synced folder; "
     "created if missing; the run remembers it).",
