@@ -170,3 +170,14 @@ def test_without_zlib_ng_a_zlib_ng_run_is_refused_in_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "zlib-ng" in errors[0] and "pip install zlib-ng" in errors[0], result.stderr
+
+
+def test_a_zlib_run_does_not_record_zlib_ng_so_installing_it_never_stops_the_run(tmp_path, monkeypatch):
+    from trajgen.store import manifest as manifest_module
+    from trajgen.store.versions import byte_versions
+
+    monkeypatch.setattr(manifest_module, "shard_codec", lambda level: ZLIB_1)
+    generate(TINY, tmp_path / "run", workers=1)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["versions"]
+    assert "zlib-ng" not in recorded and "zlib-ng" not in byte_versions(ZLIB_1)
+    assert "zlib-ng" in byte_versions(shards.shard_codec(3))

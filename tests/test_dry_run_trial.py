@@ -27,3 +27,46 @@ def test_dry_run_times_whole_trial_shards_and_says_how_sure_it_is(tmp_path):
     crash = next(line for line in text.splitlines() if "crash" in line)
     assert f"at about {spread.group(3)} samples/s" in crash  # the pessimistic end
     assert list(tmp_path.iterdir()) == []  # the trial shards' file went with the scratch directory
+
+
+def test_the_checkpoint_it_suggests_fits_at_the_slow_end():
+    from trajgen import GenerationConfig
+    from trajgen.making.preflight import Estimate, lost_work_check
+
+    est = Estimate(
+        100,
+        4000.0,
+        10**6,
+        10.0,
+        1000.0,
+        10**8,
+        worker_samples_per_second=10.0,
+        trial_shards=3,
+        slow_worker_samples_per_second=5.0,
+    )
+    check = lost_work_check(GenerationConfig(n=10_000, checkpoint_every=3_000), est)
+    assert not check.ok and "0:10:00" in check.text and "--checkpoint-every 1500 " in check.text, check.text
+
+
+def test_a_dry_run_where_nothing_can_be_written_still_shows_its_checklist(tmp_path):
+    import os
+    import subprocess
+
+    import pytest
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        result = run_cli("generate", "--n", 2000, "--dry-run", "--out", disk / "run")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+    assert result.returncode == 1 and "Error:" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "✗ cannot write a trial shard" in result.stdout and "Estimated time" in result.stdout, result.stdout

@@ -4,6 +4,7 @@ Elapsed moves while the rate is still being estimated, and `status` recomputes r
 
 import json
 import os
+import socket
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -84,11 +85,13 @@ def test_status_recomputes_rate_elapsed_and_eta_from_what_is_committed_and_in_fl
         eta_seconds=100.0,
         session_samples=10,
         updated_at=then.isoformat(),
+        pid=os.getpid(),  # written by the process that holds the lock (below)
+        host=socket.gethostname(),
     )
     (run / "progress.json").write_text(json.dumps(progress))
     (run / ".tmp").mkdir(exist_ok=True)
     (run / ".tmp" / "inflight-00003").write_text("5 10\n")
-    fd = _fs.try_lock(run / ".lock", "pid 1 on elsewhere")
+    fd = _fs.try_lock(run / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
     try:
         status = run_status(run)
     finally:
@@ -98,3 +101,36 @@ def test_status_recomputes_rate_elapsed_and_eta_from_what_is_committed_and_in_fl
     assert abs(data["elapsed_seconds"] - 21.0) < 1.0
     assert abs(data["rate"] - 35 / 21) < 0.1  # 30 committed + 5 in flight by this process, over 21 s
     assert abs(data["eta_seconds"] - (40 - 30 - 5) / (35 / 21)) < 0.5
+
+
+def test_status_keeps_to_what_it_knows_when_the_progress_file_is_another_process_s(tmp_path):
+    """A resume that holds the lock but has not written progress yet: the file is the last session's
+    (another pid, maybe a day old, maybe without a time zone); status says estimating, no traceback."""
+    from trajgen import GenerationConfig
+    from trajgen.making import generate
+    from trajgen.store.manifest import manifest_bytes
+
+    run = tmp_path / "run"
+    generate(GenerationConfig(n=40, checkpoint_every=10, seed=2, size=16, frames=4), run, workers=1)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["shards"], manifest["status"] = manifest["shards"][:3], "running"
+    (run / "manifest.json").write_bytes(manifest_bytes(manifest))
+    progress = json.loads((run / "progress.json").read_text())
+    then = (datetime.now() - timedelta(days=1)).isoformat()  # naive: no time zone
+    progress.update(
+        state="STOPPED",
+        completed_samples=30,
+        completed_shards=3,
+        rate=9.0,
+        elapsed_seconds=100.0,
+        pid=1,
+        host="elsewhere",
+        updated_at=then,
+    )
+    (run / "progress.json").write_text(json.dumps(progress))
+    fd = _fs.try_lock(run / ".lock", f"pid {os.getpid()} on this-host")
+    try:
+        data = run_status(run).to_json()
+    finally:
+        os.close(fd)
+    assert data["state"] == "RUNNING" and data["rate"] is None and data["eta_seconds"] is None

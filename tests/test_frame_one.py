@@ -61,3 +61,14 @@ def test_a_path_that_cannot_be_framed_alone_keeps_the_batch_shapes():
     points, normal, u, tilt = batch(7, 2, 8)  # row 0 stands still
     points_2d, camera, framed = frame(points[:1], normal[:1], u[:1], config, tilt[:1])
     assert points_2d.shape == (1, 8, 2) and camera.shape == (1, 15) and framed.tolist() == [False]
+
+
+def test_make_sample_takes_numpy_integers_and_numpy_floats_in_the_config():
+    config = GenerationConfig(placement=np.float32(0.3), dot_radius=np.float32(4.3), coverage=np.float64(0.6), seed=4)
+    assert all(type(getattr(config, f)) is float for f in ("placement", "dot_radius", "coverage"))
+    rows = make_samples(config, [5, 6])
+    for k, i in enumerate([np.int64(5), np.int32(6)]):
+        s = make_sample(config, i)
+        assert s.index == int(i) and type(s.index) is int
+        np.testing.assert_array_equal(s.video, rows.videos[k])
+        np.testing.assert_array_equal(s.camera, rows.camera[k])

@@ -99,3 +99,27 @@ def test_a_disk_kept_full_leaves_the_run_failed_with_its_cause(small_disk, worke
     assert (out / "PROGRESS.txt").read_text().startswith("trajgen COMPLETE")
     verified = run_cli("verify", out)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_disk_that_fills_right_after_the_last_commit_leaves_the_run_complete_and_no_reserve(tmp_path):
+    """The last shard is committed; the log line and the progress files after it find the disk full:
+    the run says COMPLETE with all its samples (through the reserve) and keeps no reserve."""
+    args = ("generate", "--n", 12, "--checkpoint-every", 4, "--size", 16, "--frames", 4, "--workers", 1)
+    ops_log = tmp_path / "ops.log"
+    assert run_cli(*args, "--out", tmp_path / "probe", env={"TRAJGEN_FAULT_LOG": str(ops_log)}).returncode == 0
+    ops = [(int(k), kind, path) for k, kind, path in (line.split(" ", 2) for line in ops_log.read_text().splitlines())]
+    last_commit = max(k for k, kind, path in ops if kind == "rename" and path.endswith("manifest.json"))
+    log_after = min(k for k, kind, path in ops if kind == "append" and k > last_commit)
+    progress_after = min(
+        k for k, kind, path in ops if kind == "write" and path.endswith("PROGRESS.txt") and k > log_after
+    )
+    out = tmp_path / "run"
+    result = run_cli(*args, "--out", out, env={"TRAJGEN_FAULT": f"ENOSPC@{log_after},ENOSPC@{progress_after}"})
+    assert result.returncode == 1 and "is committed" in result.stderr and "Traceback" not in result.stderr, (
+        result.stderr
+    )
+    assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
+    first = (out / "PROGRESS.txt").read_text().splitlines()[0]
+    assert first.startswith("trajgen COMPLETE 100.0%"), first
+    assert json.loads((out / "progress.json").read_text())["completed_samples"] == 12
+    assert not (out / ".reserve").exists()

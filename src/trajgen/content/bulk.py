@@ -16,6 +16,7 @@ then 2·T·3 uniforms for the T×3 normal numbers of the sensor noise.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -148,6 +149,7 @@ def make_one(config: GenerationConfig, index: int, video: np.ndarray | None = No
     """``make_samples(config, [index], video)`` for one sample, without a batch's bookkeeping: the same
     streams, draws, framing (camera.frame_one) and drawing, so exactly the same arrays, at a fraction
     of the cost (make_sample; a notebook; verify --deep)."""
+    index = operator.index(index)  # numpy integers too, as Python's (the key arithmetic is modulo 2**64)
     if index < 0:
         raise TrajgenError(f"sample index must be ≥ 0, got {index}")
     frames = config.frames

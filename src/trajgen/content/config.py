@@ -72,6 +72,10 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        for f in dataclasses.fields(self):  # numpy scalars as Python numbers: float32 arithmetic would differ
+            value = getattr(self, f.name)
+            if type(value).__module__ == "numpy" and hasattr(value, "item"):
+                object.__setattr__(self, f.name, value.item())
 
     @property
     def radius(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None 
     ``video`` is then that array."""
     from trajgen.content.bulk import make_one
 
+    index = operator.index(index)
     if index < 0:
         raise TrajgenError(f"sample index must be ≥ 0, got {index}")
     made = make_one(config, index, None if out is None else out[None])

@@ -76,14 +76,15 @@ def _start(
     paths = RunPaths(root)
     with locked(paths):
         check_new_run_dir(root)  # again, now that no one else can be creating it
-        versions = byte_versions()
+        manifest = new_manifest(config)
+        versions = byte_versions(manifest["codec"])
         try:
             _fs.clear_dir(paths.tmp)
             _fs.make_dirs(paths.shards)
             _fs.atomic_write_bytes(
                 paths.config, json_bytes(config_file_doc(config, versions) | progress_to_entry(progress_to)), paths.tmp
             )
-            _fs.atomic_write_bytes(paths.manifest, manifest_bytes(new_manifest(config)), paths.tmp)
+            _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest), paths.tmp)
         except OSError as e:
             best_effort(lambda: _fs.clear_dir(paths.tmp))
             then = resume_command(root) if paths.config.exists() else "the same trajgen generate command again"
@@ -91,7 +92,6 @@ def _start(
                 f"could not create the run in {root}: {os_reason(e)}; "
                 f"{ADVICE.get(e.errno, 'check the disk')}, then run: {then}"
             ) from None
-        manifest = new_manifest(config)
         note = fallback_note(manifest["codec"])
         if note is not None:  # zlib-ng missing: the run is made with zlib, and the person starting it hears why
             warn(paths.log, note)

@@ -138,39 +138,41 @@ def work(
                 reporter.start()
             # every worker makes its shards with the versions this process runs (the run's, unless a change was allowed)
             results = executor.run(
-                functools.partial(produce_shard, versions=byte_versions(), codec=manifest["codec"]),
+                functools.partial(produce_shard, versions=byte_versions(manifest["codec"]), codec=manifest["codec"]),
                 config,
                 str(paths.root),
                 todo,
             )
             with closing(results):
                 for result in results:  # an executor's own failures pass through as they are
-                    with signals.deferred(), writing(f"commit shard {result.index} ({result.file})"):
-                        entry = result.manifest_entry()
-                        if result.versions is not None and differences(run_versions, result.versions):
-                            entry["versions"] = result.versions  # a mixed run: verify names these shards
-                        manifest["shards"].append(entry)  # a commit is never cut in half by Ctrl-C
-                        committed.add(result.index)
-                        manifest["shards"].sort(key=lambda s: s["index"])
-                        if len(manifest["shards"]) == config.num_shards:
-                            manifest["status"] = "complete"
-                        _fs.atomic_write_bytes(paths.manifest, manifest_bytes(manifest, lines), paths.tmp)
-                        _fs.append_line(
-                            paths.log,
-                            log_line(
-                                f"committed shard {result.index} ({result.count} samples, sha256 {result.sha256[:16]})"
-                            ),
-                        )
-                        made_samples += result.count
-                        reporter.commit(
-                            result.count, result.class_counts, result.redraws, shard=paths.shard(result.index)
-                        )
+                    with signals.deferred():  # a commit is never cut in half by Ctrl-C
+                        with writing(f"commit shard {result.index} ({result.file})"):
+                            entry = result.manifest_entry()
+                            if result.versions is not None and differences(run_versions, result.versions):
+                                entry["versions"] = result.versions  # a mixed run: verify names these shards
+                            shards = sorted([*manifest["shards"], entry], key=lambda s: s["index"])
+                            whole = len(shards) == config.num_shards
+                            updated = {**manifest, "shards": shards, "status": "complete" if whole else "running"}
+                            _fs.atomic_write_bytes(paths.manifest, manifest_bytes(updated, lines), paths.tmp)
+                            manifest.update(updated)  # committed: in memory only once it is on disk
+                            committed.add(result.index)
+                            made_samples += result.count
+                        with writing(f"log the commit of shard {result.index} (it is committed)"):
+                            _fs.append_line(
+                                paths.log,
+                                log_line(
+                                    f"committed shard {result.index} ({result.count} samples, "
+                                    f"sha256 {result.sha256[:16]})"
+                                ),
+                            )
+                            reporter.commit(
+                                result.count, result.class_counts, result.redraws, shard=paths.shard(result.index)
+                            )
                     _fs.pause_point("committed")
             seconds = time.monotonic() - started
             with writing("write the run's log or progress files"):
                 _fs.append_line(paths.log, log_line(f"complete: made {made_samples} samples in {seconds:.1f}s"))
                 reporter.finish("COMPLETE")
-            best_effort(reserve.remove)
         except Interrupted as e:
             stopped = str(e)
             with signals.held():
@@ -178,6 +180,7 @@ def work(
                 reporter.stop()  # before .tmp/ is cleared: the heartbeat writes its temp files there
                 best_effort(lambda: _fs.clear_dir(paths.tmp))
                 best_effort(lambda: _fs.append_line(paths.log, log_line(f"stop: {stopped}")))
+                best_effort(lambda: _settle(reporter, manifest))
                 best_effort(lambda: reporter.finish(_final_state(manifest, "STOPPED")))
             then = (
                 "the run is complete"
@@ -207,6 +210,8 @@ def work(
             raise
         finally:
             reporter.stop()  # whatever happened, no heartbeat outlives this call (or the lock)
+            if manifest["status"] == "complete":
+                best_effort(reserve.remove)  # a complete run keeps no reserve
     return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
 
 
@@ -231,7 +236,23 @@ def _final_state(manifest: dict, state: str) -> str:
 
 def _finish_failed(reporter: ProgressReporter, manifest: dict, error: str) -> None:
     state = _final_state(manifest, "FAILED")
+    _settle(reporter, manifest)
     reporter.finish(state, error=error if state == "FAILED" else None)
+
+
+def _settle(reporter: ProgressReporter, manifest: dict) -> None:
+    """A run whose manifest is complete says COMPLETE with the manifest's counts, even when the progress
+    write of its last commit failed (the commit itself is whole)."""
+    if manifest["status"] != "complete":
+        return
+    shards = manifest["shards"]
+    counts: dict[str, int] = {}
+    for entry in shards:
+        for name, n in entry["class_counts"].items():
+            counts[name] = counts.get(name, 0) + n
+    reporter.settle(
+        sum(e["count"] for e in shards), len(shards), counts, sum(e.get("framing_redraws", 0) for e in shards)
+    )
 
 
 @contextmanager

@@ -206,6 +206,22 @@ def measured_estimate(config: GenerationConfig, workers: int, scratch: Path) -> 
     )
 
 
+def _trial_estimate(config: GenerationConfig, workers: int, where: Path) -> tuple[Estimate, str | None]:
+    """The measured estimate, from trial shards written in a scratch directory in ``where`` (removed after);
+    where nothing can be written there, the quick one and the ✗ line that says why."""
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=".trajgen-trial-", dir=where))
+    except OSError as e:
+        return estimate(config, workers), f"cannot write a trial shard in {where}: {e.strerror or e}"
+    try:
+        return measured_estimate(config, workers, scratch), None
+    except OSError as e:
+        reason = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
+        return estimate(config, workers), f"cannot write a trial shard in {where}: {reason}"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def filesystem_checks(target: Path) -> list[Check]:
     """Try the run lock, fsync and atomic rename in a scratch directory beside the target."""
     where = existing_ancestor(target)
@@ -266,17 +282,15 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     from trajgen.store.rundir import RunError, check_new_run_dir
 
     check_memory(config, workers)
-    scratch = Path(tempfile.mkdtemp(prefix=".trajgen-trial-", dir=existing_ancestor(out)))
-    try:
-        est = measured_estimate(config, workers, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    est, trial_failed = _trial_estimate(config, workers, existing_ancestor(out))
     free = free_bytes(out)
     lines = [
         f"Plan: {config.n:,} samples in {config.num_shards:,} shards of up to {config.checkpoint_every:,} → {out}",
         f"  classes {', '.join(config.classes)}; {config.frames} frames of {config.size}×{config.size}; seed {config.seed}",
     ]
     checks = []
+    if trial_failed is not None:
+        checks.append(Check(False, trial_failed))
     try:
         check_new_run_dir(out)
         checks.append(Check(True, f"output directory {out} is free to use"))
@@ -311,15 +325,15 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     lines.append(f"  Peak memory: about {human_size(est.peak_memory_bytes)}")
     ok = all(c.ok for c in checks)
     lines.append(
-        "Dry run: nothing was written. "
+        "Dry run: nothing was left behind (the trial shards' scratch directory is removed). "
         + ("All checks passed; run the same command without --dry-run." if ok else "Fix the ✗ items before starting.")
     )
     return ok, lines
 
 
 def _checkpoint_that_fits(est: Estimate) -> int:
-    """The largest round --checkpoint-every whose shard takes one worker at most 5 minutes."""
-    fit = int(MAX_LOST_SECONDS * est.worker_samples_per_second)
+    """The largest round --checkpoint-every whose shard takes one worker at most 5 minutes (at the slow end)."""
+    fit = int(MAX_LOST_SECONDS * est.slow_rate)
     if fit >= 100:
         step = 10 ** (len(str(fit)) - 2)  # two significant digits
         fit = fit // step * step

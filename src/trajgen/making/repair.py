@@ -20,6 +20,7 @@ from trajgen.making.lock import locked
 from trajgen.making.shardmaker import build_shard_arrays
 from trajgen.store import _fs
 from trajgen.store.checksums import sha256_file
+from trajgen.store.deflate import CodecNotInstalledError
 from trajgen.store.manifest import existing_run, read_manifest
 from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
 from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard
@@ -82,10 +83,12 @@ def _damage(path: Path, entry: dict) -> str | None:
 
 def _codec(paths: RunPaths, manifest: dict, damaged: list) -> dict:
     """The codec the run records, which remakes its shards; RunError when this trajgen cannot make it."""
+    names = ", ".join(shard_file(entry["index"]) for entry, _ in damaged)
     try:
         return check_codec(manifest.get("codec"))
+    except CodecNotInstalledError as e:
+        raise RunError(f"cannot remake {names} of {paths.root}: {e}") from None
     except UnknownCodecError as e:
-        names = ", ".join(shard_file(entry["index"]) for entry, _ in damaged)
         raise RunError(
             f"cannot remake {names} of {paths.root}: {e}; restore them from a backup, or repair "
             f"with the trajgen version named in {paths.config}"

@@ -17,6 +17,7 @@ from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effo
 from trajgen.making.preflight import check_memory, check_progress_interval
 from trajgen.making.status import repair_progress
 from trajgen.store import _fs, schema
+from trajgen.store.deflate import CodecNotInstalledError
 from trajgen.store.manifest import (
     RUN_FORMAT,
     checked_config,
@@ -30,6 +31,7 @@ from trajgen.store.manifest import (
     read_config_file,
     read_manifest,
 )
+from trajgen.store.reserve import Reserve
 from trajgen.store.rundir import RunError, RunPaths, check_progress_to, log_line, resume_command
 from trajgen.store.shards import UnknownCodecError, check_codec
 from trajgen.store.versions import byte_versions, differences, install_advice, recorded_versions
@@ -64,7 +66,7 @@ def resume(
     _check_run_parts(paths, manifest)
     check_memory(config, workers, shards=scheduler is None, resuming=True)
     if rebuild_config:  # the versions it recorded are lost with it: the installed ones are recorded
-        config_file = config_file_doc(config, byte_versions())
+        config_file = config_file_doc(config, byte_versions(_run_codec(config, manifest)))
     else:
         config_file = read_config_file(paths.root)
     run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
@@ -74,7 +76,7 @@ def resume(
         manifest = read_manifest(paths.root, config_file=False) if os.path.lexists(paths.manifest) else None
         config, rebuild_config = _resume_config(paths, manifest)
         if rebuild_config:  # the versions it recorded are lost with it: the installed ones are recorded
-            config_file = config_file_doc(config, byte_versions())
+            config_file = config_file_doc(config, byte_versions(_run_codec(config, manifest)))
         else:
             config_file = read_config_file(paths.root)
         run_versions, changed = _check_versions(paths.root, config_file, manifest, allow_version_change)
@@ -93,6 +95,7 @@ def resume(
             _check_codec(paths, manifest)
         repaired = _repair_run(paths, config, manifest, config_file if rebuild_config else None)
         if manifest["status"] == "complete":
+            best_effort(Reserve(paths.root).remove)  # left by a command the disk stopped after the last commit
             try:
                 repair_progress(paths, manifest)
                 _fs.append_line(paths.log, log_line("resume: already complete, nothing to do"))
@@ -127,6 +130,8 @@ def _check_codec(paths: RunPaths, manifest: dict) -> None:
     """RunError unless this trajgen can make shards with the codec the run records (its shards keep it)."""
     try:
         check_codec(manifest.get("codec"))
+    except CodecNotInstalledError as e:
+        raise RunError(f"{paths.root} cannot be finished here: {e}") from None
     except UnknownCodecError as e:
         raise RunError(
             f"{paths.root} cannot be finished here: {e}; finish it with the trajgen version named in {paths.config}"
@@ -203,6 +208,11 @@ def _repair_run(paths: RunPaths, config: GenerationConfig, manifest: dict, rebui
         for line in done:
             _fs.append_line(paths.log, log_line(f"resume: {line}"))
     return "; ".join(done)
+
+
+def _run_codec(config: GenerationConfig, manifest: dict | None) -> dict:
+    """The codec the run's shards are made with: its manifest's, or a new run's where none was written yet."""
+    return manifest["codec"] if manifest is not None else new_manifest(config)["codec"]
 
 
 def _check_versions(

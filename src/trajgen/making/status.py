@@ -12,7 +12,7 @@ from trajgen.making import inflight
 from trajgen.making.lock import probe_lock
 from trajgen.store import _fs, schema
 from trajgen.store.manifest import checked_config, existing_run, read_manifest
-from trajgen.store.rundir import RunError, RunPaths, resume_command
+from trajgen.store.rundir import RunError, RunPaths, live_holder, resume_command
 from trajgen.watch.progress import (
     ProgressSnapshot,
     format_progress_text,
@@ -106,7 +106,10 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         **_inflight_now(paths, {s["index"] for s in shards}, state == "RUNNING"),
     )
     if state == "RUNNING" and snapshot is not None:
-        snap = _recomputed_pace(snap, snapshot)
+        if _written_by_the_holder(paths, snapshot):
+            snap = _recomputed_pace(snap, snapshot)
+        else:  # the working process has not written its progress yet: the file is an earlier one's
+            snap = replace(snap, rate=None, eta_seconds=None)
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
         text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
@@ -122,12 +125,18 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
 def _recomputed_pace(now: ProgressSnapshot, written: ProgressSnapshot) -> ProgressSnapshot:
     """Elapsed, rate and ETA as of now, from what the working process had committed when it last wrote
     progress.json, what the manifest lists now and what is in flight: not the figures of that write."""
-    elapsed = written.elapsed_seconds + max(0.0, (datetime.now(timezone.utc) - written.updated_at).total_seconds())
+    updated = written.updated_at if written.updated_at.tzinfo else written.updated_at.replace(tzinfo=timezone.utc)
+    elapsed = written.elapsed_seconds + max(0.0, (datetime.now(timezone.utc) - updated).total_seconds())
     at_start = written.completed_samples - written.session_samples  # committed before this process began
     rate = rate_of(now.completed_samples - at_start + now.inflight_samples, elapsed)
     remaining = max(0, now.total_samples - now.completed_samples - now.inflight_samples)
     eta = None if rate is None else remaining / rate
     return replace(now, elapsed_seconds=elapsed, rate=rate, eta_seconds=eta)
+
+
+def _written_by_the_holder(paths: RunPaths, snapshot: ProgressSnapshot) -> bool:
+    """Whether progress.json was written by the process that holds the run's lock now."""
+    return live_holder(paths) == f"pid {snapshot.pid} on {snapshot.host}"
 
 
 def _inflight_now(paths: RunPaths, committed: set[int], running: bool) -> dict:

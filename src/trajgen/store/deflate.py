@@ -28,6 +28,10 @@ class UnknownCodecError(TrajgenError):
     """A codec (from a run's manifest) that this trajgen cannot make."""
 
 
+class CodecNotInstalledError(UnknownCodecError):
+    """A codec this trajgen makes with a package that is not installed here (its message says which)."""
+
+
 def zlib_ng() -> ModuleType | None:
     """zlib-ng's zlib-compatible module, or None where its package is not installed."""
     try:
@@ -79,9 +83,9 @@ def check_codec(codec: object) -> dict:
             f"{name} at level {level!r} cannot be made by this trajgen (levels {', '.join(map(str, known[name]))})"
         )
     if name == ZLIB_NG_NAME and zlib_ng() is None:
-        raise UnknownCodecError(
-            f"the run's shards are deflated with zlib-ng {codec.get('version', '')}, which is not installed; "
-            f"pip install zlib-ng"
+        raise CodecNotInstalledError(
+            f"its shards are deflated with zlib-ng (library {codec.get('version', '?')}), which is not installed "
+            f"here; pip install zlib-ng (the version config.json records), then run the same command again"
         )
     return codec
 
@@ -90,5 +94,5 @@ def compressor(codec: dict):
     """A raw-deflate compressor object for ``codec`` (zlib's or zlib-ng's, never stored)."""
     module = zlib_ng() if codec["name"] == ZLIB_NG_NAME else zlib
     if module is None:
-        raise UnknownCodecError(f"{ZLIB_NG_NAME} needs zlib-ng: pip install zlib-ng")
+        raise CodecNotInstalledError(f"{ZLIB_NG_NAME} needs zlib-ng: pip install zlib-ng")
     return module.compressobj(codec["level"], module.DEFLATED, -15)

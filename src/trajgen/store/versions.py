@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import zlib
 
-from trajgen.store.deflate import zlib_ng
+from trajgen.store.deflate import ZLIB_NG_NAME, zlib_ng
 
 # name in config.json -> the pip package that provides it (zlib comes with the system's Python)
 PACKAGES = {
@@ -27,8 +27,13 @@ PACKAGES = {
 OVERRIDE_ENV = "TRAJGEN_VERSIONS_OVERRIDE"
 
 
-def byte_versions() -> dict[str, str]:
-    """{"trajgen", "numpy", "opencv", "zlib", "isal", "zlib-ng"} -> version string ("none" if not installed)."""
+ENCODERS = ("zlib", "isal", "zlib-ng")  # what deflates or inflates the shards; not what a sample is
+
+
+def byte_versions(codec: dict | None = None) -> dict[str, str]:
+    """{"trajgen", "numpy", "opencv", "zlib", "isal", "zlib-ng"} -> version string ("none" if not installed).
+    ``codec``: a run's; zlib-ng is left out unless it is what deflates that run (a zlib run, as 0.2.0 made,
+    does not depend on it, and must not be stopped by installing it)."""
     import numpy
 
     from trajgen import __version__
@@ -42,6 +47,8 @@ def byte_versions() -> dict[str, str]:
         "isal": _isal_version(),
         "zlib-ng": _package_version("zlib-ng") if zlib_ng() is not None else "none",  # its package pins its library
     }
+    if codec is not None and codec.get("name") != ZLIB_NG_NAME:
+        del versions["zlib-ng"]
     for item in filter(None, os.environ.get(OVERRIDE_ENV, "").split(",")):
         name, _, version = item.partition("=")
         versions[name.strip()] = version.strip()

@@ -139,7 +139,7 @@ class ProgressReporter:
     heartbeat, which may be long after).
     ``mirror``: a ProgressMirror that hears of every write (the --progress-to folder).
     ``reserve``: the space the run kept for its last words on a full disk (store.reserve.Reserve): the
-    final STOPPED or FAILED state is written there when nothing else can be."""
+    final state (COMPLETE, STOPPED or FAILED) is written there when nothing else can be."""
 
     WATCH_SECONDS = 1.0
     ESTIMATING_REWRITE_SECONDS = 2.0  # while the rate is still estimated, Elapsed moves at least this often
@@ -267,7 +267,7 @@ class ProgressReporter:
         with self._write_lock:
             snapshot = self.snapshot(state, error)
             try:
-                last_words = self._reserve if state in ("STOPPED", "FAILED") else None
+                last_words = self._reserve if state != "RUNNING" else None  # the final state, whichever
                 write_progress(self._run_dir, snapshot, self._tmp_dir, reserve=last_words)
                 self._estimating = snapshot.state == "RUNNING" and snapshot.rate is None
                 self._written_at = time.monotonic()
@@ -290,6 +290,13 @@ class ProgressReporter:
     def _warn(self, message, kind="warning"):
         """A problem that does not stop the run: one line in run.log and on stderr."""
         warn(os.path.join(self._run_dir, "run.log"), message, kind)
+
+    def settle(self, completed_samples, completed_shards, class_counts, framing_redraws):
+        """Take the committed counts as given (the manifest's): a commit whose progress write failed is
+        still committed, and the final state must say so."""
+        with self._lock:
+            self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
+            self._class_counts = dict(class_counts)
 
     def finish(self, state, error=None):
         """Stop the heartbeat and write the final state; best effort when the disk is failing."""
