@@ -64,7 +64,7 @@ def main() -> None:
 @options.scheduler_option
 @options.interval_option
 @options.progress_to_option
-@click.option("--dry-run", is_flag=True, help="Print the plan and check the target; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and check the target; leave nothing behind.")
 @click.option("--export", "export_when_done", is_flag=True, help="Also export one .npz when the run completes.")
 @options.quiet_option
 @translate_errors
