@@ -1,8 +1,8 @@
 """How often a starting writer is refused while a reader probes the run lock in a loop.
 
-One process probes `.lock` with `_fs.is_locked` as fast as it can (what a `watch trajgen
+One process probes `.lock` with `lock_file.is_locked` as fast as it can (what a `watch trajgen
 status` does, at its limit); this one meanwhile takes and drops the lock with
-`_fs.try_lock` (what each `generate`/`resume` does once). No process ever holds the lock
+`lock_file.try_lock` (what each `generate`/`resume` does once). No process ever holds the lock
 for longer than that, so every refusal is caused by the probe. Measured side by side:
 the probe trajgen uses (an OFD lock tested with F_OFD_GETLK, which takes nothing) and
 the shared-flock probe it replaced.
@@ -21,22 +21,22 @@ from pathlib import Path
 
 PROBER = """
 import sys, time
-from trajgen.store import _fs
-_fs._OFD = sys.argv[2] == "ofd"
+from trajgen.store import lock_file
+lock_file._OFD = sys.argv[2] == "ofd"
 end = time.monotonic() + float(sys.argv[3])
 n = 0
 print("ready", flush=True)
 while time.monotonic() < end:
-    _fs.is_locked(sys.argv[1])
+    lock_file.is_locked(sys.argv[1])
     n += 1
 print(n, flush=True)
 """
 
 
 def measure(kind: str, seconds: float) -> dict:
-    from trajgen.store import _fs
+    from trajgen.store import lock_file
 
-    _fs._OFD = kind == "ofd"
+    lock_file._OFD = kind == "ofd"
     with tempfile.TemporaryDirectory() as where:
         lock = os.path.join(where, ".lock")
         Path(lock).touch()
@@ -46,7 +46,7 @@ def measure(kind: str, seconds: float) -> dict:
         assert prober.stdout.readline().strip() == "ready"
         attempts = refused = 0
         while prober.poll() is None:
-            fd = _fs.try_lock(lock, f"pid {os.getpid()} on test")
+            fd = lock_file.try_lock(lock, f"pid {os.getpid()} on test")
             attempts += 1
             if fd is None:
                 refused += 1

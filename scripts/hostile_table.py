@@ -292,9 +292,9 @@ def main():
     # 21: a run being written
     r = unfinished()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from trajgen.store import _fs
+    from trajgen.store import lock_file
 
-    fd = _fs.try_lock(r / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
+    fd = lock_file.try_lock(r / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
     b = tree(r)
     for a in (("verify", r), ("export", r), ("generate", "--n", 400, "--checkpoint-every", 100, "--out", r)):
         row(21, f"while held: {a[0]}", run(*a), r, b)

@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from trajgen.making import inflight, run_status
-from trajgen.store import _fs
+from trajgen.store import lock_file
 from trajgen.watch.reporter import ProgressReporter
 
 
@@ -91,7 +91,7 @@ def test_status_recomputes_rate_elapsed_and_eta_from_what_is_committed_and_in_fl
     (run / "progress.json").write_text(json.dumps(progress))
     (run / ".tmp").mkdir(exist_ok=True)
     (run / ".tmp" / "inflight-00003").write_text("5 10\n")
-    fd = _fs.try_lock(run / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
+    fd = lock_file.try_lock(run / ".lock", f"pid {os.getpid()} on {socket.gethostname()}")
     try:
         status = run_status(run)
     finally:
@@ -128,7 +128,7 @@ def test_status_keeps_to_what_it_knows_when_the_progress_file_is_another_process
         updated_at=then,
     )
     (run / "progress.json").write_text(json.dumps(progress))
-    fd = _fs.try_lock(run / ".lock", f"pid {os.getpid()} on this-host")
+    fd = lock_file.try_lock(run / ".lock", f"pid {os.getpid()} on this-host")
     try:
         data = run_status(run).to_json()
     finally:

@@ -25,7 +25,7 @@ from runtools import cli_run_dir, run_cli, snapshot_tree, start_cli
 from trajgen.cli import main
 from trajgen.content.config import GenerationConfig
 from trajgen.making import generate
-from trajgen.store import _fs
+from trajgen.store import lock_file
 
 LONG = "x" * 300  # one path component longer than any filesystem allows (255 bytes)
 
@@ -844,7 +844,7 @@ def test_oserrors_an_output_in_a_missing_or_file_parent(R, tmp_path):
 
 @pytest.fixture
 def held(I):
-    fd = _fs.try_lock(I / ".lock", "pid 4242 on testhost")
+    fd = lock_file.try_lock(I / ".lock", "pid 4242 on testhost")
     yield I
     os.close(fd)
 

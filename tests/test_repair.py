@@ -86,9 +86,9 @@ def test_cli_refusal_is_one_error_line(run):
 def test_repair_of_a_run_in_use_is_refused(good, run):
     import os
 
-    from trajgen.store import _fs
+    from trajgen.store import lock_file
 
-    fd = _fs.try_lock(run / ".lock", "pid 4242 on box")
+    fd = lock_file.try_lock(run / ".lock", "pid 4242 on box")
     try:
         result = run_cli("repair", run)
     finally:

@@ -149,8 +149,8 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path):
             "-c",
             textwrap.dedent(f"""
             import sys, time
-            from trajgen.store import _fs
-            fd = _fs.try_lock({str(run / ".lock")!r}, "pid 4242 on testhost")
+            from trajgen.store import lock_file
+            fd = lock_file.try_lock({str(run / ".lock")!r}, "pid 4242 on testhost")
             print("locked" if fd is not None else "busy", flush=True)
             time.sleep(30)
         """),

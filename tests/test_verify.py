@@ -188,13 +188,13 @@ def test_cli_verify_missing_dir(tmp_path):
 
 
 def test_run_in_progress_skips_in_flight_files(run):
-    from trajgen.store import _fs
+    from trajgen.store import lock_file
 
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["shards"], manifest["status"] = manifest["shards"][:3], "running"
     (run / "manifest.json").write_text(json.dumps(manifest))
     (run / ".tmp" / "shard-00003.npz.123.tmp").write_bytes(b"half")
-    fd = _fs.try_lock(run / ".lock", "pid 1 on test")
+    fd = lock_file.try_lock(run / ".lock", "pid 1 on test")
     try:
         report = verify_run(run)
     finally:

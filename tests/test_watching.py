@@ -513,7 +513,7 @@ def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_pat
     import shutil
 
     from trajgen.making import run_status
-    from trajgen.store import _fs
+    from trajgen.store import lock_file
 
     run_dir = tmp_path / "run"
     shutil.copytree(mirrored[0], run_dir)
@@ -523,7 +523,7 @@ def test_status_of_a_live_run_says_when_the_next_update_is_due(mirrored, tmp_pat
     progress = json.loads((run_dir / "progress.json").read_text())
     progress["state"] = "RUNNING"
     (run_dir / "progress.json").write_text(json.dumps(progress))
-    fd = _fs.try_lock(run_dir / ".lock", "pid 4242 on gpu-box")  # a live writer holds the run
+    fd = lock_file.try_lock(run_dir / ".lock", "pid 4242 on gpu-box")  # a live writer holds the run
     try:
         lines = run_status(run_dir).text.splitlines()
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from runtools import assert_same_run, cli_run_dir, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
-from trajgen.store import _fs
+from trajgen.store import _fs, lock_file
 
 # long enough (about 1 s with two workers) that a signal lands mid-run
 ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 17, "--quiet")
@@ -136,7 +136,7 @@ def test_kill_9_of_the_main_process_leaves_no_worker_and_a_free_lock(reference, 
     wait_for_shards(out, 1, proc)
     kill(proc, signal.SIGKILL)
     # no worker inherited the lock: it is free the moment the main process is gone
-    assert not _fs.is_locked(out / ".lock")
+    assert not lock_file.is_locked(out / ".lock")
     assert wait_dead(list(kids)) == [], {p: _cmdline(p) for p in kids if alive(p)}
     before = snapshot_tree(out)
     time.sleep(0.3)

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from trajgen.store import _fs
+from trajgen.store import _fs, lock_file
 from trajgen.store.rundir import RunError, RunPaths, live_holder
 
 
@@ -18,7 +18,7 @@ class RunLockedError(RunError):
 
 def probe_lock(paths: RunPaths) -> bool:
     try:
-        return _fs.is_locked(paths.lock)
+        return lock_file.is_locked(paths.lock)
     except OSError as e:
         raise RunError(
             f"cannot tell whether a process works on {paths.root}: cannot open {paths.lock}: "
@@ -31,7 +31,7 @@ def locked(paths: RunPaths) -> Iterator[None]:
     holder = f"pid {os.getpid()} on {socket.gethostname()}"
     _fs.pause_point("lock")
     try:
-        fd = _fs.try_lock(paths.lock, holder)
+        fd = lock_file.try_lock(paths.lock, holder)
     except OSError as e:
         raise RunError(f"cannot lock {paths.lock}: {e.strerror or e}; the run directory must be writable") from None
     if fd is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trajgen.content.config import GenerationConfig
-from trajgen.store import _fs
+from trajgen.store import _fs, lock_file
 from trajgen.store.capacity import existing_ancestor, free_bytes, human_size, memory_bytes
 from trajgen.watch.progress import format_duration
 
@@ -231,8 +231,8 @@ def filesystem_checks(target: Path) -> list[Check]:
         return [Check(False, f"cannot write in {where}: {e.strerror or e}")]
     checks = []
     try:
-        first = _fs.try_lock(scratch / ".lock", "dry run")
-        second = _fs.try_lock(scratch / ".lock", "dry run") if first is not None else None
+        first = lock_file.try_lock(scratch / ".lock", "dry run")
+        second = lock_file.try_lock(scratch / ".lock", "dry run") if first is not None else None
         checks.append(
             Check(
                 first is not None and second is None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import overload
 
 from trajgen.errors import ConfigError, TrajgenError, os_advice, os_reason
-from trajgen.store import _fs
+from trajgen.store import _fs, lock_file
 
 
 class RunError(TrajgenError):
@@ -83,7 +83,7 @@ def check_new_run_dir(root: Path) -> None:
 
 def lock_holder(paths: RunPaths) -> str | None:
     """Who holds the run's lock ("pid 42 on host"), or None when no process does."""
-    if not _fs.is_locked(paths.lock):
+    if not lock_file.is_locked(paths.lock):
         return None
     holder = live_holder(paths)
     if holder == f"pid {os.getpid()} on {socket.gethostname()}":

@@ -30,7 +30,7 @@ import numpy as np
 import trajgen
 from trajgen.content import quality
 from trajgen.errors import CorruptShardError
-from trajgen.store import _fs
+from trajgen.store import _fs, lock_file
 from trajgen.store.checksums import video_hashes
 from trajgen.store.rundir import RunError, RunPaths
 from trajgen.use.dataset import open_run
@@ -241,7 +241,7 @@ def _numbers(run, m: Measured) -> dict:
     targets["step_within_diameter"]["diameter_px"] = diameter
     targets["in_frame"]["margin_px"] = r
     try:
-        in_progress = not run.complete and _fs.is_locked(RunPaths(run.root).lock)
+        in_progress = not run.complete and lock_file.is_locked(RunPaths(run.root).lock)
     except OSError:  # an unreadable .lock: say incomplete rather than guess
         in_progress = False
     return {
