@@ -134,57 +134,37 @@ def check_memory(
     )
 
 
-def estimate(config: GenerationConfig, workers: int = 1) -> Estimate:
-    """Make and compress a small trial shard, and scale it to the whole run."""
+def estimate(config: GenerationConfig, workers: int = 1, scratch: Path | None = None) -> Estimate:
+    """Make and compress trial shards, and scale them to the whole run.
+
+    Without ``scratch``: one small shard (at most TRIAL_SAMPLES), made and compressed (generate's quick
+    check). With it: whole trial shards of the real pipeline, also written with fsync into ``scratch``
+    (on the run's filesystem), for at least TRIAL_SECONDS and MIN_TRIAL_SHARDS; the fastest and the
+    slowest bound the rate (--dry-run)."""
     from trajgen.making.shardmaker import build_shard_arrays
     from trajgen.store.shards import encode_shard
 
-    m = trial_samples(config)
-    trial = config.replace(n=m, checkpoint_every=m)
-    encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
-    started = time.perf_counter()
-    arrays, _, _ = build_shard_arrays(trial, 0)
-    encoded = len(encode_shard(arrays, config.compress_level))
-    seconds = max(time.perf_counter() - started, 1e-6)
-    per_sample = encoded / m
-    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536  # + zip headers, manifest, logs
-    parallel = max(1, min(workers, config.num_shards))
-    per_worker = m / seconds * (0.9 if parallel > 1 else 1.0)
-    if os.environ.get(RATE_ENV):
-        per_worker = float(os.environ[RATE_ENV])
-    rate = per_worker * parallel
-    raw_shard = sum(a.nbytes for a in arrays.values()) / m * min(config.checkpoint_every, config.n)
-    # each making process holds one shard's arrays and its compressed bytes (measured: 254 MB for
-    # 1,000 samples at defaults, see artifacts/bench_generate.json); the main one only commits
-    peak = parallel * (1.1 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
-    return Estimate(m, per_sample, total, rate, config.n / rate, int(peak), worker_samples_per_second=per_worker)
-
-
-def measured_estimate(config: GenerationConfig, workers: int, scratch: Path) -> Estimate:
-    """``estimate`` from whole trial shards of the real pipeline: made, compressed with the run's codec
-    and written with fsync into ``scratch`` (on the run's filesystem), for at least TRIAL_SECONDS and
-    MIN_TRIAL_SHARDS; the fastest and slowest shard bound the rate."""
-    from trajgen.making.shardmaker import build_shard_arrays
-    from trajgen.store.shards import encode_shard
-
-    m = max(1, min(config.n, config.checkpoint_every, TRIAL_BYTES // sample_bytes(config)))
-    trial = config.replace(n=m * MAX_TRIAL_SHARDS, checkpoint_every=m)
+    if scratch is None:
+        m, least, most, for_seconds = trial_samples(config), 1, 1, 0.0
+    else:
+        m = max(1, min(config.n, config.checkpoint_every, TRIAL_BYTES // sample_bytes(config)))
+        least, most, for_seconds = MIN_TRIAL_SHARDS, MAX_TRIAL_SHARDS, TRIAL_SECONDS
+    trial = config.replace(n=m * most, checkpoint_every=m)
     encode_shard(build_shard_arrays(config.replace(n=1, checkpoint_every=1), 0)[0], config.compress_level)  # warm-up
     seconds: list[float] = []
     sizes: list[int] = []
     began = time.perf_counter()
-    while len(seconds) < MAX_TRIAL_SHARDS and (
-        len(seconds) < MIN_TRIAL_SHARDS or time.perf_counter() - began < TRIAL_SECONDS
-    ):
+    while len(seconds) < most and (len(seconds) < least or time.perf_counter() - began < for_seconds):
         started = time.perf_counter()
-        data = encode_shard(build_shard_arrays(trial, len(seconds))[0], config.compress_level)
-        with open(scratch / "trial-shard.npz", "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        seconds.append(time.perf_counter() - started)
+        arrays = build_shard_arrays(trial, len(seconds))[0]
+        data = encode_shard(arrays, config.compress_level)
+        if scratch is not None:
+            with open(scratch / "trial-shard.npz", "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        seconds.append(max(time.perf_counter() - started, 1e-6))
         sizes.append(len(data))
-    quick = estimate(config, workers)
     parallel = max(1, min(workers, config.num_shards))
     fast, slow = m / min(seconds), m / max(seconds)
     if os.environ.get(RATE_ENV):
@@ -192,17 +172,21 @@ def measured_estimate(config: GenerationConfig, workers: int, scratch: Path) -> 
     elif parallel > 1:
         fast, slow = 0.9 * fast, 0.9 * slow  # workers share the machine's memory bandwidth and the committer
     per_sample = sum(sizes) / (m * len(sizes))
-    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536
+    total = int(per_sample * config.n * 1.02) + 4096 * config.num_shards + 65536  # + zip headers, manifest, logs
+    raw_shard = sum(a.nbytes for a in arrays.values()) / m * min(config.checkpoint_every, config.n)
+    # each making process holds one shard's arrays and its compressed bytes (measured: 254 MB for
+    # 1,000 samples at defaults, see artifacts/bench_generate.json); the main one only commits
+    peak = parallel * (1.1 * raw_shard + PROCESS_BASELINE_BYTES) + (PROCESS_BASELINE_BYTES if parallel > 1 else 0)
     return Estimate(
         m,
         per_sample,
         total,
         fast * parallel,
         config.n / (fast * parallel),
-        quick.peak_memory_bytes,
+        int(peak),
         worker_samples_per_second=fast,
         trial_shards=len(seconds),
-        slow_worker_samples_per_second=slow,
+        slow_worker_samples_per_second=slow if len(seconds) > 1 else None,
     )
 
 
@@ -214,7 +198,7 @@ def _trial_estimate(config: GenerationConfig, workers: int, where: Path) -> tupl
     except OSError as e:
         return estimate(config, workers), f"cannot write a trial shard in {where}: {e.strerror or e}"
     try:
-        return measured_estimate(config, workers, scratch), None
+        return estimate(config, workers, scratch), None
     except OSError as e:
         reason = f"{e.strerror or e}" + (f" ({e.filename})" if e.filename else "")
         return estimate(config, workers), f"cannot write a trial shard in {where}: {reason}"
