@@ -1,4 +1,6 @@
+import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -24,3 +26,27 @@ def run(good, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(good, copy)
     return copy
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``tmpfs(size)``: a new directory with a real tmpfs of that size ("16M", "256k") mounted on it,
+    unmounted after the test; the test is skipped, with the reason, where it cannot mount one."""
+    mounted = []
+
+    def mount(size: str):
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        if os.geteuid() != 0:
+            pytest.skip("mounting a small tmpfs needs root")
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -3,7 +3,6 @@ that numpy, zipfile and ISA-L read; its version is pinned like the others; a zli
 keeps zlib; without zlib-ng a new run says so in one line and records zlib."""
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -21,6 +20,21 @@ from trajgen.store.versions import byte_versions
 zlib_ng = pytest.importorskip("zlib_ng.zlib_ng", reason="zlib-ng is a dependency: pip install zlib-ng")
 TINY = GenerationConfig(n=12, checkpoint_every=4, seed=11, size=16, frames=4)
 ZLIB_1 = {"name": "zlib-deflate", "version": zlib.ZLIB_RUNTIME_VERSION, "level": 1}
+
+
+def cut_run(run):
+    """A run killed after its first shards, as a kill -9 leaves it."""
+    args = ("--n", 12, "--checkpoint-every", 4, "--size", 16, "--frames", 4, "--workers", 1, "--out", run)
+    assert run_cli("generate", *args, env={"TRAJGEN_FAULT": "exit@30"}).returncode != 0
+
+
+def cli_without_zlib_ng(*args):
+    """trajgen's command line in a process where zlib-ng cannot be imported."""
+    code = (
+        "import sys; sys.modules['zlib_ng'] = None; sys.modules['zlib_ng.zlib_ng'] = None; "
+        "from trajgen.__main__ import run; sys.argv = ['trajgen'] + sys.argv[1:]; run()"
+    )
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True)
 
 
 def test_the_default_is_zlib_ng_at_level_3_and_the_codec_says_so():
@@ -58,23 +72,7 @@ def test_the_zlib_ng_version_is_pinned_and_a_resume_under_another_is_refused(tmp
 
     assert byte_versions()["zlib-ng"] == version("zlib-ng")  # the package, which pins its library
     run = tmp_path / "run"
-    cut = run_cli(
-        "generate",
-        "--n",
-        12,
-        "--checkpoint-every",
-        4,
-        "--size",
-        16,
-        "--frames",
-        4,
-        "--workers",
-        1,
-        "--out",
-        run,
-        env={"TRAJGEN_FAULT": "exit@30"},
-    )
-    assert cut.returncode != 0
+    cut_run(run)
     assert json.loads((run / "config.json").read_text())["versions"]["zlib-ng"] == version("zlib-ng")
     other = {"TRAJGEN_VERSIONS_OVERRIDE": "zlib-ng=0.5.0"}
     refused = run_cli("resume", run, "--workers", 1, env=other)
@@ -105,34 +103,10 @@ def test_a_zlib_run_resumes_and_repairs_byte_for_byte_with_zlib(tmp_path, monkey
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
 
 
-WITHOUT_ZLIB_NG = "import sys; sys.modules['zlib_ng'] = None; sys.modules['zlib_ng.zlib_ng'] = None; "
-
-
 def test_without_zlib_ng_a_new_run_says_so_once_and_records_zlib(tmp_path):
     run = tmp_path / "run"
-    code = WITHOUT_ZLIB_NG + "from trajgen.__main__ import run; sys.argv = ['trajgen'] + sys.argv[1:]; run()"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "generate",
-            "--n",
-            "8",
-            "--checkpoint-every",
-            "4",
-            "--size",
-            "16",
-            "--frames",
-            "4",
-            "--workers",
-            "1",
-            "--out",
-            str(run),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ},
+    result = cli_without_zlib_ng(
+        "generate", "--n", 8, "--checkpoint-every", 4, "--size", 16, "--frames", 4, "--workers", 1, "--out", run
     )
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "zlib-ng" in line]
@@ -146,27 +120,8 @@ def test_without_zlib_ng_a_new_run_says_so_once_and_records_zlib(tmp_path):
 
 def test_without_zlib_ng_a_zlib_ng_run_is_refused_in_one_line(tmp_path):
     run = tmp_path / "run"
-    cut = run_cli(
-        "generate",
-        "--n",
-        12,
-        "--checkpoint-every",
-        4,
-        "--size",
-        16,
-        "--frames",
-        4,
-        "--workers",
-        1,
-        "--out",
-        run,
-        env={"TRAJGEN_FAULT": "exit@30"},
-    )
-    assert cut.returncode != 0
-    code = WITHOUT_ZLIB_NG + "from trajgen.__main__ import run; sys.argv = ['trajgen'] + sys.argv[1:]; run()"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "resume", str(run), "--workers", "1"], capture_output=True, text=True
-    )
+    cut_run(run)
+    result = cli_without_zlib_ng("resume", run, "--workers", 1)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "zlib-ng" in errors[0] and "pip install zlib-ng" in errors[0], result.stderr

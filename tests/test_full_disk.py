@@ -5,7 +5,6 @@ FAILED with its cause in PROGRESS.txt and progress.json, `status` agrees, and on
 import errno
 import json
 import os
-import subprocess
 import threading
 import time
 
@@ -15,16 +14,8 @@ from runtools import run_cli, start_cli, wait_for_shards
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(mount)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+def small_disk(tmpfs):
+    return tmpfs("16M")
 
 
 class Filler:

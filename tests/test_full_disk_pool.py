@@ -2,8 +2,6 @@
 its cause in PROGRESS.txt, progress.json and status, like the serial executor."""
 
 import json
-import os
-import subprocess
 
 import pytest
 
@@ -11,19 +9,8 @@ from runtools import run_cli
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=9M", "tmpfs", str(mount)], capture_output=True
-        ).returncode
-        != 0
-    ):
-        pytest.skip("needs root to mount a small tmpfs")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+def small_disk(tmpfs):
+    return tmpfs("9M")
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
