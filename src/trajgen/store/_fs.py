@@ -143,6 +143,19 @@ def _open_unique(path, tmp_dir, prefix=""):
             continue
 
 
+def _write_durably(fd, path, written, data, overwrite=False):
+    """Write ``data`` to ``fd`` (the file ``written``, on its way to ``path``) and fsync it; ``overwrite``:
+    from the start of a longer file, which is then cut to ``data``."""
+    _op("write", path)
+    _write_all(fd, data)
+    if overwrite:
+        os.ftruncate(fd, len(data))
+    _record("overwrite" if overwrite else "write", written, data=data)
+    _op("fsync", path)
+    os.fsync(fd)
+    _record("fsync", written)
+
+
 def atomic_write_bytes(path, data, tmp_dir, *, temp_prefix=""):
     """Replace ``path`` with ``data`` (bytes-like) so readers never see a partial file.
 
@@ -156,12 +169,7 @@ def atomic_write_bytes(path, data, tmp_dir, *, temp_prefix=""):
     _record("create", tmp)
     try:
         try:
-            _op("write", path)
-            _write_all(fd, data)
-            _record("write", tmp, data=data)
-            _op("fsync", path)
-            os.fsync(fd)
-            _record("fsync", tmp)
+            _write_durably(fd, path, tmp, data)
         finally:
             os.close(fd)
         _op("rename", path)
@@ -185,12 +193,7 @@ def preallocate(path, size):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o666)
     _record("create", path)
     try:
-        _op("write", path)
-        _write_all(fd, bytes(size))
-        _record("write", path, data=bytes(size))
-        _op("fsync", path)
-        os.fsync(fd)
-        _record("fsync", path)
+        _write_durably(fd, path, path, bytes(size))
     finally:
         os.close(fd)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
@@ -203,13 +206,7 @@ def replace_from(spare, data, path):
     _op("open", path)
     fd = os.open(spare, os.O_WRONLY | getattr(os, "O_BINARY", 0))  # no O_TRUNC: its blocks are the point
     try:
-        _op("write", path)
-        _write_all(fd, data)
-        os.ftruncate(fd, len(data))
-        _record("overwrite", spare, data=bytes(data))
-        _op("fsync", path)
-        os.fsync(fd)
-        _record("fsync", spare)
+        _write_durably(fd, path, spare, data, overwrite=True)
     finally:
         os.close(fd)
     _op("rename", path)
