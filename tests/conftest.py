@@ -50,3 +50,25 @@ def tmpfs(tmp_path):
     yield mount
     for where in mounted:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server (a real HTTP S3 API) on 127.0.0.1, for the whole session: its endpoint URL."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from s3_server import S3Server
+
+    with S3Server() as server:
+        yield server.url
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, request):
+    """A fresh, empty bucket on the session's S3 server, with the credentials and endpoint in the
+    environment (as a user sets them, and as child processes inherit them): its ``s3://NAME`` URL."""
+    from s3_server import new_bucket, s3_environment
+
+    for name, value in s3_environment(s3_server).items():
+        monkeypatch.setenv(name, value)
+    return new_bucket(s3_server, request.node.name)
