@@ -130,7 +130,7 @@ def generate(
         from trajgen.making import default_out
         from trajgen.making.preflight import dry_run as plan
 
-        ok, lines = plan(config, out or default_out(config), workers or _cpus(), progress_to=progress_to)
+        ok, lines = plan(config, out or default_out(config), workers or options.cpus(), progress_to=progress_to)
         click.echo("\n".join(lines))
         sys.exit(0 if ok else 1)
     from trajgen.making import generate as generate_run
@@ -230,12 +230,6 @@ def _maybe_export(run_dir: Path, wanted: bool, quiet: bool) -> None:
     path = export_run(run_dir)
     if not quiet:
         click.echo(f"Exported {path}")
-
-
-def _cpus() -> int:
-    from trajgen.making.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
-
-    return usable_cpus()
 
 
 # ---------------------------------------------------------------- using a run: verify, export, preview
@@ -398,3 +392,6 @@ def report(run_dir, out_dir):
         f"Report {result.html_path} and {result.json_path.name} ({result.samples:,} samples"
         f"{'' if result.complete else ', run not complete'}): {result.summary}"
     )
+
+
+options.add_storage_options(main)  # every command that takes a run, which may be in a bucket

@@ -3,6 +3,7 @@ what the samples are (generate's), kept in --help's order."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -36,25 +37,76 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")  # a scheme (two letters at leas
 
 
 def not_a_url(ctx, param, value: Path | None) -> Path | None:
-    """A run directory or a folder, not a URL (which would otherwise become a local folder named 's3:')."""
+    """A local folder, not a URL (which would otherwise become a local folder named 's3:')."""
     if value is not None and _URL.match(str(value)):
         url = str(value).replace(":/", "://", 1)  # click.Path made s3://b/r into s3:/b/r
         raise click.BadParameter(
-            f"{url} is a URL; this trajgen keeps runs and progress on a local or mounted filesystem "
-            f"(object storage is not supported yet): give a directory"
+            f"{url} is a URL; {param.opts[0] if param.opts else 'this'} takes a local (or synced) folder: give a directory"
         )
     return value
 
 
-run_dir_argument = click.argument("run_dir", type=click.Path(path_type=Path), callback=not_a_url)
+def run_location(ctx, param, value: str | None) -> Path | str | None:
+    """A run directory, or a run's URL in object storage (``s3://bucket/prefix``; a scheme trajgen cannot
+    serve is a usage error, never a local folder named 's3:')."""
+    if value is None or not _URL.match(value):
+        return None if value is None else Path(value)
+    from trajgen.store.objects import UnsupportedURLError, check_url
+
+    try:
+        return check_url(value)
+    except UnsupportedURLError as e:
+        raise click.BadParameter(str(e)) from None
 
 
-def run_dir_name(ctx, param, value: Path | None) -> Path | None:
-    """A new run's directory name: not a URL, no control characters (they would split PROGRESS.txt's lines)."""
-    not_a_url(ctx, param, value)
+run_dir_argument = click.argument("run_dir", callback=run_location)
+
+
+def run_dir_name(ctx, param, value: str | None) -> Path | str | None:
+    """A new run's directory name or URL: no control characters (they would split PROGRESS.txt's lines)."""
     if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in str(value)):
         raise click.BadParameter(f"{str(value)!r} contains a control character (e.g. a newline); choose a plain name")
-    return value
+    return run_location(ctx, param, value)
+
+
+def _storage_options(ctx, param, value: str | None) -> None:
+    if value is None:
+        return
+    from trajgen.store.objects import set_default_options
+
+    try:
+        parsed = json.loads(value)
+    except ValueError as e:
+        raise click.BadParameter(f'is not JSON ({e}); e.g. \'{{"endpoint_url": "http://minio:9000"}}\'') from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"anon\": true}'")
+    set_default_options(parsed)
+
+
+storage_options_option = click.Option(
+    ["--storage-options"],
+    metavar="JSON",
+    default=None,
+    expose_value=False,
+    is_eager=True,
+    callback=_storage_options,
+    help="For a run in object storage (s3://…): options for the client (s3fs), as JSON, e.g. "
+    '\'{"endpoint_url": "http://minio:9000", "key": "…", "secret": "…"}\'. By default credentials and '
+    "endpoint come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_ENDPOINT_URL_S3, ...).",
+)
+
+
+def add_storage_options(group: click.Group) -> None:
+    """--storage-options on every command that takes a run (each may be a URL)."""
+    for command in group.commands.values():
+        if any(p.name in ("run_dir", "out") for p in command.params):
+            command.params.append(storage_options_option)
+
+
+def cpus() -> int:
+    from trajgen.making.executors import usable_cpus  # what generate itself uses: affinity and cpusets count
+
+    return usable_cpus()
 
 
 def rgb(ctx, param, value: str):
@@ -106,10 +158,9 @@ CONTENT_OPTIONS = [
     ),
     click.option(
         "--out",
-        type=click.Path(path_type=Path),
         default=None,
         callback=run_dir_name,
-        help="Run directory [default: runs/YYYYMMDD_HHMM_n<N>].",
+        help="Run directory, or a URL in object storage (s3://bucket/prefix) [default: runs/YYYYMMDD_HHMM_n<N>].",
     ),
     click.option(
         "--seed",

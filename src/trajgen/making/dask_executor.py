@@ -31,6 +31,7 @@ from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.making.dask_cluster import DaskError, QuietDistributedLogs, connect, import_distributed
 from trajgen.store import _fs
+from trajgen.store.objects import is_url
 from trajgen.store.rundir import note
 
 CONNECT_TIMEOUT = 5.0  # seconds to reach the scheduler, and to wait for its first worker
@@ -72,6 +73,9 @@ class DaskExecutor:
         nothing that would make the same command fail again."""
         if self._client is None:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
+        if is_url(target):  # workers put shards in the bucket: nothing to share but the versions
+            _check_workers(self._client, self.address, str(target), str(target), self.timeout, then=_AGAIN)
+            return
         from trajgen.store.capacity import existing_ancestor
 
         where = Path(os.path.abspath(target))
@@ -90,7 +94,7 @@ class DaskExecutor:
                 str(where),
                 self.timeout,
                 probe_dir=str(scratch),
-                then="then run the same command again",
+                then=_AGAIN,
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -109,21 +113,28 @@ class DaskExecutor:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
         client = self._client
         # workers resolve paths in their own working directory, so they get an absolute one
-        where = os.path.abspath(run_dir)
+        where = run_dir if is_url(run_dir) else os.path.abspath(run_dir)
         _check_workers(client, self.address, run_dir, where, self.timeout)
         # a token file every task reads before it writes: proof that its worker sees this very directory
         token = uuid.uuid4().hex
         token_file = Path(where) / ".tmp" / f"dask-token-{token}"
-        _write_probe(token_file, token)
+        if is_url(run_dir):  # a run in a bucket: every worker reaches the same one by its URL
+            token_file = Path("")
+        else:
+            _write_probe(token_file, token)
         try:
             yield from _shard_results(
                 client, self.address, task, config, run_dir, where, shards, token_file.name, token
             )
         finally:
             try:
-                _fs.remove_file(token_file)
+                if token_file.name:
+                    _fs.remove_file(token_file)
             except OSError:  # .tmp/ is cleared at the next start anyway
                 pass
+
+
+_AGAIN = "then run the same command again"
 
 
 def _lost(address: str, run_dir: str) -> str:
@@ -154,8 +165,8 @@ def _probe(run_dir: str, probe_file: str, token: str) -> dict:
         with open(os.path.join(run_dir, ".tmp", probe_file), encoding="utf-8") as f:
             sees = f.read() == token
     except OSError:
-        sees = False
-    writable = all(os.access(os.path.join(run_dir, d), os.W_OK) for d in ("shards", ".tmp"))
+        sees = is_url(run_dir)  # a run in a bucket: its shards are put there, each by conditional create
+    writable = is_url(run_dir) or all(os.access(os.path.join(run_dir, d), os.W_OK) for d in ("shards", ".tmp"))
     from trajgen.store.versions import byte_versions
 
     return {
@@ -194,14 +205,16 @@ def _check_workers(
         ) from None
     token = uuid.uuid4().hex
     probe = Path(probe_dir) / ".tmp" / f"dask-probe-{token}"
-    _write_probe(probe, token)
+    if not is_url(run_dir):
+        _write_probe(probe, token)
     try:
         answers = client.run(_probe, probe_dir, probe.name, token, on_error="return")
     except (OSError, TimeoutError):  # CommClosedError is an OSError
         raise DaskError(_lost(address, run_dir)) from None
     finally:
         try:
-            _fs.remove_file(probe)
+            if not is_url(run_dir):
+                _fs.remove_file(probe)
         except OSError:
             pass
     failed = {w: a for w, a in answers.items() if isinstance(a, BaseException)}
@@ -265,7 +278,7 @@ def _checked_task(
         with open(os.path.join(run_dir, ".tmp", token_file), encoding="utf-8") as f:
             sees = f.read() == token
     except OSError:
-        sees = False
+        sees = is_url(run_dir)
     if not sees:
         raise WorkerRefused(
             f"{where} cannot see the run directory {run_dir} (another disk at that path?) and made no shard", worker

@@ -9,13 +9,15 @@ from pathlib import Path
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
+from trajgen.making.bucket_commit import BucketCommit, check_new_bucket_run, fresh_copy
 from trajgen.making.executors import choose_executor
-from trajgen.making.lock import locked
+from trajgen.making.lock import leased, locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work
 from trajgen.making.preflight import check_memory, check_progress_interval, require_free_space, warn_if_shards_are_slow
 from trajgen.store import _fs
 from trajgen.store.deflate import fallback_note
 from trajgen.store.manifest import config_file_doc, json_bytes, manifest_bytes, new_manifest, progress_to_entry
+from trajgen.store.objects import Bucket, is_url
 from trajgen.store.rundir import RunError, RunPaths, check_new_run_dir, check_progress_to, resume_command
 from trajgen.store.versions import byte_versions
 from trajgen.watch.progress import warn
@@ -41,12 +43,25 @@ def generate(
     show_bar: bool = False,
     check_space: bool = True,
     progress_to: os.PathLike | str | None = None,
+    storage_options: dict | None = None,
 ) -> RunSummary:
     """Start a new run in ``out`` (default runs/YYYYMMDD_HHMM_n<N>) and make all of it.
 
-    ``progress_to``: a folder (e.g. a synced one) that gets copies of PROGRESS.txt and a
-    PROGRESS.html page; the run remembers it for ``resume``."""
+    ``out`` may be a URL (``s3://bucket/prefix``): the run lives in object storage, made with the
+    same guarantees (``storage_options`` for the client; credentials and endpoint are otherwise read
+    from the environment). ``progress_to``: a folder (e.g. a synced one) that gets copies of
+    PROGRESS.txt and a PROGRESS.html page; the run remembers it for ``resume``."""
     check_progress_interval(progress_interval)
+    if is_url(out):
+        return _generate_in_bucket(
+            config,
+            Bucket(str(out), storage_options),
+            workers=workers,
+            scheduler=scheduler,
+            progress_interval=progress_interval,
+            show_bar=show_bar,
+            progress_to=progress_to,
+        )
     root = Path(out) if out is not None else default_out(config)
     check_new_run_dir(root)
     progress_to = check_progress_to(root, progress_to)
@@ -64,6 +79,45 @@ def generate(
         return _start(
             root, config, executor, progress_interval=progress_interval, show_bar=show_bar, progress_to=progress_to
         )
+
+
+def _generate_in_bucket(
+    config: GenerationConfig, bucket: Bucket, *, workers, scheduler, progress_interval, show_bar, progress_to
+) -> RunSummary:
+    """A new run in object storage: config.json and the first manifest by conditional create under the
+    run's lease, then the loop, whose workers put their shards straight into the bucket."""
+    bucket.check_reachable()
+    check_new_bucket_run(bucket)
+    check_memory(config, workers, shards=scheduler is None)
+    with closing(
+        choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)
+    ) as executor:
+        check_target = getattr(executor, "check_target", None)  # the workers and their versions, first
+        if check_target is not None:
+            check_target(bucket.url)
+        with leased(bucket) as lease:
+            check_new_bucket_run(bucket)  # again, now that no one else can be creating it
+            copy = fresh_copy(bucket)
+            folder = check_progress_to(copy.root, progress_to)
+            manifest = new_manifest(config)
+            versions = byte_versions(manifest["codec"])
+            config_doc = json_bytes(config_file_doc(config, versions) | progress_to_entry(folder))
+            bucket.create("config.json", config_doc)
+            etag = bucket.create("manifest.json", manifest_bytes(manifest))
+            copy.pull_records(("config.json", "manifest.json"))
+            if lease.taken_over:
+                warn(copy.paths.log, lease.taken_over)
+            return work(
+                copy.paths,
+                config,
+                manifest,
+                executor,
+                progress_interval=progress_interval,
+                show_bar=show_bar,
+                run_versions=versions,
+                progress_to=folder,
+                bucket=BucketCommit(copy, etag, lease),
+            )
 
 
 def _start(

@@ -1,4 +1,5 @@
-"""The run's lock: one process at a time works on a run (an OFD lock on .lock, held while it works)."""
+"""The run's lock: one process at a time works on a run (an OFD lock on .lock, held while it works; a
+lease object for a run in object storage)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trajgen.store import _fs, lock_file
+from trajgen.store.lease import Lease, LeaseHeldError
+from trajgen.store.objects import Bucket
 from trajgen.store.rundir import RunError, RunPaths, live_holder
 
 
@@ -44,3 +47,19 @@ def locked(paths: RunPaths) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def leased(bucket: Bucket) -> Iterator[Lease]:
+    """Hold the lease of a run in object storage while working on it (RunLockedError when another
+    process holds it); a stale lease taken over is said in one line on stderr and in run.log."""
+    lease = Lease(bucket, f"pid {os.getpid()} on {socket.gethostname()}")
+    _fs.pause_point("lock")
+    try:
+        lease.taken_over = lease.acquire()
+    except LeaseHeldError as e:
+        raise RunLockedError(str(e)) from None
+    try:
+        yield lease
+    finally:
+        lease.release()

@@ -22,6 +22,7 @@ from pathlib import Path
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError, os_reason
 from trajgen.making import inflight
+from trajgen.making.bucket_commit import BucketCommit
 from trajgen.making.shardmaker import ShardWriteError, produce_shard
 from trajgen.making.thumbnails import ShardPictures
 from trajgen.store import _fs
@@ -56,7 +57,7 @@ ADVICE: dict[int | None, str] = {  # looked up by an errno, which may be None
 
 @dataclass(frozen=True)
 class RunSummary:
-    run_dir: Path
+    run_dir: Path | str  # a URL for a run in object storage
     total_samples: int
     made_shards: int
     made_samples: int
@@ -79,32 +80,39 @@ def work(
     show_bar,
     run_versions: dict[str, str],
     progress_to: str | None = None,
+    bucket: BucketCommit | None = None,
 ) -> RunSummary:
-    """The one generation loop: make the missing shards with an executor, commit each as it arrives."""
+    """The one generation loop: make the missing shards with an executor, commit each as it arrives.
+
+    With ``bucket``, ``paths`` is the local working copy of a run in object storage: the workers put
+    the shards in the bucket, and each commit is first the bucket's manifest (compare-and-swap)."""
     committed = {s["index"] for s in manifest["shards"]}
+    shown = paths.root if bucket is None else bucket.url  # what the user calls the run
     todo = [k for k in range(config.num_shards) if k not in committed]
     reserve = Reserve(paths.root)  # room for the last words on a full disk
     try:
         _fs.clear_dir(paths.tmp)
         _fs.make_dirs(paths.shards)
         _remove_unlisted_shards(paths, committed)
+        if bucket is not None:
+            bucket.prepare(committed)
     except OSError as e:
         where = f" ({e.filename})" if e.filename else ""
         raise StorageError(
             f"could not clear the run's unfinished files{where}: {os_reason(e)}; "
-            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}"
+            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(shown)}"
         ) from None
     try:
         reserve.make()
     except OSError as e:
         raise StorageError(
             f"could not keep a little disk space for the run's last words ({reserve.dir}): {os_reason(e)}; "
-            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(paths.root)}"
+            f"{ADVICE.get(e.errno, 'fix the cause')}, then run: {resume_command(shown)}"
         ) from None
     done_counts = {name: sum(s["class_counts"].get(name, 0) for s in manifest["shards"]) for name in config.classes}
     reporter = ProgressReporter(
         paths.root,
-        paths.root,
+        shown,
         paths.tmp,
         total_samples=config.n,
         total_shards=config.num_shards,
@@ -115,7 +123,7 @@ def work(
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
         interval=progress_interval,
         bar=show_bar,
-        mirror=_mirror(paths, config, progress_to, progress_interval),
+        mirror=_mirror(paths, config, progress_to, progress_interval, bucket),
         inflight=functools.partial(inflight.read, paths.tmp, skip=committed),  # the shards being made, and how far
         reserve=reserve,
     )
@@ -137,12 +145,10 @@ def work(
                 )
                 reporter.start()
             # every worker makes its shards with the versions this process runs (the run's, unless a change was allowed)
-            results = executor.run(
-                functools.partial(produce_shard, versions=byte_versions(manifest["codec"]), codec=manifest["codec"]),
-                config,
-                str(paths.root),
-                todo,
-            )
+            make = functools.partial(produce_shard, versions=byte_versions(manifest["codec"]), codec=manifest["codec"])
+            if bucket is not None:  # the workers write into the bucket; those on this machine report in-flight counts
+                make = functools.partial(make, storage_options=bucket.bucket.options, scratch=str(paths.tmp))
+            results = executor.run(make, config, str(shown), todo)
             with closing(results):
                 for result in results:  # an executor's own failures pass through as they are
                     with signals.deferred():  # a commit is never cut in half by Ctrl-C
@@ -153,7 +159,10 @@ def work(
                             shards = sorted([*manifest["shards"], entry], key=lambda s: s["index"])
                             whole = len(shards) == config.num_shards
                             updated = {**manifest, "shards": shards, "status": "complete" if whole else "running"}
-                            _fs.atomic_write_bytes(paths.manifest, manifest_bytes(updated, lines), paths.tmp)
+                            data = manifest_bytes(updated, lines)
+                            if bucket is not None:
+                                bucket.commit(data)  # the commit point; the local copy follows
+                            _fs.atomic_write_bytes(paths.manifest, data, paths.tmp)
                             manifest.update(updated)  # committed: in memory only once it is on disk
                             committed.add(result.index)
                             made_samples += result.count
@@ -185,7 +194,7 @@ def work(
             then = (
                 "the run is complete"
                 if manifest["status"] == "complete"
-                else f"the run is resumable: {resume_command(paths.root)}"
+                else f"the run is resumable: {resume_command(shown)}"
             )
             raise Interrupted(e.signum, f"{e}; {then}") from None
         except StorageError as e:
@@ -194,7 +203,7 @@ def work(
             with signals.held():
                 reporter.stop()
                 advice = ADVICE.get(getattr(e, "errno_code", None), "fix the cause")
-                message = f"{e}; {advice}, then run: {resume_command(paths.root)}"
+                message = f"{e}; {advice}, then run: {resume_command(shown)}"
                 best_effort(lambda: _fs.clear_dir(paths.tmp))
                 if disk_full:
                     best_effort(reserve.release_log)  # room for the line below, whatever fills the disk
@@ -212,13 +221,19 @@ def work(
             reporter.stop()  # whatever happened, no heartbeat outlives this call (or the lock)
             if manifest["status"] == "complete":
                 best_effort(reserve.remove)  # a complete run keeps no reserve
-    return RunSummary(paths.root, config.n, len(todo), made_samples, seconds)
+    return RunSummary(shown, config.n, len(todo), made_samples, seconds)
 
 
-def _mirror(paths: RunPaths, config: GenerationConfig, folder: str | None, interval: float) -> ProgressMirror | None:
-    """--progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder, with the newest shard's pictures."""
+def _mirror(
+    paths: RunPaths, config: GenerationConfig, folder: str | None, interval: float, bucket: BucketCommit | None
+):
+    """--progress-to: PROGRESS.txt and PROGRESS.html copied to a (synced) folder, with the newest shard's
+    pictures; for a run in a bucket, the progress files also go to the bucket."""
     if folder is None:
-        return None
+        return bucket
+    if bucket is not None:
+        bucket.then = ProgressMirror(folder, paths.root, paths.tmp, interval, warn=functools.partial(warn, paths.log))
+        return bucket
     return ProgressMirror(
         folder,
         paths.root,

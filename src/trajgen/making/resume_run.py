@@ -11,8 +11,9 @@ from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
+from trajgen.making.bucket_commit import BucketCommit, fresh_copy, in_url_terms
 from trajgen.making.executors import choose_executor
-from trajgen.making.lock import locked
+from trajgen.making.lock import leased, locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work, writing
 from trajgen.making.preflight import check_memory, check_progress_interval
 from trajgen.making.status import repair_progress
@@ -31,10 +32,12 @@ from trajgen.store.manifest import (
     read_config_file,
     read_manifest,
 )
+from trajgen.store.objects import Bucket, is_url
 from trajgen.store.reserve import Reserve
 from trajgen.store.rundir import RunError, RunPaths, check_progress_to, log_line, resume_command
 from trajgen.store.shards import UnknownCodecError, check_codec
 from trajgen.store.versions import byte_versions, differences, install_advice, recorded_versions
+from trajgen.watch.progress import warn
 
 
 class VersionChangedError(RunError):
@@ -50,14 +53,26 @@ def resume(
     show_bar: bool = False,
     allow_version_change: bool = False,
     progress_to: os.PathLike | str | None = None,
+    storage_options: dict | None = None,
 ) -> RunSummary:
     """Finish a run: make only the shards its manifest does not list.
 
     Refuses (VersionChangedError, nothing changed) when the installed versions of what
     decides the bytes differ from those config.json records, unless ``allow_version_change``:
     then the shards made now record their versions in the manifest (a mixed run).
-    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it."""
+    Keeps mirroring progress to the folder the run remembers; ``progress_to`` changes it.
+    ``run_dir`` may be a URL (``s3://bucket/prefix``; ``storage_options`` for the client)."""
     check_progress_interval(progress_interval)
+    if is_url(run_dir):
+        return _resume_in_bucket(
+            Bucket(str(run_dir), storage_options),
+            workers=workers,
+            scheduler=scheduler,
+            progress_interval=progress_interval,
+            show_bar=show_bar,
+            allow_version_change=allow_version_change,
+            progress_to=progress_to,
+        )
     paths = existing_run(run_dir)
     progress_to = check_progress_to(paths.root, progress_to)
     # checks that fail before anything is written, even .lock; decided again under the lock below
@@ -123,6 +138,72 @@ def resume(
                 show_bar=show_bar,
                 run_versions=run_versions,
                 progress_to=progress_to,
+            )
+
+
+def _resume_in_bucket(
+    bucket: Bucket, *, workers, scheduler, progress_interval, show_bar, allow_version_change, progress_to
+) -> RunSummary:
+    """Finish a run in object storage, under its lease: abort its pending uploads, remove its unlisted
+    shard objects, and make the rest, committing each shard by compare-and-swap on the manifest."""
+    bucket.check_reachable()
+    with leased(bucket) as lease:
+        copy = fresh_copy(bucket)
+        etag = copy.pull_records()
+        paths = copy.paths
+        try:
+            if not (paths.config.exists() or paths.manifest.exists()):
+                raise RunError(
+                    f"{bucket.url} is not a trajgen run (no manifest.json or config.json); "
+                    f"start one with: trajgen generate --out {bucket.url}"
+                )
+            manifest = read_manifest(paths.root, config_file=False) if etag is not None else None
+            config = checked_config(paths)
+            config_file = read_config_file(paths.root)
+            if manifest is not None and GenerationConfig.from_dict(manifest["config"]) != config:
+                raise RunError(
+                    f"{bucket.url}: manifest.json and config.json describe different runs; the run is damaged"
+                )
+        except RunError as e:
+            raise RunError(in_url_terms(e, copy)) from None
+        run_versions, changed = _check_versions(bucket.url, config_file, manifest, allow_version_change)
+        if manifest is None:  # crashed between config.json and the first manifest: nothing was committed
+            manifest = new_manifest(config)
+            etag = bucket.create("manifest.json", manifest_bytes(manifest))
+            copy.pull_records(("manifest.json",))
+        if manifest["status"] != "complete" and manifest["format"] != RUN_FORMAT:
+            raise RunError(
+                f"{bucket.url} was made by an older trajgen (run format {manifest['format']}); finish it with the "
+                f"trajgen version named in its config.json, or start a new run"
+            )
+        if manifest["status"] != "complete":
+            _check_codec(paths, manifest)
+        if lease.taken_over:
+            warn(paths.log, lease.taken_over)
+        check_memory(config, workers, shards=scheduler is None, resuming=True)
+        commit = BucketCommit(copy, cast(str, etag), lease)
+        if manifest["status"] == "complete":
+            best_effort(lambda: (repair_progress(paths, manifest), commit.close()))
+            return RunSummary(bucket.url, config.n, 0, 0, 0.0, already_complete=True)
+        if changed:
+            warn(paths.log, f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}")
+        for line in commit.prepare({s["index"] for s in manifest["shards"]}):
+            warn(paths.log, f"resume: {line}", kind="note")
+        folder = check_progress_to(copy.root, progress_to)
+        if folder is None:
+            folder = config_file.get("progress_to") if isinstance(config_file.get("progress_to"), str) else None
+        left = config.num_shards - len(manifest["shards"])
+        with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
+            return work(
+                paths,
+                config,
+                manifest,
+                executor,
+                progress_interval=progress_interval,
+                show_bar=show_bar,
+                run_versions=run_versions,
+                progress_to=folder,
+                bucket=commit,
             )
 
 
@@ -216,7 +297,7 @@ def _run_codec(config: GenerationConfig, manifest: dict | None) -> dict:
 
 
 def _check_versions(
-    root: Path, config_file: dict, manifest: dict | None, allow_change: bool
+    root: Path | str, config_file: dict, manifest: dict | None, allow_change: bool
 ) -> tuple[dict[str, str], list[str]]:
     """The versions the run records and how the installed ones differ ('numpy 1.26.4 → 2.0.0');
     VersionChangedError if they differ, more shards are due and no change was allowed."""

@@ -4,6 +4,7 @@ worker or a Dask worker). Below the run loop, which commits what this makes."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import socket
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, TrajgenError
 from trajgen.making.inflight import ShardProgress
 from trajgen.store import _fs
+from trajgen.store.objects import Bucket, ObjectStoreError, PreconditionFailed, is_url
 from trajgen.store.rundir import RunPaths, resume_command, shard_file
-from trajgen.store.shards import write_shard
+from trajgen.store.shards import encode_shard, write_shard
 
 
 class ShardWriteError(StorageError):
@@ -110,13 +112,21 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
 
 
 def produce_shard(
-    config: GenerationConfig, run_dir: str, k: int, versions: dict[str, str] | None = None, codec: dict | None = None
+    config: GenerationConfig,
+    run_dir: str,
+    k: int,
+    versions: dict[str, str] | None = None,
+    codec: dict | None = None,
+    storage_options: dict | None = None,
+    scratch: str | None = None,
 ) -> ShardResult:
     """Make shard k and write it atomically into RUN_DIR/shards/ (via .tmp/); runs in any worker.
 
     With ``versions`` (what the run is made with), a worker running other versions refuses
     before it writes anything. ``codec`` is the one the run's manifest records (default: a new
-    run's at config.compress_level)."""
+    run's at config.compress_level). A ``run_dir`` that is a URL gets the shard as one object,
+    created only if none is there (``storage_options`` for the client); ``scratch`` is the local
+    working directory's .tmp/, for the in-flight counts when this worker runs on that machine."""
     from trajgen.store.versions import byte_versions, differences
 
     mine = byte_versions()
@@ -128,6 +138,8 @@ def produce_shard(
             f"worker, then run: {resume_command(run_dir)}"
         )
     _fs.pause_point("shard-start")
+    if is_url(run_dir):
+        return _produce_object(config, Bucket(run_dir, storage_options), k, codec, scratch, mine)
     paths = RunPaths(Path(run_dir))
     r = config.shard_range(k)
     made = ShardProgress(paths.tmp, k, len(r))  # how far this shard is, for the run's progress
@@ -146,6 +158,37 @@ def produce_shard(
     finally:
         made.done()
     return ShardResult(k, shard_file(k), r.start, len(r), info.sha256, info.bytes, class_counts, redraws, mine)
+
+
+def _produce_object(
+    config: GenerationConfig, bucket: Bucket, k: int, codec: dict | None, scratch: str | None, mine: dict[str, str]
+) -> ShardResult:
+    """Shard k as one object under the run's URL: encoded in memory, then created only if no object has
+    its name. One that has (a worker of a killed run, still busy, made it meanwhile) must hold the same
+    bytes, since shard k is a pure function of the config; anything else is an error, and is not listed."""
+    r = config.shard_range(k)
+    here = scratch is not None and os.path.isdir(scratch)  # this worker runs beside the committing process
+    made = ShardProgress(scratch, k, len(r)) if here else None
+    try:
+        arrays, class_counts, redraws = build_shard_arrays(config, k)
+        data = encode_shard(arrays, config.compress_level if codec is None else codec, made and made.encoded)
+        sha256 = hashlib.sha256(data).hexdigest()
+        _fs.pause_point("shard-upload")
+        try:
+            bucket.create(shard_file(k), data)
+        except PreconditionFailed:
+            there = bucket.read(shard_file(k))
+            if there is None or hashlib.sha256(there).hexdigest() != sha256:
+                raise ShardWriteError(
+                    f"{bucket.url_of(shard_file(k))} appeared while shard {k} was made and holds other bytes; "
+                    f"another process writes this run: stop it, then run: {resume_command(bucket.url)}"
+                ) from None
+    except ObjectStoreError as e:
+        raise ShardWriteError(f"could not write shard {k}: {e}") from None
+    finally:
+        if made is not None:
+            made.done()
+    return ShardResult(k, shard_file(k), r.start, len(r), sha256, len(data), class_counts, redraws, mine)
 
 
 def os_reason(e: OSError) -> str:

@@ -11,7 +11,10 @@ from datetime import datetime, timezone
 from trajgen.making import inflight
 from trajgen.making.lock import probe_lock
 from trajgen.store import _fs, schema
+from trajgen.store.lease import live_holder as lease_holder
 from trajgen.store.manifest import checked_config, existing_run, read_manifest
+from trajgen.store.objects import Bucket, is_url
+from trajgen.store.run_copy import RunCopy, copy_dir
 from trajgen.store.rundir import RunError, RunPaths, live_holder, resume_command
 from trajgen.watch.progress import (
     ProgressSnapshot,
@@ -37,16 +40,39 @@ class RunStatus:
         return self.data
 
 
-def run_status(run_dir: os.PathLike | str) -> RunStatus:
+def run_status(run_dir: os.PathLike | str, storage_options: dict | None = None) -> RunStatus:
     """What PROGRESS.txt says, recomputed from the manifest (the truth) and the lock.
 
-    Reads only; safe while another process writes the run or after it died."""
+    Reads only; safe while another process writes the run or after it died. ``run_dir`` may be a URL
+    (``s3://bucket/prefix``): the lease object then says who works on the run."""
+    if is_url(run_dir):
+        return _bucket_status(Bucket(str(run_dir), storage_options))
     paths = existing_run(run_dir)
     locked = probe_lock(paths)  # before reading: a writer that lets go meanwhile has committed its last shard
     manifest = read_manifest(paths.root, config_file=False)
     _fs.pause_point("status-read")
     if locked and not probe_lock(paths):
         locked, manifest = False, read_manifest(paths.root, config_file=False)
+    return _status(paths, manifest, locked, paths.root, live_holder(paths) if locked else None)
+
+
+def _bucket_status(bucket: Bucket) -> RunStatus:
+    bucket.check_reachable()
+    copy = RunCopy(bucket, copy_dir(bucket.url, "status"))
+    holder = lease_holder(bucket)  # before reading, as with a lock
+    copy.pull_records()
+    try:
+        existing_run(copy.root)
+        manifest = read_manifest(copy.root, config_file=False)
+    except RunError as e:
+        message = str(e).replace(str(copy.root), bucket.url)
+        if "is not a trajgen run" in message:
+            message = f"{bucket.url} is not a trajgen run (no manifest.json or config.json)"
+        raise RunError(message) from None
+    return _status(copy.paths, manifest, holder is not None, bucket.url, holder)
+
+
+def _status(paths: RunPaths, manifest: dict, locked: bool, shown, holder: str | None) -> RunStatus:
     notes = []
     try:
         snapshot = snapshot_from_json(schema.check_progress(schema.load_json(paths.progress_json)))
@@ -95,7 +121,7 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
     snap = replace(
         base,
         state=state,
-        run_dir=str(paths.root),
+        run_dir=str(shown),
         completed_samples=done,
         completed_shards=len(shards),
         class_counts=counts,
@@ -106,18 +132,19 @@ def run_status(run_dir: os.PathLike | str) -> RunStatus:
         **_inflight_now(paths, {s["index"] for s in shards}, state == "RUNNING"),
     )
     if state == "RUNNING" and snapshot is not None:
-        if _written_by_the_holder(paths, snapshot):
+        if holder == f"pid {snapshot.pid} on {snapshot.host}":  # written by the process working now
             snap = _recomputed_pace(snap, snapshot)
         else:  # the working process has not written its progress yet: the file is an earlier one's
             snap = replace(snap, rate=None, eta_seconds=None)
     text = format_progress_text(snap)
     if state == "INTERRUPTED":
-        text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(paths.root)}\n"
+        text += f"Note: no process holds this run (it was killed or crashed); finish it with: {resume_command(shown)}\n"
     text += "".join(f"Note: {note}\n" for note in notes)
     data = {
         **snapshot_to_json(snap),
         "locked": locked,
-        "resume_command": None if state == "COMPLETE" else resume_command(paths.root),
+        "resume_command": None if state == "COMPLETE" else resume_command(shown),
+        **({"holder": holder} if holder is not None else {}),
     }
     return RunStatus(state=state, text=text, data=data)
 
@@ -132,11 +159,6 @@ def _recomputed_pace(now: ProgressSnapshot, written: ProgressSnapshot) -> Progre
     remaining = max(0, now.total_samples - now.completed_samples - now.inflight_samples)
     eta = None if rate is None else remaining / rate
     return replace(now, elapsed_seconds=elapsed, rate=rate, eta_seconds=eta)
-
-
-def _written_by_the_holder(paths: RunPaths, snapshot: ProgressSnapshot) -> bool:
-    """Whether progress.json was written by the process that holds the run's lock now."""
-    return live_holder(paths) == f"pid {snapshot.pid} on {snapshot.host}"
 
 
 def _inflight_now(paths: RunPaths, committed: set[int], running: bool) -> dict:

@@ -65,6 +65,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost: str | None = None  # why the lease is no longer ours
+        self.taken_over: str | None = None  # whose expired lease acquire() took over, in a line
 
     def _doc(self, released: bool = False) -> bytes:
         now = self._clock()

@@ -18,10 +18,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trajgen.errors import StorageError
+from trajgen.store._fs import pause_point
 
 SCHEMES = {"s3": "s3fs", "s3a": "s3fs", "memory": "fsspec"}  # scheme -> the package that serves it
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
-RETRIES = 6  # attempts for throttling and 5xx, with the client's exponential backoff between them
+ATTEMPTS = 6  # tries of a request that met throttling, a 5xx or a dropped connection, with backoff between
+
+
+def attempts_allowed() -> int:
+    return max(1, int(os.environ.get("TRAJGEN_S3_ATTEMPTS", ATTEMPTS)))
+
+
+PART_BYTES = 32 * 2**20  # objects of twice this or more go up in parts of this size (a multipart upload)
+
+
+def part_bytes() -> int:
+    """The multipart part size (TRAJGEN_S3_PART_BYTES, at least S3's minimum of 5 MiB)."""
+    return max(5 * 2**20, int(os.environ.get("TRAJGEN_S3_PART_BYTES", PART_BYTES)))
+
+
+_default_options: dict = {}  # --storage-options, for every Bucket this process opens without options of its own
+
+
+def set_default_options(options: dict) -> None:
+    global _default_options
+    _default_options = dict(options)
 
 
 class ObjectStoreError(StorageError):
@@ -70,7 +91,7 @@ class Bucket:
         self.scheme = self.url.split("://", 1)[0]
         self.root = self.url.split("://", 1)[1]
         self.bucket = self.root.split("/", 1)[0]
-        self.options = dict(storage_options or {})
+        self.options = dict(_default_options if storage_options is None else storage_options)
         self._fs = None
         self._pid = -1
 
@@ -119,10 +140,16 @@ class Bucket:
                     raise
                 return None, None
 
-    def read_into(self, name: str, local_path: str) -> None:
-        """Download the object to a local file (whole, or FileNotFoundError)."""
+    def read_into(self, name: str, local_path: str) -> bool:
+        """Download the object to a local file; False when there is no such object."""
         with translated(self, f"download {self.url_of(name)}"):
-            self.fs.get_file(self.path(name), local_path)
+            try:
+                self.fs.get_file(self.path(name), local_path)
+            except FileNotFoundError as e:
+                if "bucket" in str(e).lower():
+                    raise
+                return False
+        return True
 
     def size(self, name: str) -> int | None:
         with translated(self, f"look at {self.url_of(name)}"):
@@ -159,10 +186,46 @@ class Bucket:
                     self.fs.pipe_file(self.path(name), bytes(data))
                     return _etag(bytes(data))
             try:
-                response = self.fs.pipe_file(self.path(name), data, mode="create")
-            except FileExistsError:
-                raise PreconditionFailed(f"{self.url_of(name)} exists already") from None
-            return response["ETag"] if response and "ETag" in response else self.etag(name)
+                if len(data) >= 2 * part_bytes():
+                    return self._create_in_parts(name, data)
+                return self.fs.call_s3(
+                    "put_object", Bucket=self.bucket, Key=self._key(name), Body=bytes(data), IfNoneMatch="*"
+                )["ETag"]
+            except (OSError, FileExistsError) as e:
+                if isinstance(e, FileExistsError) or _precondition(e):
+                    raise PreconditionFailed(f"{self.url_of(name)} exists already") from None
+                raise
+            finally:
+                self.fs.invalidate_cache(self.path(name))
+
+    def _create_in_parts(self, name: str, data: bytes) -> str:
+        """A multipart upload: nothing is visible under ``name`` until its completion, which is the
+        conditional create; aborted on any failure (a killed writer's upload stays pending: resume aborts it)."""
+        key, view = self._key(name), memoryview(data).cast("B")
+        upload = self.fs.call_s3("create_multipart_upload", Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            parts, size = [], part_bytes()
+            for number, start in enumerate(range(0, len(view), size), 1):
+                part = bytes(view[start : start + size])
+                etag = self.fs.call_s3(
+                    "upload_part", Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=part
+                )["ETag"]
+                parts.append({"PartNumber": number, "ETag": etag})
+                pause_point("upload-part")
+            return self.fs.call_s3(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )["ETag"]
+        except BaseException:
+            try:
+                self.fs.call_s3("abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload)
+            except Exception:
+                pass  # left pending: the next resume aborts it
+            raise
 
     def replace(self, name: str, data: bytes, etag: str) -> str:
         """Replace the object only if it still has ``etag`` (``If-Match``); its new ETag. PreconditionFailed
@@ -252,8 +315,11 @@ def _filesystem(scheme: str, options: dict):
         except ImportError:
             raise ObjectStoreError("s3:// needs s3fs; install it with: pip install 'trajgen[s3]'") from None
         settings = {"skip_instance_cache": True} | options
-        settings.setdefault("config_kwargs", {}).setdefault("retries", {"max_attempts": RETRIES, "mode": "standard"})
-        return s3fs.S3FileSystem(**settings)
+        attempts = {"total_max_attempts": attempts_allowed(), "mode": "standard"}  # exponential backoff, jitter
+        settings["config_kwargs"] = {"retries": attempts} | settings.get("config_kwargs", {})
+        fs = s3fs.S3FileSystem(**settings)
+        fs.retries = 1  # botocore retries (above); s3fs's own retries around each of those would multiply them
+        return fs
     return fsspec.filesystem(scheme, skip_instance_cache=True, **options)
 
 
@@ -305,6 +371,6 @@ def explain(bucket: Bucket, what: str, e: BaseException) -> str:
     if name in ("EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError") or "connect" in lowered:
         return f"could not {what}: cannot reach {endpoint} ({reason}); check the network and {_ENDPOINT}"
     return (
-        f"could not {what}: {reason} (after {RETRIES} attempts with backoff); the store or the connection "
+        f"could not {what}: {reason} (after {attempts_allowed()} attempts with backoff); the store or the connection "
         f"failed, nothing partial was committed; try again when {endpoint} answers"
     )

@@ -1,0 +1,109 @@
+"""Committing a run that lives in object storage, from the process that holds its lease.
+
+The manifest in the bucket is the commit point: each commit replaces it by compare-and-swap on the
+ETag this process last wrote, so a second writer's commit fails and overwrites nothing; the lease is
+checked first, so a process that lost it commits nothing more. Progress files and run.log are
+published to the bucket for watchers (``aws s3 cp s3://…/PROGRESS.txt -``); they are not part of the
+commit record. Before work starts, the run's own debris is cleared: pending multipart uploads of its
+shards and shard objects the manifest does not list. Nothing else in the bucket is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import time
+
+from trajgen.store.lease import LEASE_NAME, Lease
+from trajgen.store.objects import Bucket, ObjectStoreError, PreconditionFailed
+from trajgen.store.run_copy import RunCopy, copy_dir
+from trajgen.store.rundir import RunError, resume_command, shard_file
+
+_SHARD_NAME = re.compile(r"shards/shard-\d{5,}\.npz")
+LOG_SECONDS = 30.0  # run.log goes up at most this often while the run works (and at the end)
+
+
+class BucketCommit:
+    def __init__(self, copy: RunCopy, manifest_etag: str, lease: Lease):
+        self.copy, self.bucket, self.lease = copy, copy.bucket, lease
+        self.url = self.bucket.url
+        self._etag = manifest_etag
+        self._log_at = 0.0
+        self.then = None  # a ProgressMirror (--progress-to) that hears of each write after the bucket
+
+    def prepare(self, committed: set[int]) -> list[str]:
+        """Abort the run's pending shard uploads, remove its shard objects the manifest does not list;
+        what was done, one line each."""
+        done = []
+        for name, upload in self.bucket.pending_uploads("shards/"):
+            self.bucket.abort_upload(name, upload)
+            done.append(f"aborted a pending upload of {name}")
+        listed = {shard_file(k) for k in committed}
+        for name in self.bucket.names("shards/"):
+            if _SHARD_NAME.fullmatch(name) and name not in listed:
+                self.bucket.remove(name)
+                done.append(f"removed {name}, which the manifest does not list")
+        return done
+
+    def commit(self, manifest: bytes) -> None:
+        """Replace the bucket's manifest, only if it is still the one this process last wrote."""
+        self.lease.check()
+        try:
+            self._etag = self.bucket.replace("manifest.json", manifest, self._etag)
+        except PreconditionFailed:
+            raise ObjectStoreError(
+                f"{self.bucket.url_of('manifest.json')} was changed by another process while this one worked; "
+                f"nothing was overwritten; make sure only one process works on the run, then run: "
+                f"{resume_command(self.url)}"
+            ) from None
+
+    # the reporter's mirror: it hears of every progress write
+    def publish(self, snapshot, shard=None) -> None:
+        names = ["PROGRESS.txt", "progress.json"]
+        final = snapshot.state != "RUNNING"
+        if final or time.monotonic() - self._log_at >= LOG_SECONDS:
+            names.append("run.log")
+            self._log_at = time.monotonic()
+        try:
+            self.copy.publish(names)
+        except (OSError, ObjectStoreError):
+            pass  # watchers see the next write; the commit record does not depend on these
+        if self.then is not None:
+            self.then.publish(snapshot, shard)
+
+    def flush(self, timeout=None) -> bool:
+        return self.then is None or self.then.flush(timeout)
+
+    def close(self, *args) -> None:
+        try:
+            self.copy.publish(["PROGRESS.txt", "progress.json", "run.log"])
+        except (OSError, ObjectStoreError):
+            pass
+        if self.then is not None:
+            self.then.close(*args)
+
+
+def check_new_bucket_run(bucket: Bucket) -> None:
+    """The URL may become a new run: nothing under it but a lease given back or expired."""
+    names = set(bucket.names())
+    if names & {"config.json", "manifest.json"}:
+        raise RunError(
+            f"{bucket.url} already holds a run; finish it with `{resume_command(bucket.url)}` or choose another --out"
+        )
+    if names - {LEASE_NAME}:
+        raise RunError(
+            f"{bucket.url} holds {len(names)} objects and is not a trajgen run; choose another --out (nothing was changed)"
+        )
+
+
+def fresh_copy(bucket: Bucket) -> RunCopy:
+    """The making process's local working copy of the run, emptied (the bucket is the truth)."""
+    root = copy_dir(bucket.url, "work")
+    shutil.rmtree(root, ignore_errors=True)
+    return RunCopy(bucket, root)
+
+
+def in_url_terms(error: Exception, copy: RunCopy) -> str:
+    """An error about the local copy, told about the run's URL (the user never named the copy)."""
+    return str(error).replace(shlex.quote(str(copy.root)), copy.bucket.url).replace(str(copy.root), copy.bucket.url)
