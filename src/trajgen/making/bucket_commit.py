@@ -15,6 +15,7 @@ import shlex
 import shutil
 import time
 
+from trajgen.store._fs import pause_point
 from trajgen.store.lease import LEASE_NAME, Lease
 from trajgen.store.objects import Bucket, ObjectStoreError, PreconditionFailed
 from trajgen.store.run_copy import RunCopy, copy_dir
@@ -49,6 +50,7 @@ class BucketCommit:
     def commit(self, manifest: bytes) -> None:
         """Replace the bucket's manifest, only if it is still the one this process last wrote."""
         self.lease.check()
+        pause_point("bucket-commit")
         try:
             self._etag = self.bucket.replace("manifest.json", manifest, self._etag)
         except PreconditionFailed:

@@ -21,15 +21,38 @@ from trajgen.content.config import GenerationConfig
 from trajgen.content.sample import Sample
 from trajgen.errors import ConfigError, CorruptShardError
 from trajgen.store.manifest import read_manifest
-from trajgen.store.rundir import RunPaths, shard_file
+from trajgen.store.objects import Bucket, is_url
+from trajgen.store.run_copy import RunCopy, copy_dir
+from trajgen.store.rundir import RunError, RunPaths, shard_file
 from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 
 DEFAULT_CACHE_SHARDS = 2
 
 
-def open_run(path: os.PathLike | str, *, cache_shards: int = DEFAULT_CACHE_SHARDS) -> Run:
-    """Open a run directory for reading (complete, in progress or interrupted)."""
-    return Run(path, cache_shards=cache_shards)
+def open_run(
+    path: os.PathLike | str,
+    *,
+    cache_shards: int = DEFAULT_CACHE_SHARDS,
+    cache_dir: os.PathLike | str | None = None,
+    storage_options: dict | None = None,
+) -> Run:
+    """Open a run directory for reading (complete, in progress or interrupted).
+
+    ``path`` may be a run's URL (``s3://bucket/prefix``): its manifest is read afresh, and each shard
+    is fetched when first needed, by the process that needs it (each DataLoader worker and rank its
+    own), into ``cache_dir`` (default: ~/.cache/trajgen, or $TRAJGEN_CACHE_DIR), where it stays for
+    the next epoch and the next open."""
+    if not is_url(path):
+        return Run(path, cache_shards=cache_shards)
+    bucket = Bucket(str(path), storage_options)
+    bucket.check_reachable()
+    copy = RunCopy(bucket, cache_dir if cache_dir is not None else copy_dir(bucket.url, "read"))
+    copy.pull_records(("config.json", "manifest.json"))
+    if not copy.paths.manifest.exists():
+        raise RunError(f"{bucket.url} is not a trajgen run, or none of it is committed yet (no manifest.json)")
+    run = Run(copy.root, cache_shards=cache_shards)
+    run._fetch = copy
+    return run
 
 
 class Run:
@@ -46,6 +69,7 @@ class Run:
         self._cache_shards = cache_shards
         self._cache: OrderedDict[int, dict] = OrderedDict()
         self._labels: np.ndarray | None = None
+        self._fetch: RunCopy | None = None  # a run in a bucket: where its shards come from
 
     # ------------------------------------------------------------ description
     classes = property(lambda self: tuple(self.manifest["classes"]))
@@ -225,6 +249,8 @@ class Run:
         return arrays
 
     def _path(self, entry: dict) -> Path:
+        if self._fetch is not None:
+            return self._fetch.shard(entry)
         return RunPaths(self.root).shard(entry["index"])
 
     def _read(self, entry: dict) -> dict[str, np.ndarray]:

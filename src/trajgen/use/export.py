@@ -27,6 +27,7 @@ from trajgen.store.checksums import sha256_file
 from trajgen.store.manifest import read_manifest
 from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, zip_member
+from trajgen.use.bucket_copy import serves_urls
 
 LAYOUTS = ("nthwc", "ntchw")
 DTYPES = ("uint8", "float32")
@@ -42,6 +43,7 @@ def default_export_name(n: int, now: datetime | None = None) -> str:
     return f"{(now or datetime.now()):%Y%m%d_%H%M}_dataset_{n}_validated.npz"
 
 
+@serves_urls(out="out")
 def export_run(
     run_dir: os.PathLike | str,
     out: os.PathLike | str | None = None,

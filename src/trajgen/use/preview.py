@@ -19,6 +19,7 @@ from trajgen.content.render import blend_trail
 from trajgen.errors import ConfigError, StorageError
 from trajgen.store import output
 from trajgen.store.rundir import RunError
+from trajgen.use.bucket_copy import serves_urls
 from trajgen.use.dataset import open_run
 
 DEFAULT_PER_CLASS = 6
@@ -75,6 +76,7 @@ class Preview:
         return PAD, y, LABEL_W, y1
 
 
+@serves_urls(out="out", default_name="preview.png")
 def make_preview(
     run_dir: os.PathLike | str,
     out: os.PathLike | str | None = None,

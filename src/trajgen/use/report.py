@@ -33,6 +33,7 @@ from trajgen.errors import CorruptShardError
 from trajgen.store import _fs, lock_file
 from trajgen.store.checksums import video_hashes
 from trajgen.store.rundir import RunError, RunPaths
+from trajgen.use.bucket_copy import serves_urls
 from trajgen.use.dataset import open_run
 from trajgen.use.report_page import page
 from trajgen.use.report_targets import (
@@ -82,6 +83,7 @@ class ReportResult:
         return line
 
 
+@serves_urls(out="out_dir")
 def make_report(run_dir: os.PathLike | str, out_dir: os.PathLike | str | None = None) -> ReportResult:
     """Measure the committed samples of a run and write ``report.html`` and ``report.json`` into
     ``out_dir`` (default: the run directory; created if its parent exists; files replaced)."""

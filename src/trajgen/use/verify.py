@@ -23,6 +23,7 @@ from trajgen.store.checksums import sha256_file, video_hashes
 from trajgen.store.manifest import read_config, read_config_file, read_manifest
 from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.shards import read_shard
+from trajgen.use.bucket_copy import serves_urls
 from trajgen.use.verify_report import DAMAGE, GENERATION, OTHER, VerifyReport
 
 DEEP_SAMPLES = 200
@@ -43,6 +44,7 @@ _SHOWN = 5  # sample indices listed per problem
 _CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
 
 
+@serves_urls(fresh=True)
 def verify_run(
     run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0
 ) -> VerifyReport:
