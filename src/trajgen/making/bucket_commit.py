@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import time
+from typing import Any
 
 from trajgen.store._fs import pause_point
 from trajgen.store.lease import LEASE_NAME, Lease
@@ -31,7 +32,7 @@ class BucketCommit:
         self.url = self.bucket.url
         self._etag = manifest_etag
         self._log_at = 0.0
-        self.then = None  # a ProgressMirror (--progress-to) that hears of each write after the bucket
+        self.then: Any = None  # a ProgressMirror (--progress-to) that hears of each write after the bucket
 
     def prepare(self, committed: set[int]) -> list[str]:
         """Abort the run's pending shard uploads, remove its shard objects the manifest does not list;

@@ -1,19 +1,17 @@
 """Shards made by the workers of a Dask distributed cluster (``--scheduler tcp://HOST:PORT``).
 
-Each worker runs the same ``produce_shard`` as a local worker process: it writes the
-shard into RUN_DIR/.tmp/ and renames it into RUN_DIR/shards/ itself. So the run must sit
-on a filesystem every worker mounts at the same path; this process (the client) alone
-holds the lock and commits the manifest. A lost worker's task is recomputed by Dask,
-and a shard made twice is the same file (its bytes depend only on the config and k).
+Each worker runs the same ``produce_shard`` as a local worker process. For a run on disk it writes
+the shard into RUN_DIR/.tmp/ and renames it into RUN_DIR/shards/ itself, so the run must sit on a
+filesystem every worker mounts at the same path; for a run in object storage (``s3://…``) it puts
+the shard straight into the bucket, and no filesystem is shared. This process (the client) alone
+holds the lock and commits the manifest. A lost worker's task is recomputed by Dask, and a shard
+made twice is the same bytes (they depend only on the config and k).
 
-Workers are checked when the run starts (they see the run directory, may write it, run
-the versions the run is made with), and every task checks its worker again before it
-writes: a worker that joins later (an adaptive cluster, a nanny restart after an upgrade)
-with other versions, or that sees another directory at the run's path, refuses the task
-without writing. Such a worker gets no more of the run's tasks; the others make its shards
-(with no other worker left, the run stops, resumable).
-
-Dask is imported only here, and only when a scheduler is used.
+Workers are checked when the run starts (they see the run directory, may write it, run the
+versions the run is made with), and every task checks its worker again before it writes: a
+worker that joins later with other versions, or that sees another directory at the run's path,
+refuses the task without writing; the others make its shards (with none left, the run stops,
+resumable). Dask is imported only here, and only when a scheduler is used.
 """
 
 from __future__ import annotations
@@ -74,7 +72,7 @@ class DaskExecutor:
         if self._client is None:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
         if is_url(target):  # workers put shards in the bucket: nothing to share but the versions
-            _check_workers(self._client, self.address, str(target), str(target), self.timeout, then=_AGAIN)
+            _check_workers(self._client, self.address, str(target), str(target), self.timeout, None, _AGAIN)
             return
         from trajgen.store.capacity import existing_ancestor
 
@@ -87,15 +85,7 @@ class DaskExecutor:
         except OSError as e:
             raise DaskError(f"cannot write in {parent} ({e.strerror or e}); choose another --out") from None
         try:
-            _check_workers(
-                self._client,
-                self.address,
-                str(target),
-                str(where),
-                self.timeout,
-                probe_dir=str(scratch),
-                then=_AGAIN,
-            )
+            _check_workers(self._client, self.address, str(target), str(where), self.timeout, str(scratch), _AGAIN)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -116,12 +106,10 @@ class DaskExecutor:
         where = run_dir if is_url(run_dir) else os.path.abspath(run_dir)
         _check_workers(client, self.address, run_dir, where, self.timeout)
         # a token file every task reads before it writes: proof that its worker sees this very directory
+        # (none for a run in a bucket: every worker reaches the same one by its URL)
         token = uuid.uuid4().hex
-        token_file = Path(where) / ".tmp" / f"dask-token-{token}"
-        if is_url(run_dir):  # a run in a bucket: every worker reaches the same one by its URL
-            token_file = Path("")
-        else:
-            _write_probe(token_file, token)
+        token_file = Path("") if is_url(run_dir) else Path(where) / ".tmp" / f"dask-token-{token}"
+        _write_probe(token_file, token)
         try:
             yield from _shard_results(
                 client, self.address, task, config, run_dir, where, shards, token_file.name, token
@@ -154,7 +142,8 @@ def _resume_hint(run_dir: str, address: str) -> str:
 
 
 def _write_probe(path: Path, token: str) -> None:
-    _fs.atomic_write_bytes(path, token.encode("utf-8"), path.parent)
+    if path.name:
+        _fs.atomic_write_bytes(path, token.encode("utf-8"), path.parent)
 
 
 def _probe(run_dir: str, probe_file: str, token: str) -> dict:
@@ -184,7 +173,6 @@ def _check_workers(
     run_dir: str,
     where: str,
     timeout: float,
-    *,
     probe_dir: str | None = None,
     then: str | None = None,
 ) -> None:
@@ -204,16 +192,15 @@ def _check_workers(
             f"(on machines that see {where}), {then}"
         ) from None
     token = uuid.uuid4().hex
-    probe = Path(probe_dir) / ".tmp" / f"dask-probe-{token}"
-    if not is_url(run_dir):
-        _write_probe(probe, token)
+    probe = Path("") if is_url(run_dir) else Path(probe_dir) / ".tmp" / f"dask-probe-{token}"
+    _write_probe(probe, token)
     try:
         answers = client.run(_probe, probe_dir, probe.name, token, on_error="return")
     except (OSError, TimeoutError):  # CommClosedError is an OSError
         raise DaskError(_lost(address, run_dir)) from None
     finally:
         try:
-            if not is_url(run_dir):
+            if probe.name:
                 _fs.remove_file(probe)
         except OSError:
             pass

@@ -183,7 +183,8 @@ def _resume_in_bucket(
         check_memory(config, workers, shards=scheduler is None, resuming=True)
         commit = BucketCommit(copy, cast(str, etag), lease)
         if manifest["status"] == "complete":
-            best_effort(lambda: (repair_progress(paths, manifest), commit.close()))
+            best_effort(lambda: repair_progress(paths, manifest))
+            best_effort(commit.close)  # the progress files in the bucket say COMPLETE
             return RunSummary(bucket.url, config.n, 0, 0, 0.0, already_complete=True)
         if changed:
             warn(paths.log, f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}")

@@ -60,7 +60,8 @@ def is_url(location: object) -> bool:
 
 def check_url(url: str) -> str:
     """The URL with no trailing slash; ObjectStoreError (exit 2 at the CLI) for a scheme trajgen cannot serve."""
-    scheme = _URL.match(url).group(1).lower() if is_url(url) else ""
+    found = _URL.match(url)
+    scheme = found.group(1).lower() if found is not None else ""
     if scheme not in SCHEMES:
         raise UnsupportedURLError(
             f"{url}: trajgen keeps runs on a local or mounted filesystem, or in object storage under s3:// "
@@ -99,7 +100,7 @@ class Bucket:
         return {"url": self.url, "options": self.options}
 
     def __setstate__(self, state):
-        self.__init__(state["url"], state["options"])
+        Bucket.__init__(self, state["url"], state["options"])
 
     def __repr__(self):
         return f"Bucket({self.url!r})"
@@ -277,7 +278,8 @@ class Bucket:
         if self.scheme == "memory":
             return []
         with translated(self, f"list the pending uploads under {self.url_of(prefix)}"):
-            found, marker = [], {}
+            found: list[tuple[str, str]] = []
+            marker: dict[str, str] = {}
             while True:
                 page = self.fs.call_s3("list_multipart_uploads", Bucket=self.bucket, Prefix=self._key(prefix), **marker)
                 start = len(self._key(""))
