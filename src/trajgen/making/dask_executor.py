@@ -72,7 +72,7 @@ class DaskExecutor:
         if self._client is None:
             raise DaskError(f"the connection to the Dask scheduler at {self.address} was closed")
         if is_url(target):  # workers put shards in the bucket: nothing to share but the versions
-            _check_workers(self._client, self.address, str(target), str(target), self.timeout, None, _AGAIN)
+            _check_workers(self._client, self.address, str(target), str(target), self.timeout, then=_AGAIN)
             return
         from trajgen.store.capacity import existing_ancestor
 
@@ -85,7 +85,7 @@ class DaskExecutor:
         except OSError as e:
             raise DaskError(f"cannot write in {parent} ({e.strerror or e}); choose another --out") from None
         try:
-            _check_workers(self._client, self.address, str(target), str(where), self.timeout, str(scratch), _AGAIN)
+            _check_workers(self._client, self.address, str(target), str(where), self.timeout, probe_dir=str(scratch))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -173,6 +173,7 @@ def _check_workers(
     run_dir: str,
     where: str,
     timeout: float,
+    *,
     probe_dir: str | None = None,
     then: str | None = None,
 ) -> None:
@@ -182,7 +183,7 @@ def _check_workers(
     workers are asked about; ``then`` is the advice that ends each error (default: the resume command)."""
     from trajgen import __version__
 
-    then = then or f"then run: {_resume_hint(run_dir, address)}"
+    then = then or (_AGAIN if probe_dir else f"then run: {_resume_hint(run_dir, address)}")
     probe_dir = probe_dir or where
     try:
         client.wait_for_workers(1, timeout=timeout)
