@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import time
+import uuid
 from typing import Any
 
 from trajgen.store._fs import pause_point
@@ -110,3 +111,35 @@ def fresh_copy(bucket: Bucket) -> RunCopy:
 def in_url_terms(error: Exception, copy: RunCopy) -> str:
     """An error about the local copy, told about the run's URL (the user never named the copy)."""
     return str(error).replace(shlex.quote(str(copy.root)), copy.bucket.url).replace(str(copy.root), copy.bucket.url)
+
+
+def bucket_checks(url: str) -> list[tuple[bool, str]]:
+    """A run's URL: the bucket answers, nothing is there yet, and the store honours the conditional writes
+    the commit protocol stands on (checked with a probe object under the URL, removed afterwards)."""
+    bucket = Bucket(url)
+    bucket.check_reachable()
+    check_new_bucket_run(bucket)
+    probe = f".dry-run-probe-{uuid.uuid4().hex[:12]}"
+    try:
+        etag = bucket.create(probe, b"1")
+        honoured = []
+        for write in (lambda: bucket.create(probe, b"2"), lambda: bucket.replace(probe, b"3", '"0"')):
+            try:
+                write()
+                honoured.append(False)
+            except PreconditionFailed:
+                honoured.append(True)
+        bucket.replace(probe, b"4", etag)
+    finally:
+        bucket.remove(probe)
+    ok = all(honoured)
+    return [
+        (True, f"{url} is free to use"),
+        (
+            ok,
+            "the store honours conditional writes (If-None-Match, If-Match): a second writer is refused"
+            if ok
+            else "the store ignores conditional writes (If-None-Match, If-Match), which the commit protocol needs; "
+            "use AWS S3 or a store that supports them",
+        ),
+    ]

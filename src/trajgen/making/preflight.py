@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trajgen.content.config import GenerationConfig
+from trajgen.making.bucket_commit import bucket_checks
 from trajgen.store import _fs, lock_file
 from trajgen.store.capacity import existing_ancestor, free_bytes, human_size, memory_bytes
+from trajgen.store.objects import ObjectStoreError, is_url
 from trajgen.watch.progress import format_duration
 
 TRIAL_SAMPLES = 32
@@ -266,8 +268,11 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     from trajgen.store.rundir import RunError, check_new_run_dir
 
     check_memory(config, workers)
-    est, trial_failed = _trial_estimate(config, workers, existing_ancestor(out))
-    free = free_bytes(out)
+    in_bucket = is_url(out)
+    est, trial_failed = _trial_estimate(
+        config, workers, Path(tempfile.gettempdir()) if in_bucket else existing_ancestor(out)
+    )
+    free = 0 if in_bucket else free_bytes(out)
     lines = [
         f"Plan: {config.n:,} samples in {config.num_shards:,} shards of up to {config.checkpoint_every:,} → {out}",
         f"  classes {', '.join(config.classes)}; {config.frames} frames of {config.size}×{config.size}; seed {config.seed}",
@@ -276,9 +281,12 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
     if trial_failed is not None:
         checks.append(Check(False, trial_failed))
     try:
-        check_new_run_dir(out)
-        checks.append(Check(True, f"output directory {out} is free to use"))
-    except RunError as e:
+        if in_bucket:
+            checks.extend(Check(ok, text) for ok, text in bucket_checks(str(out)))
+        else:
+            check_new_run_dir(out)
+            checks.append(Check(True, f"output directory {out} is free to use"))
+    except (RunError, ObjectStoreError) as e:
         checks.append(Check(False, str(e)))
     checks.append(
         Check(
@@ -288,14 +296,15 @@ def dry_run(config: GenerationConfig, out: Path, workers: int, progress_to=None)
             f"written with fsync) at --compress-level {config.compress_level})",
         )
     )
-    checks.append(
-        Check(
-            est.total_bytes < free,
-            f"Free space at {existing_ancestor(out)}: {human_size(free)}"
-            + ("" if est.total_bytes < free else f" — not enough for {human_size(est.total_bytes)}"),
+    if not in_bucket:
+        checks.append(
+            Check(
+                est.total_bytes < free,
+                f"Free space at {existing_ancestor(out)}: {human_size(free)}"
+                + ("" if est.total_bytes < free else f" — not enough for {human_size(est.total_bytes)}"),
+            )
         )
-    )
-    checks.extend(filesystem_checks(out))
+        checks.extend(filesystem_checks(out))
     checks.append(lost_work_check(config, est))
     if progress_to is not None:
         checks.append(progress_folder_check(out, progress_to))

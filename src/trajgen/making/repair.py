@@ -22,6 +22,7 @@ from trajgen.store import _fs
 from trajgen.store.checksums import sha256_file
 from trajgen.store.deflate import CodecNotInstalledError
 from trajgen.store.manifest import existing_run, read_manifest
+from trajgen.store.objects import is_url
 from trajgen.store.rundir import RunError, RunPaths, log_line, resume_command, shard_file
 from trajgen.store.shards import UnknownCodecError, check_codec, encode_shard
 
@@ -97,6 +98,11 @@ def _codec(paths: RunPaths, manifest: dict, damaged: list) -> dict:
 
 def repair_run(run_dir: os.PathLike | str) -> RepairResult:
     """Remake every committed shard whose file is missing or does not match the manifest."""
+    if is_url(run_dir):  # a listed shard object is never overwritten: remaking one in place would break that
+        raise RunError(
+            f"repair works on a run directory on disk, not on {run_dir}; check the run with `trajgen verify "
+            f"{run_dir}`, or copy it to disk (aws s3 sync {run_dir} DIR), repair it there and copy it back"
+        )
     paths: RunPaths = existing_run(run_dir)
     with locked(paths):
         manifest = read_manifest(paths.root)  # under the lock: what is committed now
