@@ -10,6 +10,7 @@ shards and shard objects the manifest does not list. Nothing else in the bucket 
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 import shutil
@@ -17,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+from trajgen.errors import ConfigError
 from trajgen.store._fs import pause_point
 from trajgen.store.lease import LEASE_NAME, Lease
 from trajgen.store.objects import Bucket, ObjectStoreError, PreconditionFailed
@@ -25,6 +27,7 @@ from trajgen.store.rundir import RunError, resume_command, shard_file
 
 _SHARD_NAME = re.compile(r"shards/shard-\d{5,}\.npz")
 LOG_SECONDS = 30.0  # run.log goes up at most this often while the run works (and at the end)
+PROGRESS_SECONDS = 2.0  # PROGRESS.txt and progress.json at most this often, but the final state always
 
 
 class BucketCommit:
@@ -32,7 +35,7 @@ class BucketCommit:
         self.copy, self.bucket, self.lease = copy, copy.bucket, lease
         self.url = self.bucket.url
         self._etag = manifest_etag
-        self._log_at = 0.0
+        self._log_at = self._progress_at = -math.inf
         self.then: Any = None  # a ProgressMirror (--progress-to) that hears of each write after the bucket
 
     def prepare(self, committed: set[int]) -> list[str]:
@@ -64,15 +67,17 @@ class BucketCommit:
 
     # the reporter's mirror: it hears of every progress write
     def publish(self, snapshot, shard=None) -> None:
-        names = ["PROGRESS.txt", "progress.json"]
-        final = snapshot.state != "RUNNING"
-        if final or time.monotonic() - self._log_at >= LOG_SECONDS:
-            names.append("run.log")
-            self._log_at = time.monotonic()
-        try:
-            self.copy.publish(names)
-        except (OSError, ObjectStoreError):
-            pass  # watchers see the next write; the commit record does not depend on these
+        now, final = time.monotonic(), snapshot.state != "RUNNING"
+        if final or now - self._progress_at >= PROGRESS_SECONDS:  # not at every commit: requests cost CPU
+            names = ["PROGRESS.txt", "progress.json"]
+            if final or now - self._log_at >= LOG_SECONDS:
+                names.append("run.log")
+                self._log_at = now
+            self._progress_at = now
+            try:
+                self.copy.publish(names)
+            except (OSError, ObjectStoreError):
+                pass  # watchers see the next write; the commit record does not depend on these
         if self.then is not None:
             self.then.publish(snapshot, shard)
 
@@ -99,6 +104,12 @@ def check_new_bucket_run(bucket: Bucket) -> None:
         raise RunError(
             f"{bucket.url} holds {len(names)} objects and is not a trajgen run; choose another --out (nothing was changed)"
         )
+
+
+def check_workers_reach(bucket: Bucket, workers: int | None, scheduler: str | None) -> None:
+    """memory:// lives in this process only: its shards must be made here (tests and notebooks)."""
+    if bucket.scheme == "memory" and (scheduler is not None or workers != 1):
+        raise ConfigError(f"{bucket.url} lives in this process only; make it with workers=1 and no scheduler")
 
 
 def fresh_copy(bucket: Bucket) -> RunCopy:

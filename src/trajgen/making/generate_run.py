@@ -9,7 +9,7 @@ from pathlib import Path
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
-from trajgen.making.bucket_commit import BucketCommit, check_new_bucket_run, fresh_copy
+from trajgen.making.bucket_commit import BucketCommit, check_new_bucket_run, check_workers_reach, fresh_copy
 from trajgen.making.executors import choose_executor
 from trajgen.making.lock import leased, locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work
@@ -86,6 +86,7 @@ def _generate_in_bucket(
 ) -> RunSummary:
     """A new run in object storage: config.json and the first manifest by conditional create under the
     run's lease, then the loop, whose workers put their shards straight into the bucket."""
+    check_workers_reach(bucket, workers, scheduler)
     bucket.check_reachable()
     check_new_bucket_run(bucket)
     check_memory(config, workers, shards=scheduler is None)

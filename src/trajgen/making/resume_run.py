@@ -11,7 +11,7 @@ from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
-from trajgen.making.bucket_commit import BucketCommit, fresh_copy, in_url_terms
+from trajgen.making.bucket_commit import BucketCommit, check_workers_reach, fresh_copy, in_url_terms
 from trajgen.making.executors import choose_executor
 from trajgen.making.lock import leased, locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work, writing
@@ -146,6 +146,7 @@ def _resume_in_bucket(
 ) -> RunSummary:
     """Finish a run in object storage, under its lease: abort its pending uploads, remove its unlisted
     shard objects, and make the rest, committing each shard by compare-and-swap on the manifest."""
+    check_workers_reach(bucket, workers, scheduler)
     bucket.check_reachable()
     with leased(bucket) as lease:
         copy = fresh_copy(bucket)

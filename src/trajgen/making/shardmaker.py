@@ -7,6 +7,7 @@ import errno
 import hashlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -167,13 +168,16 @@ def _produce_object(
     its name. One that has (a worker of a killed run, still busy, made it meanwhile) must hold the same
     bytes, since shard k is a pure function of the config; anything else is an error, and is not listed."""
     r = config.shard_range(k)
+    # the client (imports, a session) is made while the samples are: a worker's first shard need not wait for it
+    warming = threading.Thread(target=_quietly, args=(lambda: bucket.fs,), daemon=True)
+    warming.start()
     here = scratch is not None and os.path.isdir(scratch)  # this worker runs beside the committing process
     made = ShardProgress(scratch, k, len(r)) if here else None
     try:
         arrays, class_counts, redraws = build_shard_arrays(config, k)
         data = encode_shard(arrays, config.compress_level if codec is None else codec, made and made.encoded)
         sha256 = hashlib.sha256(data).hexdigest()
-        _fs.pause_point("shard-upload")
+        warming.join()
         try:
             bucket.create(shard_file(k), data)
         except PreconditionFailed:
@@ -189,6 +193,13 @@ def _produce_object(
         if made is not None:
             made.done()
     return ShardResult(k, shard_file(k), r.start, len(r), sha256, len(data), class_counts, redraws, mine)
+
+
+def _quietly(action) -> None:
+    try:
+        action()
+    except Exception:
+        pass  # the write that needs it raises it again, as one line
 
 
 def os_reason(e: OSError) -> str:
