@@ -106,7 +106,7 @@ def main() -> None:
         return round(statistics.median(r[disk_key] / r[bucket_key] for r in rounds), 3)
 
     result = {
-        "command": f"python scripts/bench_s3.py --n {args.n} --rounds {args.rounds}",
+        "command": f"python scripts/bench_s3.py --n {args.n} --checkpoint-every {args.checkpoint_every} --rounds {args.rounds}",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "samples": args.n,
         "checkpoint_every": args.checkpoint_every,

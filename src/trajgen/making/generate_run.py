@@ -87,12 +87,12 @@ def _generate_in_bucket(
     """A new run in object storage: config.json and the first manifest by conditional create under the
     run's lease, then the loop, whose workers put their shards straight into the bucket."""
     check_workers_reach(bucket, workers, scheduler)
-    bucket.check_reachable()
-    check_new_bucket_run(bucket)
     check_memory(config, workers, shards=scheduler is None)
     with closing(
         choose_executor(workers=workers, scheduler=scheduler, shards=config.num_shards, config=config)
-    ) as executor:
+    ) as executor:  # local workers start now: their imports overlap the client's below
+        bucket.check_reachable()
+        check_new_bucket_run(bucket)
         check_target = getattr(executor, "check_target", None)  # the workers and their versions, first
         if check_target is not None:
             check_target(bucket.url)

@@ -305,14 +305,15 @@ class Bucket:
         return f"{prefix}/{name}" if prefix else name
 
 
-_clients: dict[tuple[int, str, str], object] = {}  # (pid, scheme, options): one client per process, kept
+_clients: dict[tuple[int, str, str], object] = {}  # (pid, scheme, options and AWS_* environment): one client each
 _clients_lock = threading.Lock()
 
 
 def _filesystem(scheme: str, options: dict):
-    """This process's client for ``scheme`` with ``options``: made once (a client costs ~0.3 s of CPU),
-    then shared by every Bucket, e.g. by each shard a worker makes."""
-    key = (os.getpid(), scheme, json.dumps(options, sort_keys=True, default=str))
+    """This process's client for ``scheme`` with ``options`` (and the AWS_* environment): made once (a
+    client costs ~0.3 s of CPU), then shared by every Bucket, e.g. by each shard a worker makes."""
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))  # credentials, endpoint
+    key = (os.getpid(), scheme, json.dumps([options, environment], sort_keys=True, default=str))
     with _clients_lock:
         if key not in _clients:
             _clients[key] = _new_filesystem(scheme, options)
