@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 import shutil
 import time
 import uuid
@@ -117,11 +116,6 @@ def fresh_copy(bucket: Bucket) -> RunCopy:
     root = copy_dir(bucket.url, "work")
     shutil.rmtree(root, ignore_errors=True)
     return RunCopy(bucket, root)
-
-
-def in_url_terms(error: Exception, copy: RunCopy) -> str:
-    """An error about the local copy, told about the run's URL (the user never named the copy)."""
-    return str(error).replace(shlex.quote(str(copy.root)), copy.bucket.url).replace(str(copy.root), copy.bucket.url)
 
 
 def bucket_checks(url: str) -> list[tuple[bool, str]]:

@@ -150,11 +150,7 @@ def _probe(run_dir: str, probe_file: str, token: str) -> dict:
     """On a worker: does it see the client's run directory (the same one) and may it write there?"""
     import trajgen
 
-    try:
-        with open(os.path.join(run_dir, ".tmp", probe_file), encoding="utf-8") as f:
-            sees = f.read() == token
-    except OSError:
-        sees = is_url(run_dir)  # a run in a bucket: its shards are put there, each by conditional create
+    sees = _sees(run_dir, probe_file, token)
     writable = is_url(run_dir) or all(os.access(os.path.join(run_dir, d), os.W_OK) for d in ("shards", ".tmp"))
     from trajgen.store.versions import byte_versions
 
@@ -165,6 +161,18 @@ def _probe(run_dir: str, probe_file: str, token: str) -> dict:
         "writable": writable,
         "versions": byte_versions(),
     }
+
+
+def _sees(run_dir: str, name: str, token: str) -> bool:
+    """Whether this worker finds the client's ``token`` in RUN_DIR/.tmp/NAME: it sees the very run directory.
+    A run in a bucket has no such file: every worker reaches the same run by its URL."""
+    if is_url(run_dir):
+        return True
+    try:
+        with open(os.path.join(run_dir, ".tmp", name), encoding="utf-8") as f:
+            return f.read() == token
+    except OSError:
+        return False
 
 
 def _check_workers(
@@ -262,12 +270,7 @@ def _checked_task(
     except (ImportError, ValueError):  # called outside a Dask worker (tests)
         worker = "?"
     where = f"Dask worker {worker} on {socket.gethostname()}"
-    try:
-        with open(os.path.join(run_dir, ".tmp", token_file), encoding="utf-8") as f:
-            sees = f.read() == token
-    except OSError:
-        sees = is_url(run_dir)
-    if not sees:
+    if not _sees(run_dir, token_file, token):
         raise WorkerRefused(
             f"{where} cannot see the run directory {run_dir} (another disk at that path?) and made no shard", worker
         )

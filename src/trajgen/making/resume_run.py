@@ -11,7 +11,7 @@ from typing import cast
 
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import StorageError, os_reason
-from trajgen.making.bucket_commit import BucketCommit, check_workers_reach, fresh_copy, in_url_terms
+from trajgen.making.bucket_commit import BucketCommit, check_workers_reach, fresh_copy
 from trajgen.making.executors import choose_executor
 from trajgen.making.lock import leased, locked
 from trajgen.making.loop import ADVICE, PROGRESS_INTERVAL, RunSummary, best_effort, work, writing
@@ -166,7 +166,7 @@ def _resume_in_bucket(
                     f"{bucket.url}: manifest.json and config.json describe different runs; the run is damaged"
                 )
         except RunError as e:
-            raise RunError(in_url_terms(e, copy)) from None
+            raise RunError(copy.told(str(e))) from None
         run_versions, changed = _check_versions(bucket.url, config_file, manifest, allow_version_change)
         if manifest is None:  # crashed between config.json and the first manifest: nothing was committed
             manifest = new_manifest(config)

@@ -13,8 +13,8 @@ from trajgen.making.lock import probe_lock
 from trajgen.store import _fs, schema
 from trajgen.store.lease import live_holder as lease_holder
 from trajgen.store.manifest import checked_config, existing_run, read_manifest
-from trajgen.store.objects import Bucket, is_url
-from trajgen.store.run_copy import RunCopy, copy_dir
+from trajgen.store.objects import is_url
+from trajgen.store.run_copy import RunCopy
 from trajgen.store.rundir import RunError, RunPaths, live_holder, resume_command
 from trajgen.watch.progress import (
     ProgressSnapshot,
@@ -46,7 +46,7 @@ def run_status(run_dir: os.PathLike | str, storage_options: dict | None = None) 
     Reads only; safe while another process writes the run or after it died. ``run_dir`` may be a URL
     (``s3://bucket/prefix``): the lease object then says who works on the run."""
     if is_url(run_dir):
-        return _bucket_status(Bucket(str(run_dir), storage_options))
+        return _bucket_status(RunCopy.of(str(run_dir), "status", storage_options))
     paths = existing_run(run_dir)
     locked = probe_lock(paths)  # before reading: a writer that lets go meanwhile has committed its last shard
     manifest = read_manifest(paths.root, config_file=False)
@@ -56,16 +56,15 @@ def run_status(run_dir: os.PathLike | str, storage_options: dict | None = None) 
     return _status(paths, manifest, locked, paths.root, live_holder(paths) if locked else None)
 
 
-def _bucket_status(bucket: Bucket) -> RunStatus:
-    bucket.check_reachable()
-    copy = RunCopy(bucket, copy_dir(bucket.url, "status"))
+def _bucket_status(copy: RunCopy) -> RunStatus:
+    bucket = copy.bucket
     holder = lease_holder(bucket)  # before reading, as with a lock
     copy.pull_records()
     try:
         existing_run(copy.root)
         manifest = read_manifest(copy.root, config_file=False)
     except RunError as e:
-        message = str(e).replace(str(copy.root), bucket.url)
+        message = copy.told(str(e))
         if "is not a trajgen run" in message:
             message = f"{bucket.url} is not a trajgen run (no manifest.json or config.json)"
         raise RunError(message) from None

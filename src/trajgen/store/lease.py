@@ -23,10 +23,6 @@ LEASE_SECONDS = 60.0  # the term: a killed holder's run can be resumed elsewhere
 class LeaseHeldError(ObjectStoreError):
     """Another process holds the run's lease."""
 
-    def __init__(self, message: str, holder: str):
-        super().__init__(message)
-        self.holder = holder
-
 
 def lease_seconds() -> float:
     return float(os.environ.get("TRAJGEN_LEASE_SECONDS", LEASE_SECONDS))
@@ -96,8 +92,7 @@ class Lease:
                     raise LeaseHeldError(
                         f"{self.bucket.url} is in use by {lease['holder']} (its lease runs {left:.0f} s more and is "
                         f"renewed while it works); wait for it to finish (trajgen status {self.bucket.url}) or stop "
-                        f"that process first",
-                        lease["holder"],
+                        f"that process first"
                     ) from None
                 try:
                     self._etag = self.bucket.replace(LEASE_NAME, self._doc(), etag)
@@ -105,8 +100,7 @@ class Lease:
                     holder = (read_lease(self.bucket) or {}).get("holder", "another process")
                     raise LeaseHeldError(
                         f"{self.bucket.url} was just taken by {holder}; wait for it to finish (trajgen status "
-                        f"{self.bucket.url}) or stop that process first",
-                        holder,
+                        f"{self.bucket.url}) or stop that process first"
                     ) from None
                 taken_over = (
                     None

@@ -153,15 +153,6 @@ class Bucket:
                 return False
         return True
 
-    def size(self, name: str) -> int | None:
-        with translated(self, f"look at {self.url_of(name)}"):
-            try:
-                return int(self.fs.info(self.path(name), refresh=True)["size"])
-            except FileNotFoundError as e:
-                if "bucket" in str(e).lower():
-                    raise
-                return None
-
     def names(self, prefix: str = "") -> list[str]:
         """Names (relative to the run) of every object under ``prefix``, listed afresh (never from a cache)."""
         with translated(self, f"list {self.url_of(prefix)}"):
@@ -269,9 +260,6 @@ class Bucket:
                 self.fs.rm_file(self.path(name))
             except FileNotFoundError:
                 pass
-
-    def etag(self, name: str) -> str | None:
-        return self.read_tagged(name)[1]
 
     # multipart uploads a killed writer left pending
     def pending_uploads(self, prefix: str = "") -> list[tuple[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 from pathlib import Path
 
 from trajgen.store import _fs
@@ -39,6 +40,18 @@ class RunCopy:
     def __init__(self, bucket: Bucket, root: os.PathLike | str):
         self.bucket, self.root = bucket, Path(root)
         self.paths = RunPaths(self.root)
+
+    @classmethod
+    def of(cls, url: str, purpose: str, storage_options: dict | None = None, root=None) -> RunCopy:
+        """The copy of the run at ``url`` for ``purpose`` (in ``root``, default its cache directory), once
+        the bucket answered (ObjectStoreError in one line if it does not); nothing is fetched yet."""
+        bucket = Bucket(url, storage_options)
+        bucket.check_reachable()
+        return cls(bucket, root if root is not None else copy_dir(bucket.url, purpose))
+
+    def told(self, text: str) -> str:
+        """``text`` (an error, a report) about the copy, told about the run's URL: the user never named the copy."""
+        return text.replace(shlex.quote(str(self.root)), self.bucket.url).replace(str(self.root), self.bucket.url)
 
     def pull_records(self, names=RECORDS) -> str | None:
         """Copy the run's records here afresh (a record the bucket lacks is removed here too); returns

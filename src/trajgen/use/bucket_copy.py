@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from trajgen.errors import TrajgenError
-from trajgen.store.objects import Bucket, is_url
-from trajgen.store.run_copy import RunCopy, copy_dir
+from trajgen.store.objects import is_url
+from trajgen.store.run_copy import RunCopy
 from trajgen.store.rundir import RunError
 
 F = TypeVar("F", bound=Callable)
@@ -24,12 +24,10 @@ F = TypeVar("F", bound=Callable)
 def local_copy(url: str, *, fresh: bool = False, storage_options: dict | None = None) -> RunCopy:
     """The run at ``url`` copied into the read cache: its records afresh, its listed shards (``fresh``: all
     fetched again; otherwise those already there are kept, being never overwritten in the bucket)."""
-    bucket = Bucket(url, storage_options)
-    bucket.check_reachable()
-    copy = RunCopy(bucket, copy_dir(bucket.url, "read"))
+    copy = RunCopy.of(url, "read", storage_options)
     copy.pull_records(("config.json", "manifest.json"))
     if not (copy.paths.config.exists() or copy.paths.manifest.exists()):
-        raise RunError(f"{bucket.url} is not a trajgen run (no manifest.json or config.json)")
+        raise RunError(f"{copy.bucket.url} is not a trajgen run (no manifest.json or config.json)")
     try:
         entries = json.loads(copy.paths.manifest.read_bytes())["shards"]
         listed = [e for e in entries if isinstance(e.get("file"), str) and isinstance(e.get("bytes"), int)]
@@ -38,10 +36,6 @@ def local_copy(url: str, *, fresh: bool = False, storage_options: dict | None = 
     for entry in listed:
         copy.shard(entry, fresh=fresh)
     return copy
-
-
-def told_by_url(copy: RunCopy, text: str) -> str:
-    return text.replace(str(copy.root), copy.bucket.url)
 
 
 def serves_urls(*, fresh: bool = False, out: str | None = None, default_name: str = "") -> Callable[[F], F]:
@@ -61,7 +55,7 @@ def serves_urls(*, fresh: bool = False, out: str | None = None, default_name: st
             try:
                 result = command(*call.args, **call.kwargs)
             except TrajgenError as e:
-                raise type(e)(told_by_url(copy, str(e))) from None
+                raise type(e)(copy.told(str(e))) from None
             if dataclasses.is_dataclass(result) and hasattr(result, "run_dir"):
                 result.run_dir = copy.bucket.url  # its report names the run as the user did
             return result

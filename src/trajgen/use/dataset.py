@@ -21,8 +21,8 @@ from trajgen.content.config import GenerationConfig
 from trajgen.content.sample import Sample
 from trajgen.errors import ConfigError, CorruptShardError
 from trajgen.store.manifest import read_manifest
-from trajgen.store.objects import Bucket, is_url
-from trajgen.store.run_copy import RunCopy, copy_dir
+from trajgen.store.objects import is_url
+from trajgen.store.run_copy import RunCopy
 from trajgen.store.rundir import RunError, RunPaths, shard_file
 from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
 
@@ -44,12 +44,10 @@ def open_run(
     the next epoch and the next open."""
     if not is_url(path):
         return Run(path, cache_shards=cache_shards)
-    bucket = Bucket(str(path), storage_options)
-    bucket.check_reachable()
-    copy = RunCopy(bucket, cache_dir if cache_dir is not None else copy_dir(bucket.url, "read"))
+    copy = RunCopy.of(str(path), "read", storage_options, cache_dir)
     copy.pull_records(("config.json", "manifest.json"))
     if not copy.paths.manifest.exists():
-        raise RunError(f"{bucket.url} is not a trajgen run, or none of it is committed yet (no manifest.json)")
+        raise RunError(f"{copy.bucket.url} is not a trajgen run, or none of it is committed yet (no manifest.json)")
     run = Run(copy.root, cache_shards=cache_shards)
     run._fetch = copy
     return run
