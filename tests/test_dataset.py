@@ -238,10 +238,10 @@ def test_shard_sampler_with_workers_decodes_each_shard_once(run_dir, torch, tmp_
 
     log = tmp_path / "decodes.txt"
 
-    def logged_read_shard(path):
+    def logged_read_shard(path, *keys):
         with open(log, "a") as f:  # the workers are forked: they log through a file
             f.write(f"{path}\n")
-        return read_shard(path)
+        return read_shard(path, *keys)
 
     monkeypatch.setattr(trajgen.use.dataset, "read_shard", logged_read_shard)
     ds = open_run(run_dir).torch_dataset()

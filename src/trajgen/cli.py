@@ -68,35 +68,7 @@ def main() -> None:
 @click.option("--export", "export_when_done", is_flag=True, help="Also export one .npz when the run completes.")
 @options.quiet_option
 @translate_errors
-def generate(
-    n,
-    checkpoint_every,
-    out,
-    seed,
-    frames,
-    size,
-    coverage,
-    noise_scale,
-    augment_prob,
-    classes,
-    style,
-    dot_radius,
-    color,
-    background,
-    trail_length,
-    roll,
-    coverage_jitter,
-    placement,
-    speed_variation,
-    compress_level,
-    workers,
-    scheduler,
-    progress_interval,
-    progress_to,
-    dry_run,
-    export_when_done,
-    quiet,
-):
+def generate(out, workers, scheduler, progress_interval, progress_to, dry_run, export_when_done, quiet, **content):
     """Make a new run: shards committed one by one, PROGRESS.txt kept current.
 
     \b
@@ -105,27 +77,7 @@ def generate(
       trajgen generate --n 10000000 --dry-run
       trajgen generate --n 1000000 --progress-to ~/Dropbox/trajgen   # open PROGRESS.html there
     """
-    config = GenerationConfig(
-        n=n,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-        frames=frames,
-        size=size,
-        coverage=coverage,
-        noise_scale=noise_scale,
-        augment_prob=augment_prob,
-        classes=classes,
-        style=style,
-        dot_radius=dot_radius,
-        color=color,
-        background=background,
-        trail_length=trail_length,
-        roll=roll,
-        coverage_jitter=coverage_jitter,
-        placement=placement,
-        speed_variation=speed_variation,
-        compress_level=compress_level,
-    )
+    config = GenerationConfig(**{field: content[field] for field in options.CONTENT_FIELDS})
     if dry_run:
         from trajgen.making import default_out
         from trajgen.making.preflight import dry_run as plan
@@ -350,10 +302,13 @@ def repair(run_dir):
     and sha256 is made again from the run's config, checked against that sha256, and
     only then put in place (under the run's lock, atomically). A shard that regenerates
     to other bytes (other trajgen/numpy/OpenCV/encoder versions) is reported, not installed.
+    A run in object storage (s3://…) is repaired under its lease, each shard put back only by
+    a conditional write, never over an object another process changed.
 
     \b
     Example:
       trajgen verify runs/20261128_1150_n10000 || trajgen repair runs/20261128_1150_n10000
+      trajgen repair s3://my-bucket/runs/demo
     """
     from trajgen.making.repair import repair_run
 

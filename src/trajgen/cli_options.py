@@ -237,6 +237,36 @@ CONTENT_OPTIONS = [
         "standing still to double speed), within the limit of one dot diameter per frame.",
     ),
     click.option(
+        "--appearance",
+        type=click.Choice(["plain", "varied"]),
+        default="plain",
+        show_default=True,
+        help="plain: --color on --background; varied: per sample a dot colour (always in contrast), "
+        "a size within ±30% of --dot-radius, soft shading, and a plain, gradient or textured background.",
+    ),
+    click.option(
+        "--distractors",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Squares and triangles per video (0-8), each moving along a path of any class.",
+    ),
+    click.option(
+        "--occluders",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Static bars per video (0-4) drawn over everything; they may hide the dot for a few frames.",
+    ),
+    click.option(
+        "--max-hidden",
+        type=float,
+        default=0.25,
+        show_default=True,
+        help="With --occluders: most share of frames the dot may be hidden in (under half visible); "
+        "occluders that hide it longer are drawn again (0-1).",
+    ),
+    click.option(
         "--compress-level",
         type=click.IntRange(0, 9),
         default=3,
@@ -245,6 +275,13 @@ CONTENT_OPTIONS = [
         "zlib's where zlib-ng is not installed); 0 stores them uncompressed.",
     ),
 ]
+
+
+CONTENT_FIELDS = (
+    *("n", "checkpoint_every", "seed", "frames", "size", "coverage", "noise_scale", "augment_prob", "classes"),
+    *("style", "dot_radius", "color", "background", "trail_length", "roll", "coverage_jitter", "placement"),
+    *("speed_variation", "appearance", "distractors", "occluders", "max_hidden", "compress_level"),
+)  # the GenerationConfig fields CONTENT_OPTIONS set (all of them but --out)
 
 
 def content_options(command):

@@ -37,6 +37,7 @@ from trajgen.content.motions import (
     stack,
 )
 from trajgen.content.render import render_videos
+from trajgen.content.scene import make_scene
 from trajgen.errors import TrajgenError
 
 MAX_REDRAWS = 100
@@ -59,6 +60,27 @@ class SampleArrays:
     equations: list[str]
     descriptions: list[str]
     redraws: np.ndarray  # int64 (n,): framing redraws each sample took
+    # the scene knobs' arrays (trajgen.content.scene), None where the knob is off
+    appearance: np.ndarray | None = None
+    distractors: np.ndarray | None = None
+    distractor_points_2d: np.ndarray | None = None
+    occluders: np.ndarray | None = None
+    visible: np.ndarray | None = None
+    occlusion_redraws: np.ndarray | None = None  # int64 (n,), with --occluders
+
+
+def _finish(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, made: SampleArrays) -> SampleArrays:
+    """Draw the videos of ``made`` along ``points_2d`` (float64, as framed): the plain dot, or the
+    scene the knobs ask for."""
+    if not config.scene:
+        render_videos(points_2d, config, made.videos)
+        return made
+    scene = make_scene(config, keys, points_2d, made.videos)
+    made.descriptions = [text + more for text, more in zip(made.descriptions, scene.descriptions)]
+    made.appearance, made.distractors, made.visible = scene.appearance, scene.distractors, scene.visible
+    made.distractor_points_2d, made.occluders = scene.distractor_points_2d, scene.occluders
+    made.occlusion_redraws = scene.occlusion_redraws if config.occluders else None
+    return made
 
 
 @lru_cache(maxsize=64)
@@ -131,8 +153,7 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
         raise TrajgenError(
             f"sample {i} ({config.classes[i % len(config.classes)]}) could not be framed in {MAX_REDRAWS} draws"
         )
-    render_videos(points_2d, config, videos)
-    return SampleArrays(
+    made = SampleArrays(
         index=index,
         labels=labels,
         videos=videos,
@@ -143,6 +164,7 @@ def make_samples(config: GenerationConfig, indices, videos: np.ndarray | None = 
         descriptions=[motion.description(p) + aug.describe() for motion, aug, p in chosen],
         redraws=redraws,
     )
+    return _finish(config, keys, points_2d, made)
 
 
 def make_one(config: GenerationConfig, index: int, video: np.ndarray | None = None) -> SampleArrays:
@@ -170,8 +192,7 @@ def make_one(config: GenerationConfig, index: int, video: np.ndarray | None = No
             break
     else:  # pragma: no cover - only reachable with a broken motion definition
         raise TrajgenError(f"sample {index} ({config.classes[label]}) could not be framed in {MAX_REDRAWS} draws")
-    render_videos(points_2d, config, video)
-    return SampleArrays(
+    made = SampleArrays(
         index=np.array([index], np.int64),
         labels=np.array([label], np.int64),
         videos=video,
@@ -182,6 +203,7 @@ def make_one(config: GenerationConfig, index: int, video: np.ndarray | None = No
         descriptions=[motion.description(params) + aug.describe()],
         redraws=np.array([draw], np.int64),
     )
+    return _finish(config, key, points_2d, made)
 
 
 def _place(

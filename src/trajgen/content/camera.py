@@ -92,7 +92,7 @@ def frame(
     if len(points) == 1:  # one sample (make_sample): the same arithmetic on floats, without numpy's per-call cost
         points_2d, camera, framed = frame_one(points[0], view_normal[0], u[0], config, float(max_tilt[0]))
         return points_2d[None], camera[None], np.array([framed])
-    size, margin = config.size, config.radius
+    size, margin = config.size, config.margin
     u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u.T
     with np.errstate(all="ignore"):  # rows that cannot be framed may divide by zero
         lo3, hi3 = points.min(axis=1), points.max(axis=1)
@@ -167,7 +167,7 @@ def frame_one(
     the bit to its row of ``frame`` over many (each operation the same IEEE one, in the same order;
     sines and cosines by numpy's own functions), in Python floats: for one path numpy's cost per
     call is most of the work. Checks come before each division, so none can fail."""
-    size, margin = config.size, config.radius
+    size, margin = config.size, config.margin
     u0, u1, u2, u3, u_roll, u_cover, u_x, u_y = u.tolist()
     path = points.tolist()
     xs, ys, zs = (list(c) for c in zip(*path))

@@ -12,6 +12,12 @@ from trajgen.errors import ConfigError
 
 DEFAULT_CLASSES = ("linear", "circular", "helical", "parabolic")
 STYLES = ("dot", "trail")
+APPEARANCES = ("plain", "varied")
+MAX_DISTRACTORS, MAX_OCCLUDERS = 8, 4
+VARIED_RADIUS = 0.3  # --appearance varied draws the dot radius within ± this share of --dot-radius
+# The scene knobs, off at these values. A config.json leaves out a knob that is off, so a run
+# that uses none of them has the config, fingerprint and bytes it had before they existed.
+SCENE_DEFAULTS = {"appearance": "plain", "distractors": 0, "occluders": 0, "max_hidden": 0.25}
 
 # Fields that decide what a sample looks like; the rest only decide how a run is laid out.
 CONTENT_FIELDS = (
@@ -31,6 +37,7 @@ CONTENT_FIELDS = (
     "coverage_jitter",
     "placement",
     "speed_variation",
+    *SCENE_DEFAULTS,
 )
 
 
@@ -48,6 +55,12 @@ class GenerationConfig:
     anywhere within the share ``placement`` of the free margin (0: centred), and the
     speed along linear, circular and helical paths varies by up to ±``speed_variation``
     of its mean (1: from standing still to double speed).
+
+    Harder data, each off by default and drawn per sample apart from its class
+    (trajgen.content.scene): ``appearance`` "varied" draws the dot's colour, size and
+    shading and the background; ``distractors`` squares and triangles move along paths of
+    any class; ``occluders`` static bars cover the scene, and a sample whose dot they hide
+    in more than ``max_hidden`` of its frames is drawn again.
     """
 
     n: int = 10_000
@@ -69,6 +82,10 @@ class GenerationConfig:
     coverage_jitter: float = 0.1
     placement: float = 1.0
     speed_variation: float = 1.0
+    appearance: str = "plain"
+    distractors: int = 0
+    occluders: int = 0
+    max_hidden: float = 0.25
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -81,6 +98,16 @@ class GenerationConfig:
     def radius(self) -> float:
         """The dot radius in pixels at this frame size."""
         return self.dot_radius if self.dot_radius is not None else 5.0 * self.size / 64.0
+
+    @property
+    def margin(self) -> float:
+        """Pixels every point keeps from the frame's edge: the largest dot radius a sample may draw."""
+        return self.radius * (1 + VARIED_RADIUS) if self.appearance == "varied" else self.radius
+
+    @property
+    def scene(self) -> bool:
+        """Whether any scene knob is on (the samples are then drawn by trajgen.content.scene)."""
+        return self.appearance != "plain" or self.distractors > 0 or self.occluders > 0
 
     @property
     def num_shards(self) -> int:
@@ -97,6 +124,9 @@ class GenerationConfig:
         d = dataclasses.asdict(self)
         for key in ("classes", "color", "background"):
             d[key] = list(d[key])
+        for key, off in SCENE_DEFAULTS.items():
+            if d[key] == off and (key != "max_hidden" or not self.occluders):
+                del d[key]
         return d
 
     def to_json(self) -> str:
@@ -126,7 +156,8 @@ class GenerationConfig:
 
     def content_fingerprint(self) -> str:
         """sha256 of the fields that decide sample content (layout fields excluded)."""
-        content = {k: self.to_dict()[k] for k in CONTENT_FIELDS}
+        d = self.to_dict()
+        content = {k: d[k] for k in CONTENT_FIELDS if k in d}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
@@ -173,6 +204,12 @@ def _validate(c: GenerationConfig) -> None:
         _fail("placement", "a number in [0, 1]", c.placement)
     if not (_is_real(c.speed_variation) and 0 <= c.speed_variation <= 1):
         _fail("speed_variation", "a number in [0, 1]", c.speed_variation)
+    if c.appearance not in APPEARANCES:
+        _fail("appearance", f"one of {', '.join(APPEARANCES)}", c.appearance)
+    integer("distractors", 0, MAX_DISTRACTORS)
+    integer("occluders", 0, MAX_OCCLUDERS)
+    if not (_is_real(c.max_hidden) and 0 <= c.max_hidden <= 1):
+        _fail("max_hidden", "a number in [0, 1]", c.max_hidden)
     if c.dot_radius is not None and not (_is_real(c.dot_radius) and 0 < c.dot_radius <= c.size / 4):
         _fail("dot_radius", f"a number in (0, size/4 = {c.size / 4:g}]", c.dot_radius)
     if c.style not in STYLES:
@@ -204,10 +241,12 @@ def _check_coverage_fits(c: GenerationConfig) -> None:
     not silently capped (config.json then records the coverage that was used)."""
     if c.dot_radius is not None and not (_is_real(c.dot_radius) and 0 < c.dot_radius <= c.size / 4):
         return  # dot_radius gets its own error
-    cap = max_coverage(c.size, c.radius)
+    if c.appearance not in APPEARANCES:
+        return  # appearance gets its own error
+    cap = max_coverage(c.size, c.margin)
     if c.coverage > cap:
         raise ConfigError(
             f"coverage (--coverage) must be at most {int(cap * 1000) / 1000:.3f} at --size {c.size} with a "
-            f"dot radius of {c.radius:g} px (every point keeps the dot's radius inside the frame), "
+            f"dot radius of {'up to ' if c.margin != c.radius else ''}{c.margin:g} px (every point keeps the dot's radius inside the frame), "
             f"got {c.coverage!r}"
         )

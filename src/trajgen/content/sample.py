@@ -10,6 +10,8 @@ import numpy as np
 from trajgen.content.config import GenerationConfig
 from trajgen.errors import TrajgenError
 
+SCENE_ARRAYS = ("appearance", "distractors", "distractor_points_2d", "occluders", "visible")
+
 
 @dataclass(frozen=True, eq=False)
 class Sample:
@@ -27,6 +29,13 @@ class Sample:
     equation: str
     description: str
     redraws: int = 0  # framing redraws it took
+    # the scene knobs' arrays (trajgen.content.scene's columns), None where the knob is off
+    appearance: np.ndarray | None = None  # float32 (len(APPEARANCE_COLUMNS),)
+    distractors: np.ndarray | None = None  # float32 (K, len(DISTRACTOR_COLUMNS))
+    distractor_points_2d: np.ndarray | None = None  # float32 (K, T, 2)
+    occluders: np.ndarray | None = None  # float32 (K, len(OCCLUDER_COLUMNS))
+    visible: np.ndarray | None = None  # float32 (T,): the dot's visible share per frame
+    occlusion_redraws: int = 0  # occluder redraws it took (--max-hidden)
 
 
 def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None = None) -> Sample:
@@ -53,4 +62,6 @@ def make_sample(config: GenerationConfig, index: int, *, out: np.ndarray | None 
         equation=made.equations[0],
         description=made.descriptions[0],
         redraws=int(made.redraws[0]),
+        **{key: None if getattr(made, key) is None else getattr(made, key)[0] for key in SCENE_ARRAYS},
+        occlusion_redraws=0 if made.occlusion_redraws is None else int(made.occlusion_redraws[0]),
     )

@@ -22,7 +22,7 @@ from trajgen.making.inflight import ShardProgress
 from trajgen.store import _fs
 from trajgen.store.objects import Bucket, ObjectStoreError, PreconditionFailed, is_url
 from trajgen.store.rundir import RunPaths, resume_command, shard_file
-from trajgen.store.shards import encode_shard, write_shard
+from trajgen.store.shards import SCENE_KEYS, encode_shard, write_shard
 
 
 class ShardWriteError(StorageError):
@@ -108,6 +108,9 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
         "equations": np.array(made.equations, dtype=str),
         "descriptions": np.array(made.descriptions, dtype=str),
     }
+    for key in SCENE_KEYS:  # the knobs' arrays, where they are on
+        if getattr(made, key) is not None:
+            arrays[key] = getattr(made, key)
     counts = np.bincount(made.labels, minlength=len(config.classes))
     return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
 

@@ -26,8 +26,12 @@ from trajgen.store.deflate import (  # noqa: F401 (UnknownCodecError: encode_sha
     codec_for_level,
     compressor,
 )
-
-SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
+from trajgen.store.shard_arrays import (  # noqa: F401 (the shard's keys are read from here too)
+    SCENE_KEYS,
+    SHARD_KEYS,
+    shard_keys,
+    validate_shard_arrays,
+)
 
 _CHUNK = 16 << 20  # members are deflated this many bytes at a time (fixed: the bytes depend on it)
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
@@ -37,46 +41,6 @@ _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 class ShardInfo:
     sha256: str
     bytes: int
-
-
-def _fail(message):
-    raise CorruptShardError(message)
-
-
-def validate_shard_arrays(arrays):
-    """Check keys, dtypes and shapes against the shard contract; return n (samples)."""
-    keys = set(arrays)
-    if keys != set(SHARD_KEYS):
-        missing = [k for k in SHARD_KEYS if k not in keys]
-        extra = sorted(keys - set(SHARD_KEYS))
-        _fail(f"shard arrays: missing {missing or 'none'}, unexpected {extra or 'none'}")
-    for key in SHARD_KEYS:
-        if not isinstance(arrays[key], np.ndarray):
-            _fail(f"shard arrays: {key} is a {type(arrays[key]).__name__}, expected a numpy array")
-    videos = arrays["videos"]
-    if videos.ndim != 5 or videos.shape[-1] != 3:
-        _fail(f"shard arrays: videos has shape {videos.shape}, expected (n, T, H, W, 3)")
-    n, t = videos.shape[:2]
-    expected = {
-        "videos": ("u1", videos.shape),
-        "labels": ("i8", (n,)),
-        "index": ("i8", (n,)),
-        "trajectory_3d": ("f4", (n, t, 3)),
-        "points_2d": ("f4", (n, t, 2)),
-        "equations": ("U", (n,)),
-        "descriptions": ("U", (n,)),
-    }
-    for key, (code, shape) in expected.items():
-        arr = arrays[key]
-        ok = arr.dtype.kind == "U" if code == "U" else arr.dtype == np.dtype(code)
-        if not ok:
-            _fail(f"shard arrays: {key} has dtype {arr.dtype}, expected {'str' if code == 'U' else np.dtype(code)}")
-        if arr.shape != shape:
-            _fail(f"shard arrays: {key} has shape {arr.shape}, expected {shape}")
-    camera = arrays["camera"]
-    if camera.dtype != np.float32 or camera.ndim != 2 or camera.shape[0] != n:
-        _fail(f"shard arrays: camera has dtype {camera.dtype} shape {camera.shape}, expected float32 ({n}, K)")
-    return n
 
 
 def _npy_header(arr):
@@ -130,14 +94,15 @@ def encode_shard(arrays, encoding, progress=None):
     validate_shard_arrays(arrays)
     stored = codec["name"] == "stored"
     parts, central, offset = [], [], 0
-    done, total = 0, sum(arrays[key].nbytes for key in SHARD_KEYS)
+    keys = SHARD_KEYS + tuple(key for key in SCENE_KEYS if key in arrays)  # the scene's after, in a fixed order
+    done, total = 0, sum(arrays[key].nbytes for key in keys)
 
     def step(nbytes):
         nonlocal done
         done += nbytes
         progress(done, total)
 
-    for key in SHARD_KEYS:
+    for key in keys:
         arr = _canonical(arrays[key])
         name = f"{key}.npy".encode("ascii")
         crc, size, payload = _deflate_member(
@@ -265,9 +230,10 @@ def write_shard(path, arrays, encoding, tmp_dir, progress=None):
     return info
 
 
-def read_shard(path):
-    """All arrays of one shard, validated; CorruptShardError names the file if not."""
-    arrays = read_members(path, SHARD_KEYS)
+def read_shard(path, keys=SHARD_KEYS):
+    """The arrays ``keys`` of one shard (``shard_keys(config)``: all a run's shards hold), validated;
+    CorruptShardError names the file if not."""
+    arrays = read_members(path, keys)
     try:
         validate_shard_arrays(arrays)
     except CorruptShardError as exc:

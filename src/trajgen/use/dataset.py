@@ -24,7 +24,7 @@ from trajgen.store.manifest import read_manifest
 from trajgen.store.objects import is_url
 from trajgen.store.run_copy import RunCopy
 from trajgen.store.rundir import RunError, RunPaths, shard_file
-from trajgen.store.shards import SHARD_KEYS, read_members, read_shard
+from trajgen.store.shards import SCENE_KEYS, read_members, read_shard, shard_keys
 
 DEFAULT_CACHE_SHARDS = 2
 
@@ -121,12 +121,18 @@ class Run:
             self._labels = np.concatenate(parts) if parts else np.empty(0, np.int64)
         return self._labels
 
-    def arrays(self, indices: Sequence[int] | None = None, keys: Iterable[str] = SHARD_KEYS) -> dict[str, np.ndarray]:
-        """A batch as numpy arrays, rows in the order of ``indices`` (positions; None = every sample)."""
-        keys = tuple(keys)
-        unknown = [k for k in keys if k not in SHARD_KEYS]
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The arrays every shard of this run holds (the scene's too, where its knobs are on)."""
+        return shard_keys(self.config)
+
+    def arrays(self, indices: Sequence[int] | None = None, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """A batch as numpy arrays, rows in the order of ``indices`` (positions; None = every sample);
+        ``keys`` (default: all of ``self.keys``) names the arrays."""
+        keys = self.keys if keys is None else tuple(keys)
+        unknown = [k for k in keys if k not in self.keys]
         if unknown:
-            raise KeyError(f"unknown array(s) {', '.join(unknown)}; shards hold {', '.join(SHARD_KEYS)}")
+            raise KeyError(f"unknown array(s) {', '.join(unknown)}; this run's shards hold {', '.join(self.keys)}")
         if indices is None:  # every sample: as much memory as the whole run's arrays
             parts = [{k: a[k] for k in keys} for a in self.iter_shards()]
             return {k: np.concatenate([p[k] for p in parts]) if parts else np.empty(0) for k in keys}
@@ -234,6 +240,7 @@ class Run:
             equation=str(arrays["equations"][row]),
             description=str(arrays["descriptions"][row]),
             redraws=0,  # the manifest keeps framing redraws per shard only
+            **{key: arrays[key][row].copy() for key in SCENE_KEYS if key in arrays},
         )
 
     def _decoded(self, slot: int) -> dict[str, np.ndarray]:
@@ -253,7 +260,7 @@ class Run:
 
     def _read(self, entry: dict) -> dict[str, np.ndarray]:
         path = self._path(entry)
-        arrays = read_shard(path)
+        arrays = read_shard(path, self.keys)
         if len(arrays["index"]) != entry["count"]:
             raise CorruptShardError(
                 f"{shard_file(entry['index'])} holds {len(arrays['index'])} samples, the manifest "

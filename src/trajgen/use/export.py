@@ -26,7 +26,7 @@ from trajgen.store.capacity import existing_ancestor, free_bytes
 from trajgen.store.checksums import sha256_file
 from trajgen.store.manifest import read_manifest
 from trajgen.store.rundir import RunError, RunPaths, lock_holder, resume_command, shard_file
-from trajgen.store.shards import SHARD_KEYS, npy_header, read_members, zip_member
+from trajgen.store.shards import npy_header, read_members, shard_keys, zip_member
 from trajgen.use.bucket_copy import serves_urls
 
 LAYOUTS = ("nthwc", "ntchw")
@@ -86,7 +86,7 @@ def export_run(
         out = out / default_export_name(config.n)
     output.check_target(out, paths.root, option="-o", force=force)
 
-    shapes = _check_shards(paths, entries)
+    shapes = _check_shards(paths, entries, shard_keys(config))
     members = _members(shapes, config.n, layout, dtype)
     need = sum(
         len(npy_header(dt, shape)) + int(np.prod(shape)) * np.dtype(dt).itemsize + 512 for dt, shape in members.values()
@@ -125,10 +125,12 @@ def export_run(
     return out
 
 
-def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[np.dtype, tuple]]]:
-    """Size and sha256 of every shard, and each member's dtype and shape from its .npy header
-    (nothing is decoded). Fails before the export writes anything."""
-    shapes: dict[str, list] = {key: [] for key in SHARD_KEYS}
+def _check_shards(
+    paths: RunPaths, entries: list[dict], keys: tuple[str, ...]
+) -> dict[str, list[tuple[np.dtype, tuple]]]:
+    """Size and sha256 of every shard, and the dtype and shape of each member ``keys`` names from
+    its .npy header (nothing is decoded). Fails before the export writes anything."""
+    shapes: dict[str, list] = {key: [] for key in keys}
     for entry in entries:
         name = shard_file(entry["index"])
         path = paths.root / name
@@ -145,7 +147,7 @@ def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[
             )
         try:
             with zipfile.ZipFile(path) as z:
-                for key in SHARD_KEYS:
+                for key in keys:
                     with z.open(f"{key}.npy") as member:
                         version = np.lib.format.read_magic(member)
                         read = (
@@ -159,7 +161,7 @@ def _check_shards(paths: RunPaths, entries: list[dict]) -> dict[str, list[tuple[
             raise CorruptShardError(
                 f"{name} is unreadable ({e}); check the run with: trajgen verify {paths.root}"
             ) from None
-        if any(shapes[key][-1][1][:1] != (entry["count"],) for key in SHARD_KEYS):
+        if any(shapes[key][-1][1][:1] != (entry["count"],) for key in keys):
             raise CorruptShardError(
                 f"{name} does not hold {entry['count']} samples; check the run with: trajgen verify {paths.root}"
             )

@@ -22,7 +22,7 @@ from trajgen.store import schema
 from trajgen.store.checksums import sha256_file, video_hashes
 from trajgen.store.manifest import read_config, read_config_file, read_manifest
 from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
-from trajgen.store.shards import read_shard
+from trajgen.store.shards import SCENE_KEYS, read_shard, shard_keys
 from trajgen.use.bucket_copy import serves_urls
 from trajgen.use.verify_report import DAMAGE, GENERATION, OTHER, VerifyReport
 
@@ -222,7 +222,7 @@ def _check_shard(report: VerifyReport, paths: RunPaths, config: GenerationConfig
         elif sha256_file(path) != entry["sha256"]:
             report.add(name, "sha256 does not match the manifest (the file changed after it was committed)", DAMAGE)
             report.repairable.add(name)
-        arrays = read_shard(path)
+        arrays = read_shard(path, shard_keys(config))
     except CorruptShardError as e:
         report.add(name, str(e).replace(f"shard file {path} ", "", 1), DAMAGE)
         return None
@@ -295,6 +295,7 @@ def _check_deep(
             "equations": s.equation,
             "descriptions": s.description,
         }
+        mine |= {key: getattr(s, key) for key in SCENE_KEYS if key in arrays}
         differ = [key for key, value in mine.items() if not _same_bytes(arrays[key][row], value)]
         if differ:
             report.add(name, f"index {i} differs from make_sample in {', '.join(differ)}", kind)

@@ -1,0 +1,114 @@
+"""Anti-aliased shapes painted with numpy: the renderer of scenes (--appearance varied, --distractors,
+--occluders).
+
+Every shape is a signed distance in pixels (negative inside), and a pixel's cover is
+clip(0.5 - distance, 0, 1): a one-pixel soft edge. A moving shape is painted into a small
+square patch around it in every frame (``Patches``), a static one over the whole frame.
+Only elementwise arithmetic and sums within one patch are used, so a sample's pixels do
+not depend on which other samples are painted with it (make_sample equals the shard).
+Pixel centres are at whole coordinates, as in OpenCV and ``points_2d``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Patches:
+    """One square patch of ``side`` pixels per (frame, shape) to paint: where it lies in its frame
+    and each pixel's offset from the shape's centre."""
+
+    frame: np.ndarray  # (F,) int64: row of the flattened (n·T, H, W, 3) videos
+    ys: np.ndarray  # (F, side) pixel rows
+    xs: np.ndarray  # (F, side) pixel columns
+    dx: np.ndarray  # (F, 1, side) pixel centre minus shape centre, x
+    dy: np.ndarray  # (F, side, 1)
+
+
+def patch_side(reach: float, size: int) -> int:
+    """Pixels a patch needs to hold a shape reaching ``reach`` px from its centre, with its soft edge."""
+    return min(size, math.ceil(2 * reach) + 3)
+
+
+def patches(centres: np.ndarray, frame: np.ndarray, reach: float, size: int) -> Patches:
+    """Patches around ``centres`` (F, 2) in frames ``frame`` (F,), each holding everything within
+    ``reach`` + 0.5 px of its centre, kept inside the frame (a shape inside the frame stays inside
+    its patch)."""
+    side = patch_side(reach, size)
+    offsets = np.arange(side)
+    x0 = np.clip(np.floor(centres[:, 0] - reach - 0.5).astype(np.int64), 0, size - side)
+    y0 = np.clip(np.floor(centres[:, 1] - reach - 0.5).astype(np.int64), 0, size - side)
+    xs, ys = x0[:, None] + offsets, y0[:, None] + offsets
+    return Patches(frame, ys, xs, (xs - centres[:, 0:1])[:, None, :], (ys - centres[:, 1:2])[:, :, None])
+
+
+def disc_cover(p: Patches, radius: np.ndarray) -> np.ndarray:
+    """(F, side, side) cover of discs of ``radius`` (F,) at the patches' centres."""
+    distance = np.sqrt(p.dx * p.dx + p.dy * p.dy)
+    return np.clip(radius[:, None, None] + 0.5 - distance, 0.0, 1.0)
+
+
+def polygon_cover(p: Patches, inradius: np.ndarray, angle: np.ndarray, corners: int) -> np.ndarray:
+    """(F, side, side) cover of regular polygons of ``corners`` corners, ``inradius`` (F,) px from
+    centre to each edge, the first edge's outward normal at ``angle`` (F,) radians."""
+    distance = None
+    for k in range(corners):
+        a = angle + 2 * math.pi * k / corners
+        edge = p.dx * np.cos(a)[:, None, None] + p.dy * np.sin(a)[:, None, None] - inradius[:, None, None]
+        distance = edge if distance is None else np.maximum(distance, edge)
+    return np.clip(0.5 - distance, 0.0, 1.0)
+
+
+def bar_cover(xs: np.ndarray, ys: np.ndarray, bars: np.ndarray) -> np.ndarray:
+    """Cover of rotated rectangles at pixels (xs, ys) of any shape; ``bars`` (..., 5) holds each
+    rectangle's centre x, y, width, length and angle (degrees, of its length from the x axis),
+    broadcast against the pixels."""
+    cx, cy, width, length, angle = (bars[..., k] for k in range(5))
+    a = np.radians(angle)
+    c, s = np.cos(a), np.sin(a)
+    along = (xs - cx) * c + (ys - cy) * s
+    across = (ys - cy) * c - (xs - cx) * s
+    distance = np.maximum(np.abs(along) - 0.5 * length, np.abs(across) - 0.5 * width)
+    return np.clip(0.5 - distance, 0.0, 1.0)
+
+
+def paint_patches(flat: np.ndarray, p: Patches, cover: np.ndarray, colour: np.ndarray) -> None:
+    """Lay ``colour`` ((F, 3), or per pixel (F, side, side, 3)) over the patches of ``flat``
+    (n·T, H, W, 3) uint8, each pixel by its cover."""
+    rows, cols = p.ys[:, :, None], p.xs[:, None, :]
+    frame = p.frame[:, None, None]
+    under = flat[frame, rows, cols].astype(np.float64)  # (F, side, side, 3)
+    if colour.ndim == 2:
+        colour = colour[:, None, None, :]
+    flat[frame, rows, cols] = np.rint(under + cover[..., None] * (colour - under)).astype(np.uint8)
+
+
+def paint_static(videos: np.ndarray, cover: np.ndarray, colour: np.ndarray) -> None:
+    """Lay ``colour`` (n, 3) over every frame of ``videos`` (n, T, H, W, 3) where ``cover``
+    (n, H, W) is not zero (a static shape: the same pixels in every frame)."""
+    sample, y, x = np.nonzero(cover)
+    if not len(sample):
+        return
+    under = videos[sample, :, y, x].astype(np.float64)  # (P, T, 3)
+    a = cover[sample, y, x][:, None, None]
+    videos[sample, :, y, x] = np.rint(under + a * (colour[sample][:, None, :] - under)).astype(np.uint8)
+
+
+def shade(p: Patches, radius: np.ndarray, colour: np.ndarray, light: np.ndarray, brighter: np.ndarray) -> np.ndarray:
+    """Per-pixel colours (F, side, side, 3) of softly shaded balls: the side towards the light
+    (``light``, radians in the image plane, (F,)) lit towards white where the ball is ``brighter``
+    than its background, the far side darkened towards black where it is darker, so the shading
+    only ever adds contrast."""
+    r = radius[:, None, None]
+    nx, ny = p.dx / r, p.dy / r
+    nz = np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))
+    lx, ly = -0.6 * np.cos(light)[:, None, None], -0.6 * np.sin(light)[:, None, None]
+    lit = np.clip(nx * lx + ny * ly + nz * 0.8, 0.0, 1.0)  # Lambert, light (lx, ly, 0.8) of length 1
+    c = colour[:, None, None, :]
+    highlight = c + (255.0 - c) * (0.6 * lit * lit * lit * lit)[..., None]
+    shadow = c * (0.55 + 0.45 * lit)[..., None]
+    return np.where(brighter[:, None, None, None], highlight, shadow)

@@ -1,0 +1,299 @@
+"""Harder scenes on request: the dot's appearance, distractors and occluders (GenerationConfig's
+``appearance``, ``distractors``, ``occluders`` and ``max_hidden``).
+
+Everything here is drawn from the sample's own stream (streams.py), from stream numbers far
+past those of its motion, and never from its class: relabelling the classes moves no colour,
+no distractor and no occluder's draw. Each knob has its own stretch of the stream, so turning
+one on leaves the others' draws as they were.
+
+- appearance "varied": a background (plain, a linear gradient, or low-frequency texture
+  between two colours close to each other), a dot colour whose luma differs from both by at
+  least MIN_CONTRAST, a radius within ±30% of the config's, and for half the samples a soft
+  shading that only adds contrast.
+- distractors: squares and triangles (never a disc: the labelled dot is always the dot), each
+  moving along a path of a class drawn uniformly, framed inside the frame as the dot's path is.
+- occluders: static bars over everything. The dot's visible share in each frame is measured
+  on the pixels that are painted; occluders that hide it (visible < 0.5) in more than
+  ``max_hidden`` of the frames are drawn again, and those redraws are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from trajgen.content import paint, streams
+from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame
+from trajgen.content.config import VARIED_RADIUS, GenerationConfig
+from trajgen.content.motions import MOTIONS, UNIFORMS_PER_DRAW, stack
+from trajgen.errors import TrajgenError
+
+MIN_CONTRAST = 64.0  # least luma difference (0-255) between the dot and any point of its background
+MAX_REDRAWS = 100
+BACKGROUND_KINDS = ("plain", "gradient", "texture")
+SHAPES = ("square", "triangle")
+APPEARANCE_COLUMNS = (
+    *("dot_r", "dot_g", "dot_b", "radius_px", "shaded", "light_deg", "background_kind"),
+    *("bg0_r", "bg0_g", "bg0_b", "bg1_r", "bg1_g", "bg1_b", "gradient_deg"),
+    *(f"texture{k}_{p}" for k in range(3) for p in ("weight", "fx", "phase_x", "fy", "phase_y")),
+)
+DISTRACTOR_COLUMNS = ("shape", "class", "size_px", "angle_deg", "r", "g", "b")
+OCCLUDER_COLUMNS = ("cx", "cy", "width", "length", "angle_deg", "r", "g", "b")
+
+_BASE = 1 << 40  # the scene's stream numbers start here, past any motion draw's
+_TRIES = 8  # colours tried for enough contrast before black or white is taken
+_COLOUR_U = 3 * _TRIES
+_APPEARANCE_U = 26 + _COLOUR_U
+_DISTRACTOR_U = 4 + _COLOUR_U + UNIFORMS_PER_DRAW + UNIFORMS_PER_CAMERA
+_OCCLUDER_U = 5 + _COLOUR_U
+_DISTRACTORS_AT = _BASE + (1 << 24)
+_OCCLUDERS_AT = _BASE + (1 << 34)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of RGB colours (..., 3), 0-255."""
+    rgb = np.asarray(rgb, np.float64)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+@dataclass
+class Scene:
+    """The scene arrays of n samples; a knob that is off leaves its arrays None."""
+
+    appearance: np.ndarray | None  # float32 (n, len(APPEARANCE_COLUMNS))
+    distractors: np.ndarray | None  # float32 (n, K, len(DISTRACTOR_COLUMNS))
+    distractor_points_2d: np.ndarray | None  # float32 (n, K, T, 2)
+    occluders: np.ndarray | None  # float32 (n, K, len(OCCLUDER_COLUMNS))
+    visible: np.ndarray | None  # float32 (n, T): the dot's visible share per frame
+    occlusion_redraws: np.ndarray  # int64 (n,)
+    descriptions: list[str]
+
+
+def _colour(u: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(m, 3) whole-number colours whose luma is at least MIN_CONTRAST below ``lo`` or above ``hi``
+    (m,): the first of _TRIES drawn from ``u`` (m, 3·_TRIES) that is, else black or white,
+    whichever is further (the background's lumas span less than 255 - 2·MIN_CONTRAST)."""
+    tries = np.floor(256.0 * u.reshape(len(u), _TRIES, 3))
+    y = luma(tries)
+    ok = (y <= lo[:, None] - MIN_CONTRAST) | (y >= hi[:, None] + MIN_CONTRAST)
+    first = np.argmax(ok, axis=1)
+    chosen = tries[np.arange(len(u)), first]
+    fallback = np.where((lo >= 255.0 - hi)[:, None], 0.0, 255.0) * np.ones(3)
+    return np.where(ok.any(axis=1)[:, None], chosen, fallback)
+
+
+def _appearance(config: GenerationConfig, keys: np.ndarray) -> np.ndarray:
+    """(n, len(APPEARANCE_COLUMNS)) float64: the drawn look of each sample."""
+    n = len(keys)
+    if config.appearance == "plain":
+        plain = [*config.color, config.radius, 0, 0, 0, *config.background, *config.background, 0]
+        return np.array([plain + [0.0] * 15] * n, np.float64).reshape(n, len(APPEARANCE_COLUMNS))
+    u = streams.uniforms(keys, _BASE, _APPEARANCE_U)
+    bg0 = np.floor(256.0 * u[:, 0:3])
+    bg1 = np.clip(bg0 + np.floor(121.0 * u[:, 3:6]) - 60.0, 0.0, 255.0)  # close to bg0: a gentle gradient
+    kind = np.floor(3.0 * u[:, 6])
+    lo, hi = np.minimum(luma(bg0), luma(bg1)), np.maximum(luma(bg0), luma(bg1))
+    dot = _colour(u[:, 26:], lo, hi)
+    radius = config.radius * (1.0 + VARIED_RADIUS * (2.0 * u[:, 7] - 1.0))
+    shaded = (u[:, 8] < 0.5).astype(np.float64)
+    light = 360.0 * u[:, 9]
+    gradient = 360.0 * u[:, 10]
+    texture = u[:, 11:26].reshape(n, 3, 5) * np.array([0.8, 2.0, 360.0, 2.0, 360.0]) + np.array([0.2, 0.5, 0, 0.5, 0])
+    columns = [dot, radius[:, None], shaded[:, None], light[:, None], kind[:, None], bg0, bg1, gradient[:, None]]
+    return np.concatenate(columns + [texture.reshape(n, 15)], axis=1)
+
+
+def backgrounds(a: np.ndarray, size: int) -> np.ndarray:
+    """(n, H, W, 3) uint8 backgrounds from appearance rows ``a`` (n, len(APPEARANCE_COLUMNS))."""
+    n = len(a)
+    pos = np.arange(size, dtype=np.float64)
+    weight = np.zeros((n, size, size))
+    kind = a[:, 6]
+    g = np.flatnonzero(kind == 1)
+    if len(g):
+        angle = np.radians(a[g, 13])
+        x = (pos - 0.5 * (size - 1)) / size
+        weight[g] = 0.5 + (
+            np.cos(angle)[:, None, None] * x[None, None, :] + np.sin(angle)[:, None, None] * x[None, :, None]
+        )
+    t = np.flatnonzero(kind == 2)
+    if len(t):
+        terms = a[t, 14:29].reshape(len(t), 3, 5)
+        total = terms[:, :, 0].sum(axis=1)
+        x = pos / size
+        for k in range(3):
+            w, fx, px, fy, py = (terms[:, k, j][:, None] for j in range(5))
+            across = np.cos(2 * np.pi * fx * x + np.radians(px))  # (m, W)
+            down = np.cos(2 * np.pi * fy * x + np.radians(py))  # (m, H)
+            weight[t] += (0.5 * w / total[:, None])[:, :, None] * down[:, :, None] * across[:, None, :]
+        weight[t] += 0.5
+    weight = np.clip(weight, 0.0, 1.0)[..., None]
+    bg0, bg1 = a[:, None, None, 7:10], a[:, None, None, 10:13]
+    return np.rint(bg0 + weight * (bg1 - bg0)).astype(np.uint8)
+
+
+def _distractors(config: GenerationConfig, keys: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K, len(DISTRACTOR_COLUMNS)) and their paths (n, K, T, 2): shapes moving along framed paths."""
+    n, k, frames = len(keys), config.distractors, config.frames
+    rows = np.zeros((n, k, len(DISTRACTOR_COLUMNS)))
+    paths = np.zeros((n, k, frames, 2))
+    framing = config.replace(
+        coverage=0.45, coverage_jitter=0.2, appearance="plain", distractors=0, occluders=0, max_hidden=0.25
+    )  # each distractor fills 25-65% of the frame, its shape within the dot's radius of the edge
+    t = np.linspace(0.0, 1.0, frames)
+    lo, hi = np.minimum(luma(a[:, 7:10]), luma(a[:, 10:13])), np.maximum(luma(a[:, 7:10]), luma(a[:, 10:13]))
+    for j in range(k):
+        pending = np.arange(n)
+        for draw in range(MAX_REDRAWS):
+            u = streams.uniforms(
+                keys[pending], _DISTRACTORS_AT + (j * MAX_REDRAWS + draw) * _DISTRACTOR_U, _DISTRACTOR_U
+            )
+            label = np.floor(len(config.classes) * u[:, 0]).astype(np.int64)
+            framed = np.zeros(len(pending), bool)
+            for c in np.unique(label).tolist():
+                mine = np.flatnonzero(label == c)
+                motion = MOTIONS[config.classes[c]]
+                draw_u = u[mine, 4 + _COLOUR_U : 4 + _COLOUR_U + UNIFORMS_PER_DRAW].tolist()
+                params = [motion.draw(row, frames) for row in draw_u]
+                normal = np.array([motion.view_normal(p) for p in params], np.float64).reshape(-1, 3)
+                points = motion.path(stack(params), t)
+                camera_u = u[mine, -UNIFORMS_PER_CAMERA:]
+                points_2d, _, ok = frame(points, normal, camera_u, framing, np.full(len(mine), motion.max_tilt))
+                framed[mine] = ok
+                paths[pending[mine[ok]], j] = points_2d[ok]
+            shape = np.floor(2.0 * u[:, 1])
+            size_px = config.radius * (0.7 + 0.3 * u[:, 2])
+            angle = 360.0 * u[:, 3]
+            colour = _colour(u[:, 4 : 4 + _COLOUR_U], lo[pending], hi[pending])
+            if config.appearance == "plain":
+                colour = np.broadcast_to(np.array(config.color, np.float64), colour.shape)
+            drawn = np.concatenate([np.stack([shape, label, size_px, angle], axis=1), colour], axis=1)
+            rows[pending[framed], j] = drawn[framed]
+            pending = pending[~framed]
+            if not len(pending):
+                break
+        else:  # pragma: no cover - only reachable with a broken motion definition
+            raise TrajgenError(f"a distractor of sample {len(pending)} could not be framed in {MAX_REDRAWS} draws")
+    return rows, paths
+
+
+def _occluder_draws(config: GenerationConfig, keys: np.ndarray, draw: int, a: np.ndarray) -> np.ndarray:
+    """Draw number ``draw`` of every sample's occluders: (m, K, len(OCCLUDER_COLUMNS))."""
+    m, k, size = len(keys), config.occluders, config.size
+    u = streams.uniforms(keys, _OCCLUDERS_AT + draw * 4 * _OCCLUDER_U, k * _OCCLUDER_U).reshape(m, k, _OCCLUDER_U)
+    lo, hi = np.minimum(luma(a[:, 7:10]), luma(a[:, 10:13])), np.maximum(luma(a[:, 7:10]), luma(a[:, 10:13]))
+    colour = _colour(u[:, :, 5:].reshape(m * k, _COLOUR_U), np.repeat(lo, k), np.repeat(hi, k)).reshape(m, k, 3)
+    geometry = np.stack(
+        [
+            (size - 1) * u[..., 0],
+            (size - 1) * u[..., 1],
+            size * (0.08 + 0.10 * u[..., 2]),  # width
+            size * (0.25 + 0.35 * u[..., 3]),  # length
+            180.0 * u[..., 4],
+        ],
+        axis=-1,
+    )
+    return np.concatenate([geometry, colour], axis=-1)
+
+
+def _visible(dot: np.ndarray, xs: np.ndarray, ys: np.ndarray, occluders: np.ndarray, frames: int) -> np.ndarray:
+    """(m, T) share of each frame's dot cover ``dot`` (m·T, side, side), on pixels ``xs``, ``ys``
+    (m·T, side), left uncovered by the samples' occluders (m, K, columns)."""
+    bars = np.repeat(occluders[:, :, :5], frames, axis=0)[:, :, None, None, :]  # (m·T, K, 1, 1, 5)
+    clear = np.prod(1.0 - paint.bar_cover(xs[:, None, None, :], ys[:, None, :, None], bars), axis=1)
+    total = dot.reshape(len(dot), -1).sum(axis=1)
+    return ((dot * clear).reshape(len(dot), -1).sum(axis=1) / total).reshape(-1, frames)
+
+
+def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, videos: np.ndarray) -> Scene:
+    """Draw the scenes of the samples with stream ``keys`` (n,) whose dot follows ``points_2d``
+    (n, T, 2), and paint them into ``videos`` (n, T, H, W, 3)."""
+    n, frames, size = len(keys), config.frames, config.size
+    a = _appearance(config, keys)
+    videos[...] = backgrounds(a, size)[:, None]
+    flat = videos.reshape(n * frames, size, size, 3)
+    frame_of = np.arange(n * frames)
+    rows = paths = None
+    if config.distractors:
+        rows, paths = _distractors(config, keys, a)
+        for j in range(config.distractors):
+            d = np.repeat(rows[:, j], frames, axis=0)
+            p = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.margin, size)
+            square = paint.polygon_cover(p, d[:, 2] / math.sqrt(2), np.radians(d[:, 3]), 4)
+            triangle = paint.polygon_cover(p, d[:, 2] / 2, np.radians(d[:, 3]), 3)
+            paint.paint_patches(flat, p, np.where(d[:, 0, None, None] == 1, triangle, square), d[:, 4:7])
+    p = paint.patches(points_2d.reshape(-1, 2), frame_of, config.margin, size)
+    each = np.repeat(a, frames, axis=0)
+    dot = paint.disc_cover(p, each[:, 3])
+    occluders = visible = None
+    redraws = np.zeros(n, np.int64)
+    if config.occluders:
+        occluders = np.zeros((n, config.occluders, len(OCCLUDER_COLUMNS)))
+        visible = np.ones((n, frames))
+        pending = np.arange(n)
+        allowed = math.floor(config.max_hidden * frames + 1e-9)
+        for draw in range(MAX_REDRAWS):
+            drawn = _occluder_draws(config, keys[pending], draw, a[pending])
+            at = (pending[:, None] * frames + np.arange(frames)).reshape(-1)
+            seen = _visible(dot[at], p.xs[at], p.ys[at], drawn, frames)
+            ok = (seen < 0.5).sum(axis=1) <= allowed
+            occluders[pending[ok]], visible[pending[ok]] = drawn[ok], seen[ok]
+            redraws[pending[ok]] = draw
+            pending = pending[~ok]
+            if not len(pending):
+                break
+        else:
+            raise TrajgenError(
+                f"the occluders of {len(pending)} sample(s) hid the dot in more than --max-hidden "
+                f"{config.max_hidden:g} of the frames in {MAX_REDRAWS} draws; allow more with a larger "
+                f"--max-hidden or use fewer --occluders"
+            )
+    brighter = luma(each[:, 0:3]) >= luma(each[:, 7:10])
+    shaded = paint.shade(p, each[:, 3], each[:, 0:3], np.radians(each[:, 5]), brighter)
+    colour = np.where(each[:, 4, None, None, None] == 1, shaded, each[:, None, None, 0:3])
+    paint.paint_patches(flat, p, dot, colour)
+    if occluders is not None:
+        pos = np.arange(size, dtype=np.float64)
+        for j in range(config.occluders):
+            cover = paint.bar_cover(pos[None, None, :], pos[None, :, None], occluders[:, j, None, None, :5])
+            paint.paint_static(videos, cover, occluders[:, j, 5:8])
+    varied = config.appearance == "varied"
+    return Scene(
+        appearance=a.astype(np.float32) if varied else None,
+        distractors=None if rows is None else rows.astype(np.float32),
+        distractor_points_2d=None if paths is None else paths.astype(np.float32),
+        occluders=None if occluders is None else occluders.astype(np.float32),
+        visible=None if visible is None else visible.astype(np.float32),
+        occlusion_redraws=redraws,
+        descriptions=[describe(config, a[i], rows, occluders, i) for i in range(n)],
+    )
+
+
+def _rgb(c) -> str:
+    return f"({int(c[0])}, {int(c[1])}, {int(c[2])})"
+
+
+def describe(config: GenerationConfig, a: np.ndarray, distractors, occluders, i: int) -> str:
+    """The scene of sample ``i`` in words, appended to its description."""
+    words = []
+    if config.appearance == "varied":
+        look = f"a {'shaded ' if a[4] else ''}{2 * a[3]:.1f}-px-wide dot of colour {_rgb(a[0:3])} on "
+        kind = BACKGROUND_KINDS[int(a[6])]
+        if kind == "plain":
+            look += f"plain {_rgb(a[7:10])}"
+        elif kind == "gradient":
+            look += f"a gradient from {_rgb(a[7:10])} to {_rgb(a[10:13])} at {a[13]:.0f}°"
+        else:
+            look += f"a texture between {_rgb(a[7:10])} and {_rgb(a[10:13])}"
+        words.append(look)
+    if distractors is not None:
+        each = [f"a {SHAPES[int(d[0])]} on a {config.classes[int(d[1])]} path" for d in distractors[i]]
+        words.append(f"{len(each)} distractor{'s' if len(each) != 1 else ''} ({', '.join(each)})")
+    if occluders is not None:
+        each = [
+            f"a {o[2]:.0f}×{o[3]:.0f} px bar at ({o[0]:.1f}, {o[1]:.1f}), {o[4]:.0f}° from level" for o in occluders[i]
+        ]
+        words.append(f"{len(each)} occluder{'s' if len(each) != 1 else ''} ({', '.join(each)})")
+    return " Scene: " + "; ".join(words) + "."
