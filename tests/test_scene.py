@@ -193,3 +193,22 @@ def test_plain_appearance_with_distractors_keeps_the_default_colours():
     assert s.appearance is None and s.distractors.shape == (1, len(DISTRACTOR_COLUMNS))
     x, y = np.rint(s.points_2d[0]).astype(int)
     np.testing.assert_array_equal(s.video[0, y, x], [0, 0, 255])
+
+
+def test_occlusion_redraws_reach_the_manifest_and_progress(tmp_path):
+    c = GenerationConfig(n=24, checkpoint_every=8, seed=3, frames=8, size=32, occluders=4, max_hidden=0.0)
+    run = tmp_path / "hidden"
+    generate(c, run, workers=1, check_space=False)
+    manifest = json.loads((run / "manifest.json").read_text())
+    per_shard = [e["occlusion_redraws"] for e in manifest["shards"]]
+    made = make_samples(c, range(c.n))
+    assert per_shard == [int(made.occlusion_redraws[k * 8 : (k + 1) * 8].sum()) for k in range(3)]
+    assert sum(per_shard) > 0
+    assert f"occlusion redraws: {sum(per_shard):,}" in (run / "PROGRESS.txt").read_text()
+    assert json.loads((run / "progress.json").read_text())["occlusion_redraws"] == sum(per_shard)
+    status = CliRunner().invoke(main, ["status", str(run), "--json"])
+    assert json.loads(status.output)["occlusion_redraws"] == sum(per_shard)
+    plain = tmp_path / "plain"
+    generate(c.replace(occluders=0), plain, workers=1, check_space=False)
+    assert "occlusion redraws" not in (plain / "manifest.json").read_text() + (plain / "PROGRESS.txt").read_text()
+    assert "occlusion_redraws" not in (plain / "manifest.json").read_text()

@@ -28,6 +28,9 @@ class Patches:
     dx: np.ndarray  # (F, 1, side) pixel centre minus shape centre, x
     dy: np.ndarray  # (F, side, 1)
 
+    def select(self, rows: np.ndarray) -> Patches:
+        return Patches(self.frame[rows], self.ys[rows], self.xs[rows], self.dx[rows], self.dy[rows])
+
 
 def patch_side(reach: float, size: int) -> int:
     """Pixels a patch needs to hold a shape reaching ``reach`` px from its centre, with its soft edge."""
@@ -43,24 +46,27 @@ def patches(centres: np.ndarray, frame: np.ndarray, reach: float, size: int) -> 
     x0 = np.clip(np.floor(centres[:, 0] - reach - 0.5).astype(np.int64), 0, size - side)
     y0 = np.clip(np.floor(centres[:, 1] - reach - 0.5).astype(np.int64), 0, size - side)
     xs, ys = x0[:, None] + offsets, y0[:, None] + offsets
-    return Patches(frame, ys, xs, (xs - centres[:, 0:1])[:, None, :], (ys - centres[:, 1:2])[:, :, None])
+    dx, dy = (xs - centres[:, 0:1]).astype(np.float32), (ys - centres[:, 1:2]).astype(np.float32)
+    return Patches(frame, ys, xs, dx[:, None, :], dy[:, :, None])
 
 
 def disc_cover(p: Patches, radius: np.ndarray) -> np.ndarray:
     """(F, side, side) cover of discs of ``radius`` (F,) at the patches' centres."""
     distance = np.sqrt(p.dx * p.dx + p.dy * p.dy)
-    return np.clip(radius[:, None, None] + 0.5 - distance, 0.0, 1.0)
+    return np.clip(radius.astype(np.float32)[:, None, None] + np.float32(0.5) - distance, 0.0, 1.0)
 
 
-def polygon_cover(p: Patches, inradius: np.ndarray, angle: np.ndarray, corners: int) -> np.ndarray:
-    """(F, side, side) cover of regular polygons of ``corners`` corners, ``inradius`` (F,) px from
-    centre to each edge, the first edge's outward normal at ``angle`` (F,) radians."""
+def polygon_cover(p: Patches, inradius: np.ndarray, angle: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(F, side, side) cover of regular polygons of ``corners`` (F,) corners (3 or 4), ``inradius``
+    (F,) px from centre to each edge, the first edge's outward normal at ``angle`` (F,) radians."""
     distance = None
-    for k in range(corners):
-        a = angle + 2 * math.pi * k / corners
-        edge = p.dx * np.cos(a)[:, None, None] + p.dy * np.sin(a)[:, None, None] - inradius[:, None, None]
+    step = 2 * math.pi / corners
+    for k in range(4):  # a triangle's fourth edge is its first again
+        a = angle + k * step
+        c, s = np.cos(a).astype(np.float32), np.sin(a).astype(np.float32)
+        edge = p.dx * c[:, None, None] + p.dy * s[:, None, None] - inradius.astype(np.float32)[:, None, None]
         distance = edge if distance is None else np.maximum(distance, edge)
-    return np.clip(0.5 - distance, 0.0, 1.0)
+    return np.clip(np.float32(0.5) - distance, 0.0, 1.0)
 
 
 def bar_cover(xs: np.ndarray, ys: np.ndarray, bars: np.ndarray) -> np.ndarray:
@@ -78,24 +84,32 @@ def bar_cover(xs: np.ndarray, ys: np.ndarray, bars: np.ndarray) -> np.ndarray:
 
 def paint_patches(flat: np.ndarray, p: Patches, cover: np.ndarray, colour: np.ndarray) -> None:
     """Lay ``colour`` ((F, 3), or per pixel (F, side, side, 3)) over the patches of ``flat``
-    (n·T, H, W, 3) uint8, each pixel by its cover."""
-    rows, cols = p.ys[:, :, None], p.xs[:, None, :]
-    frame = p.frame[:, None, None]
-    under = flat[frame, rows, cols].astype(np.float64)  # (F, side, side, 3)
+    (n·T, H, W, 3) uint8, C-contiguous, each pixel by its cover."""
+    frames, size = flat.shape[0], flat.shape[1]
+    side = p.xs.shape[1]
+    # each element: one patch-wide row of pixels (3·side bytes) starting at any pixel of a frame
+    row = np.dtype((np.void, 3 * side))
+    spans = np.ndarray((frames, size, size - side + 1), row, flat.data, 0, (3 * size * size, 3 * size, 3))
+    at = (p.frame[:, None], p.ys, p.xs[:, :1])
+    under = spans[at].view(np.uint8).reshape(len(p.frame), side, side, 3).astype(np.float32)
     if colour.ndim == 2:
         colour = colour[:, None, None, :]
-    flat[frame, rows, cols] = np.rint(under + cover[..., None] * (colour - under)).astype(np.uint8)
+    painted = np.rint(under + cover[..., None] * (colour - under)).astype(np.uint8)
+    spans[at] = painted.reshape(len(p.frame), side, 3 * side).view(row)[..., 0]
 
 
 def paint_static(videos: np.ndarray, cover: np.ndarray, colour: np.ndarray) -> None:
     """Lay ``colour`` (n, 3) over every frame of ``videos`` (n, T, H, W, 3) where ``cover``
     (n, H, W) is not zero (a static shape: the same pixels in every frame)."""
+    n, frames, h, w = videos.shape[:4]
     sample, y, x = np.nonzero(cover)
     if not len(sample):
         return
-    under = videos[sample, :, y, x].astype(np.float64)  # (P, T, 3)
-    a = cover[sample, y, x][:, None, None]
-    videos[sample, :, y, x] = np.rint(under + a * (colour[sample][:, None, :] - under)).astype(np.uint8)
+    pixels = videos.reshape(-1, 3)  # one row per pixel of every frame
+    at = ((sample[:, None] * frames + np.arange(frames)) * h + y[:, None]) * w + x[:, None]  # (P, T)
+    under = pixels[at].astype(np.float32)  # (P, T, 3)
+    a = cover[sample, y, x].astype(np.float32)[:, None, None]
+    pixels[at] = np.rint(under + a * (colour[sample].astype(np.float32)[:, None, :] - under)).astype(np.uint8)
 
 
 def shade(p: Patches, radius: np.ndarray, colour: np.ndarray, light: np.ndarray, brighter: np.ndarray) -> np.ndarray:
@@ -103,12 +117,14 @@ def shade(p: Patches, radius: np.ndarray, colour: np.ndarray, light: np.ndarray,
     (``light``, radians in the image plane, (F,)) lit towards white where the ball is ``brighter``
     than its background, the far side darkened towards black where it is darker, so the shading
     only ever adds contrast."""
-    r = radius[:, None, None]
+    f32 = np.float32
+    r = radius.astype(f32)[:, None, None]
     nx, ny = p.dx / r, p.dy / r
-    nz = np.sqrt(np.clip(1.0 - nx * nx - ny * ny, 0.0, 1.0))
-    lx, ly = -0.6 * np.cos(light)[:, None, None], -0.6 * np.sin(light)[:, None, None]
-    lit = np.clip(nx * lx + ny * ly + nz * 0.8, 0.0, 1.0)  # Lambert, light (lx, ly, 0.8) of length 1
-    c = colour[:, None, None, :]
-    highlight = c + (255.0 - c) * (0.6 * lit * lit * lit * lit)[..., None]
-    shadow = c * (0.55 + 0.45 * lit)[..., None]
+    nz = np.sqrt(np.clip(f32(1.0) - nx * nx - ny * ny, 0.0, 1.0))
+    lx, ly = (-0.6 * np.cos(light)).astype(f32)[:, None, None], (-0.6 * np.sin(light)).astype(f32)[:, None, None]
+    lit = np.clip(nx * lx + ny * ly + nz * f32(0.8), 0.0, 1.0)  # Lambert, light (lx, ly, 0.8) of length 1
+    lit2 = lit * lit
+    c = colour.astype(f32)[:, None, None, :]
+    highlight = c + (f32(255.0) - c) * (f32(0.6) * lit2 * lit2)[..., None]
+    shadow = c * (f32(0.55) + f32(0.45) * lit)[..., None]
     return np.where(brighter[:, None, None, None], highlight, shadow)

@@ -36,16 +36,17 @@ BACKGROUND_KINDS = ("plain", "gradient", "texture")
 SHAPES = ("square", "triangle")
 APPEARANCE_COLUMNS = (
     *("dot_r", "dot_g", "dot_b", "radius_px", "shaded", "light_deg", "background_kind"),
-    *("bg0_r", "bg0_g", "bg0_b", "bg1_r", "bg1_g", "bg1_b", "gradient_deg"),
-    *(f"texture{k}_{p}" for k in range(3) for p in ("weight", "fx", "phase_x", "fy", "phase_y")),
+    *("bg0_r", "bg0_g", "bg0_b", "bg1_r", "bg1_g", "bg1_b", "direction_deg"),
+    *(f"texture{k}_{p}" for k in range(3) for p in ("weight", "cycles", "phase_deg")),
 )
+_TEXTURE_TERMS = 3
 DISTRACTOR_COLUMNS = ("shape", "class", "size_px", "angle_deg", "r", "g", "b")
 OCCLUDER_COLUMNS = ("cx", "cy", "width", "length", "angle_deg", "r", "g", "b")
 
 _BASE = 1 << 40  # the scene's stream numbers start here, past any motion draw's
 _TRIES = 8  # colours tried for enough contrast before black or white is taken
 _COLOUR_U = 3 * _TRIES
-_APPEARANCE_U = 26 + _COLOUR_U
+_APPEARANCE_U = 20 + _COLOUR_U
 _DISTRACTOR_U = 4 + _COLOUR_U + UNIFORMS_PER_DRAW + UNIFORMS_PER_CAMERA
 _OCCLUDER_U = 5 + _COLOUR_U
 _DISTRACTORS_AT = _BASE + (1 << 24)
@@ -89,49 +90,53 @@ def _appearance(config: GenerationConfig, keys: np.ndarray) -> np.ndarray:
     n = len(keys)
     if config.appearance == "plain":
         plain = [*config.color, config.radius, 0, 0, 0, *config.background, *config.background, 0]
-        return np.array([plain + [0.0] * 15] * n, np.float64).reshape(n, len(APPEARANCE_COLUMNS))
+        return np.array([plain + [0.0] * 3 * _TEXTURE_TERMS] * n, np.float64).reshape(n, len(APPEARANCE_COLUMNS))
     u = streams.uniforms(keys, _BASE, _APPEARANCE_U)
     bg0 = np.floor(256.0 * u[:, 0:3])
     bg1 = np.clip(bg0 + np.floor(121.0 * u[:, 3:6]) - 60.0, 0.0, 255.0)  # close to bg0: a gentle gradient
     kind = np.floor(3.0 * u[:, 6])
     lo, hi = np.minimum(luma(bg0), luma(bg1)), np.maximum(luma(bg0), luma(bg1))
-    dot = _colour(u[:, 26:], lo, hi)
+    dot = _colour(u[:, 20:], lo, hi)
     radius = config.radius * (1.0 + VARIED_RADIUS * (2.0 * u[:, 7] - 1.0))
     shaded = (u[:, 8] < 0.5).astype(np.float64)
     light = 360.0 * u[:, 9]
-    gradient = 360.0 * u[:, 10]
-    texture = u[:, 11:26].reshape(n, 3, 5) * np.array([0.8, 2.0, 360.0, 2.0, 360.0]) + np.array([0.2, 0.5, 0, 0.5, 0])
-    columns = [dot, radius[:, None], shaded[:, None], light[:, None], kind[:, None], bg0, bg1, gradient[:, None]]
-    return np.concatenate(columns + [texture.reshape(n, 15)], axis=1)
+    direction = 45.0 * np.floor(8.0 * u[:, 10])
+    texture = u[:, 11:20].reshape(n, _TEXTURE_TERMS, 3) * np.array([0.8, 2.0, 360.0]) + np.array([0.2, 0.5, 0.0])
+    columns = [dot, radius[:, None], shaded[:, None], light[:, None], kind[:, None], bg0, bg1, direction[:, None]]
+    return np.concatenate(columns + [texture.reshape(n, 3 * _TEXTURE_TERMS)], axis=1)
 
 
 def backgrounds(a: np.ndarray, size: int) -> np.ndarray:
-    """(n, H, W, 3) uint8 backgrounds from appearance rows ``a`` (n, len(APPEARANCE_COLUMNS))."""
+    """(n, H, W, 3) uint8 backgrounds from appearance rows ``a`` (n, len(APPEARANCE_COLUMNS)).
+
+    A gradient or texture varies along one of eight directions (multiples of 45°) only: a
+    texture is 1D low-frequency noise (three cosines) swept across the frame. So each row is
+    the one above moved by a whole pixel or not at all, which deflate finds: a 2D texture
+    costs 3-5 times as much to compress at the default level. The colour is computed once
+    per step along the direction (a profile), and the frame gathered from it."""
     n = len(a)
-    pos = np.arange(size, dtype=np.float64)
-    weight = np.zeros((n, size, size))
+    step = np.radians(a[:, 13])
+    dx, dy = np.rint(np.cos(step)).astype(np.int64), np.rint(np.sin(step)).astype(np.int64)
+    along = np.arange(-2 * (size - 1), 2 * (size - 1) + 1)  # dx·x + dy·y over the frame
+    reach = np.maximum(1, np.abs(dx) + np.abs(dy))[:, None] * size
+    weight = np.zeros((n, len(along)))
     kind = a[:, 6]
-    g = np.flatnonzero(kind == 1)
-    if len(g):
-        angle = np.radians(a[g, 13])
-        x = (pos - 0.5 * (size - 1)) / size
-        weight[g] = 0.5 + (
-            np.cos(angle)[:, None, None] * x[None, None, :] + np.sin(angle)[:, None, None] * x[None, :, None]
-        )
+    g = kind == 1
+    weight[g] = 0.5 + along / reach[g]
     t = np.flatnonzero(kind == 2)
     if len(t):
-        terms = a[t, 14:29].reshape(len(t), 3, 5)
-        total = terms[:, :, 0].sum(axis=1)
-        x = pos / size
-        for k in range(3):
-            w, fx, px, fy, py = (terms[:, k, j][:, None] for j in range(5))
-            across = np.cos(2 * np.pi * fx * x + np.radians(px))  # (m, W)
-            down = np.cos(2 * np.pi * fy * x + np.radians(py))  # (m, H)
-            weight[t] += (0.5 * w / total[:, None])[:, :, None] * down[:, :, None] * across[:, None, :]
-        weight[t] += 0.5
-    weight = np.clip(weight, 0.0, 1.0)[..., None]
-    bg0, bg1 = a[:, None, None, 7:10], a[:, None, None, 10:13]
-    return np.rint(bg0 + weight * (bg1 - bg0)).astype(np.uint8)
+        terms = a[t, 14:].reshape(len(t), _TEXTURE_TERMS, 3)
+        share = 0.5 * terms[:, :, 0] / terms[:, :, 0].sum(axis=1)[:, None]
+        weight[t] = 0.5
+        for k in range(_TEXTURE_TERMS):
+            cycles, phase = terms[:, k, 1:2], np.radians(terms[:, k, 2:3])
+            weight[t] += share[:, k : k + 1] * np.cos(2 * np.pi * cycles * along / reach[t] + phase)
+    bg0, bg1 = a[:, None, 7:10], a[:, None, 10:13]
+    profile = np.rint(bg0 + np.clip(weight, 0.0, 1.0)[..., None] * (bg1 - bg0)).astype(np.uint8)  # (n, L, 3)
+    pos = np.arange(size)
+    at = dy[:, None, None] * pos[None, :, None] + dx[:, None, None] * pos[None, None, :] + 2 * (size - 1)
+    at += (np.arange(n) * len(along))[:, None, None]
+    return profile.reshape(-1, 3)[at]
 
 
 def _distractors(config: GenerationConfig, keys: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,13 +203,20 @@ def _occluder_draws(config: GenerationConfig, keys: np.ndarray, draw: int, a: np
     return np.concatenate([geometry, colour], axis=-1)
 
 
-def _visible(dot: np.ndarray, xs: np.ndarray, ys: np.ndarray, occluders: np.ndarray, frames: int) -> np.ndarray:
-    """(m, T) share of each frame's dot cover ``dot`` (m·T, side, side), on pixels ``xs``, ``ys``
-    (m·T, side), left uncovered by the samples' occluders (m, K, columns)."""
-    bars = np.repeat(occluders[:, :, :5], frames, axis=0)[:, :, None, None, :]  # (m·T, K, 1, 1, 5)
-    clear = np.prod(1.0 - paint.bar_cover(xs[:, None, None, :], ys[:, None, :, None], bars), axis=1)
-    total = dot.reshape(len(dot), -1).sum(axis=1)
-    return ((dot * clear).reshape(len(dot), -1).sum(axis=1) / total).reshape(-1, frames)
+def _visible(dot: np.ndarray, p: paint.Patches, centres: np.ndarray, reach: float, occluders: np.ndarray) -> np.ndarray:
+    """(m·T,) share of each frame's dot cover ``dot`` (m·T, side, side) on patches ``p`` around
+    ``centres`` (m·T, 2), a dot reaching at most ``reach`` px, left uncovered by the samples'
+    occluders (m·T, K, columns); only frames with an occluder near the dot are measured."""
+    bars = occluders[:, :, :5]
+    gap = np.hypot(centres[:, 0:1] - bars[..., 0], centres[:, 1:2] - bars[..., 1])
+    near = np.flatnonzero((gap <= 0.5 * np.hypot(bars[..., 2], bars[..., 3]) + reach + 1.0).any(axis=1))
+    seen = np.ones(len(dot))
+    if len(near):
+        cover = paint.bar_cover(p.xs[near, None, None, :], p.ys[near, None, :, None], bars[near, :, None, None, :])
+        clear = np.prod(1.0 - cover, axis=1).reshape(len(near), -1)
+        mine = dot[near].reshape(len(near), -1).astype(np.float64)
+        seen[near] = np.clip((mine * clear).sum(axis=1) / mine.sum(axis=1), 0.0, 1.0)
+    return seen
 
 
 def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, videos: np.ndarray) -> Scene:
@@ -220,11 +232,13 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
         rows, paths = _distractors(config, keys, a)
         for j in range(config.distractors):
             d = np.repeat(rows[:, j], frames, axis=0)
-            p = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.margin, size)
-            square = paint.polygon_cover(p, d[:, 2] / math.sqrt(2), np.radians(d[:, 3]), 4)
-            triangle = paint.polygon_cover(p, d[:, 2] / 2, np.radians(d[:, 3]), 3)
-            paint.paint_patches(flat, p, np.where(d[:, 0, None, None] == 1, triangle, square), d[:, 4:7])
-    p = paint.patches(points_2d.reshape(-1, 2), frame_of, config.margin, size)
+            p = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.radius, size)
+            triangle = d[:, 0] == 1  # inradius: half the reach for a triangle, 1/√2 of it for a square
+            inradius = d[:, 2] * np.where(triangle, 0.5, math.sqrt(0.5))
+            cover = paint.polygon_cover(p, inradius, np.radians(d[:, 3]), np.where(triangle, 3, 4))
+            paint.paint_patches(flat, p, cover, d[:, 4:7].astype(np.float32))
+    centres = points_2d.reshape(-1, 2)
+    p = paint.patches(centres, frame_of, config.margin, size)
     each = np.repeat(a, frames, axis=0)
     dot = paint.disc_cover(p, each[:, 3])
     occluders = visible = None
@@ -237,7 +251,8 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
         for draw in range(MAX_REDRAWS):
             drawn = _occluder_draws(config, keys[pending], draw, a[pending])
             at = (pending[:, None] * frames + np.arange(frames)).reshape(-1)
-            seen = _visible(dot[at], p.xs[at], p.ys[at], drawn, frames)
+            seen = _visible(dot[at], p.select(at), centres[at], config.margin, np.repeat(drawn, frames, axis=0))
+            seen = seen.reshape(len(pending), frames)
             ok = (seen < 0.5).sum(axis=1) <= allowed
             occluders[pending[ok]], visible[pending[ok]] = drawn[ok], seen[ok]
             redraws[pending[ok]] = draw
@@ -250,9 +265,11 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
                 f"{config.max_hidden:g} of the frames in {MAX_REDRAWS} draws; allow more with a larger "
                 f"--max-hidden or use fewer --occluders"
             )
-    brighter = luma(each[:, 0:3]) >= luma(each[:, 7:10])
-    shaded = paint.shade(p, each[:, 3], each[:, 0:3], np.radians(each[:, 5]), brighter)
-    colour = np.where(each[:, 4, None, None, None] == 1, shaded, each[:, None, None, 0:3])
+    colour = np.broadcast_to(each[:, None, None, 0:3].astype(np.float32), (*dot.shape, 3)).copy()
+    shaded = np.flatnonzero(each[:, 4] == 1)
+    if len(shaded):
+        s, e = p.select(shaded), each[shaded]
+        colour[shaded] = paint.shade(s, e[:, 3], e[:, 0:3], np.radians(e[:, 5]), luma(e[:, 0:3]) >= luma(e[:, 7:10]))
     paint.paint_patches(flat, p, dot, colour)
     if occluders is not None:
         pos = np.arange(size, dtype=np.float64)
@@ -284,9 +301,9 @@ def describe(config: GenerationConfig, a: np.ndarray, distractors, occluders, i:
         if kind == "plain":
             look += f"plain {_rgb(a[7:10])}"
         elif kind == "gradient":
-            look += f"a gradient from {_rgb(a[7:10])} to {_rgb(a[10:13])} at {a[13]:.0f}°"
+            look += f"a gradient from {_rgb(a[7:10])} to {_rgb(a[10:13])} towards {a[13]:.0f}°"
         else:
-            look += f"a texture between {_rgb(a[7:10])} and {_rgb(a[10:13])}"
+            look += f"a texture between {_rgb(a[7:10])} and {_rgb(a[10:13])} along {a[13]:.0f}°"
         words.append(look)
     if distractors is not None:
         each = [f"a {SHAPES[int(d[0])]} on a {config.classes[int(d[1])]} path" for d in distractors[i]]

@@ -121,6 +121,7 @@ def work(
         completed_samples=sum(s["count"] for s in manifest["shards"]),
         completed_shards=len(committed),
         framing_redraws=sum(s.get("framing_redraws", 0) for s in manifest["shards"]),
+        occlusion_redraws=sum(s.get("occlusion_redraws", 0) for s in manifest["shards"]),
         interval=progress_interval,
         bar=show_bar,
         mirror=_mirror(paths, config, progress_to, progress_interval, bucket),
@@ -175,7 +176,11 @@ def work(
                                 ),
                             )
                             reporter.commit(
-                                result.count, result.class_counts, result.redraws, shard=paths.shard(result.index)
+                                result.count,
+                                result.class_counts,
+                                result.redraws["framing_redraws"],
+                                shard=paths.shard(result.index),
+                                occlusion=result.redraws.get("occlusion_redraws", 0),
                             )
                     _fs.pause_point("committed")
             seconds = time.monotonic() - started
@@ -266,7 +271,11 @@ def _settle(reporter: ProgressReporter, manifest: dict) -> None:
         for name, n in entry["class_counts"].items():
             counts[name] = counts.get(name, 0) + n
     reporter.settle(
-        sum(e["count"] for e in shards), len(shards), counts, sum(e.get("framing_redraws", 0) for e in shards)
+        sum(e["count"] for e in shards),
+        len(shards),
+        counts,
+        sum(e.get("framing_redraws", 0) for e in shards),
+        sum(e.get("occlusion_redraws", 0) for e in shards),
     )
 
 

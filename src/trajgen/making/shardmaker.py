@@ -51,12 +51,12 @@ class ShardResult:
     sha256: str
     bytes: int
     class_counts: dict[str, int]
-    redraws: int
+    redraws: dict[str, int]  # framing_redraws, and occlusion_redraws with --occluders (see build_shard_arrays)
     versions: dict[str, str] | None = None  # of the process that made it (see versions.byte_versions)
 
     def manifest_entry(self) -> dict:
         entry = {k: v for k, v in asdict(self).items() if k not in ("redraws", "versions")}
-        return entry | {"framing_redraws": self.redraws}
+        return entry | self.redraws
 
 
 # A worker process of our own pool keeps its videos buffer from shard to shard: on a VM the
@@ -94,8 +94,12 @@ def videos_buffer_kept() -> Iterator[None]:
             _videos_buffer = None
 
 
-def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.ndarray], dict[str, int], int]:
-    """Make the samples of shard k in bulk (numpy over the shard), stored in index order."""
+def build_shard_arrays(
+    config: GenerationConfig, k: int
+) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, int]]:
+    """Make the samples of shard k in bulk (numpy over the shard), stored in index order; with the
+    count of each class, and the draws thrown away: {"framing_redraws": N}, and with --occluders
+    "occlusion_redraws" too (as the manifest entry records them)."""
     indices = config.shard_range(k)
     made = make_samples(config, indices, videos_buffer(config, len(indices)))
     arrays = {
@@ -112,7 +116,10 @@ def build_shard_arrays(config: GenerationConfig, k: int) -> tuple[dict[str, np.n
         if getattr(made, key) is not None:
             arrays[key] = getattr(made, key)
     counts = np.bincount(made.labels, minlength=len(config.classes))
-    return arrays, dict(zip(config.classes, counts.tolist())), int(made.redraws.sum())
+    redraws = {"framing_redraws": int(made.redraws.sum())}
+    if made.occlusion_redraws is not None:
+        redraws["occlusion_redraws"] = int(made.occlusion_redraws.sum())
+    return arrays, dict(zip(config.classes, counts.tolist())), redraws
 
 
 def produce_shard(

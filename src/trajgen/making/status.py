@@ -125,6 +125,7 @@ def _status(paths: RunPaths, manifest: dict, locked: bool, shown, holder: str | 
         completed_shards=len(shards),
         class_counts=counts,
         framing_redraws=sum(s.get("framing_redraws", 0) for s in shards),
+        occlusion_redraws=sum(s.get("occlusion_redraws", 0) for s in shards),
         eta_seconds=base.eta_seconds if state == "RUNNING" else None,
         error=base.error if state == "FAILED" else None,
         # what the working process's makers report now (only while it holds the lock: a dead run's are stale)

@@ -138,8 +138,9 @@ def check_entry(entry: object, config: GenerationConfig, where: str) -> dict:
         raise SchemaError(
             prefix + "class_counts", f"add up to {sum(counts.values())}, but the shard holds {len(r)} samples"
         )
-    if "framing_redraws" in entry:
-        _int(entry, "framing_redraws", 0, prefix)
+    for key in ("framing_redraws", "occlusion_redraws"):
+        if key in entry:
+            _int(entry, key, 0, prefix)
     return entry
 
 

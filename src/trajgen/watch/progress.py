@@ -40,6 +40,7 @@ class ProgressSnapshot:
     # samples the working process committed itself (not those of earlier processes): with elapsed_seconds,
     # what `status` recomputes the rate from later
     session_samples: int = 0
+    occlusion_redraws: int = 0  # with --occluders: occluders drawn again because they hid the dot too long
 
     def __post_init__(self):
         if self.state not in STATES:
@@ -120,7 +121,8 @@ def format_progress_text(snapshot):
         f"Rate: {rate_text(s.rate)}   Elapsed: {format_duration(s.elapsed_seconds)}",
         f"ETA: {eta_text(s)}",
         f"Classes: {classes}",
-        f"Framing redraws: {s.framing_redraws:,}",
+        f"Framing redraws: {s.framing_redraws:,}"
+        + (f" · occlusion redraws: {s.occlusion_redraws:,}" if s.occlusion_redraws else ""),
         f"Last update: {_utc(s.updated_at):%Y-%m-%d %H:%M:%S} UTC (host {s.host}, pid {s.pid})",
     ]
     if s.state == "RUNNING" and s.interval_seconds is not None:

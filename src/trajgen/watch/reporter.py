@@ -162,6 +162,7 @@ class ProgressReporter:
         mirror=None,
         inflight=None,
         reserve=None,
+        occlusion_redraws=0,
     ):
         self._run_dir, self._tmp_dir = os.fspath(run_dir), os.fspath(tmp_dir)
         self._reserve = reserve
@@ -175,6 +176,7 @@ class ProgressReporter:
         )
         self._class_counts = dict(class_counts)
         self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
+        self._occlusion_redraws = occlusion_redraws
         self._meter = RateMeter()
         self._bar = ProgressBar(total_samples, initial=completed_samples, enabled=bar not in (False, None, "lines"))
         self._lines = ProgressLines(interval) if bar == "lines" else None
@@ -218,13 +220,14 @@ class ProgressReporter:
                 done = self._done_samples
             self._bar.show(done, samples)
 
-    def commit(self, count, class_counts, redraws, shard=None):
+    def commit(self, count, class_counts, redraws, shard=None, occlusion=0):
         """Record one committed shard (made by this process; ``shard`` its file) and rewrite the progress files."""
         with self._lock:
             self._last_shard = shard if shard is not None else self._last_shard
             self._done_samples += count
             self._done_shards += 1
             self._redraws += redraws
+            self._occlusion_redraws += occlusion
             for name, n in class_counts.items():
                 self._class_counts[name] = self._class_counts.get(name, 0) + n
             self._meter.add(count)
@@ -254,6 +257,7 @@ class ProgressReporter:
                 eta_seconds=self._meter.eta(remaining, inflight),
                 class_counts=dict(self._class_counts),
                 framing_redraws=self._redraws,
+                occlusion_redraws=self._occlusion_redraws,
                 error=error,
                 updated_at=datetime.now(timezone.utc),
                 interval_seconds=self._interval,
@@ -291,11 +295,12 @@ class ProgressReporter:
         """A problem that does not stop the run: one line in run.log and on stderr."""
         warn(os.path.join(self._run_dir, "run.log"), message, kind)
 
-    def settle(self, completed_samples, completed_shards, class_counts, framing_redraws):
+    def settle(self, completed_samples, completed_shards, class_counts, framing_redraws, occlusion_redraws=0):
         """Take the committed counts as given (the manifest's): a commit whose progress write failed is
         still committed, and the final state must say so."""
         with self._lock:
             self._done_samples, self._done_shards, self._redraws = completed_samples, completed_shards, framing_redraws
+            self._occlusion_redraws = occlusion_redraws
             self._class_counts = dict(class_counts)
 
     def finish(self, state, error=None):
