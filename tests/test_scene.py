@@ -212,3 +212,54 @@ def test_occlusion_redraws_reach_the_manifest_and_progress(tmp_path):
     generate(c.replace(occluders=0), plain, workers=1, check_space=False)
     assert "occlusion redraws" not in (plain / "manifest.json").read_text() + (plain / "PROGRESS.txt").read_text()
     assert "occlusion_redraws" not in (plain / "manifest.json").read_text()
+
+
+@pytest.fixture(scope="module")
+def hard_run(tmp_path_factory):
+    """4,000 samples with every knob on: enough for the probes to mean something."""
+    run = tmp_path_factory.mktemp("scene") / "hard"
+    config = GenerationConfig(n=4000, checkpoint_every=1000, seed=2718, appearance="varied", distractors=2, occluders=1)
+    generate(config, run, workers=2, check_space=False)
+    return run
+
+
+def test_a_run_with_every_knob_passes_verify_and_meets_every_report_target(hard_run, tmp_path):
+    from trajgen.use.report import make_report
+
+    assert verify_run(hard_run).ok
+    result = make_report(hard_run, tmp_path / "report")
+    data = result.data
+    assert data["all_passed"], result.summary
+    assert data["appearance_probe_accuracy"] <= 0.30
+    assert data["single_frame_probe_accuracy"] <= 0.45
+    assert data["motion_probe_accuracy"] >= 0.95
+    assert data["duplicate_videos"] == 0
+    assert data["visible_frames"] >= 0.75
+    assert data["passed"]["visible_frames"] is True
+    page = (tmp_path / "report" / "report.html").read_text()
+    for text in ("Appearance probe", "Dot visible", "scene: dot radius (px)", "scene: occluder area"):
+        assert text in page
+
+
+def test_the_appearance_probe_finds_a_look_that_gives_the_class_away():
+    """The probe can fail: colour the background by class and it sees it at once."""
+    from trajgen.content import quality
+
+    made = make_samples(HARD.replace(distractors=0, occluders=0), range(400))
+    videos = made.videos.copy()
+    for label in range(4):
+        videos[made.labels == label, :, :2, :2] = (60 * label, 0, 0)  # a class-coloured corner
+    leaky = quality.appearance_features(videos)
+    assert quality.appearance_probe(leaky, made.labels, 4) >= 0.9
+    honest = quality.appearance_features(made.videos, made.appearance)
+    assert quality.appearance_probe(honest, made.labels, 4) <= 0.35
+
+
+def test_plain_runs_report_the_appearance_probe_at_chance_and_no_visibility_target(tmp_path):
+    from trajgen.use.report import make_report
+
+    run = tmp_path / "plain"
+    generate(GenerationConfig(n=400, checkpoint_every=200, seed=4), run, workers=1, check_space=False)
+    data = make_report(run).data
+    assert data["appearance_probe_accuracy"] <= 0.30
+    assert "visible_frames" not in data["passed"]

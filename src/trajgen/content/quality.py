@@ -6,6 +6,7 @@ Each measure answers one question about a dataset's diversity:
 - coverage / coverage_within_tol: does the path fill the share of the frame asked for?
 - single_frame_probe: can the dot's position in ONE frame tell the class? (it should not)
 - motion_probe: can the motion (speeds, accelerations, turning) tell the class? (it should)
+- appearance_probe: can the colours and the background tell the class? (they should not)
 
 ``QualityAccumulator`` gathers shards one at a time and computes all of them at the end.
 """
@@ -152,11 +153,36 @@ def motion_features(points_2d) -> np.ndarray:
 
 
 def motion_probe(points_2d, labels, num_classes: int, seed: int = 0, train_share: float = TRAIN_SHARE) -> float:
-    """Accuracy of a linear discriminant on ``motion_features`` (standardized on the training
+    """Accuracy of ``linear_probe`` on ``motion_features``."""
+    return linear_probe(motion_features(points_2d), labels, num_classes, seed, train_share)
+
+
+def appearance_features(videos, appearance=None) -> np.ndarray:
+    """(n, k) colour and background statistics of videos (n, T, H, W, 3), blind to where anything
+    moves: the mean and spread of each channel over a few frames, the colours of the first
+    frame's four corners, and (when given) the drawn appearance rows themselves."""
+    v = np.asarray(videos)
+    frames = v.shape[1]
+    some = v[:, :: max(1, frames // 4), ::2, ::2].reshape(len(v), -1, 3).astype(np.float32)
+    corners = v[:, 0][:, [0, 0, -1, -1], [0, -1, 0, -1]].reshape(len(v), 12).astype(np.float64)
+    parts = [some.mean(axis=1, dtype=np.float64), some.std(axis=1, dtype=np.float64), corners]
+    if appearance is not None:
+        parts.append(np.asarray(appearance, np.float64))
+    return np.concatenate(parts, axis=1)
+
+
+def appearance_probe(features, labels, num_classes: int, seed: int = 0, train_share: float = TRAIN_SHARE) -> float:
+    """Accuracy of ``linear_probe`` on ``appearance_features``: near chance when the look of a
+    sample is drawn apart from its class."""
+    return linear_probe(features, labels, num_classes, seed, train_share)
+
+
+def linear_probe(x, labels, num_classes: int, seed: int = 0, train_share: float = TRAIN_SHARE) -> float:
+    """Accuracy of a linear discriminant on features ``x`` (n, k) (standardized on the training
     share; class means and their pooled covariance, closed form), trained on a random
     ``train_share`` and scored on the rest. Deterministic for a given seed."""
     labels = np.asarray(labels, dtype=np.int64)
-    x = motion_features(points_2d)
+    x = np.asarray(x, np.float64)
     train, test = _split(len(x), train_share, seed)
     if len(test) == 0 or len(train) == 0:
         return float("nan")

@@ -162,10 +162,13 @@ def write_mp4(path: str, frames, fps: float, width: int, height: int) -> bool:
     return True
 
 
-def blend_trail(video: np.ndarray, background) -> np.ndarray:
+def blend_trail(video: np.ndarray, background=None) -> np.ndarray:
     """All frames of a (T, H, W, 3) video in one image: each frame's ink laid over the last,
-    older frames fainter, so the path reads as a trail ending at the newest position."""
-    bg = np.asarray(background, np.float32)
+    older frames fainter, so the path reads as a trail ending at the newest position.
+
+    ``background``: the RGB colour behind the dot; None (a scene: gradients, textures, occluders)
+    takes each pixel's median over the frames, what stays where it is."""
+    bg = np.median(video, axis=0).astype(np.float32) if background is None else np.asarray(background, np.float32)
     out = np.broadcast_to(bg, video.shape[1:]).copy()
     frames = len(video)
     for t, frame in enumerate(video.astype(np.float32)):

@@ -37,7 +37,11 @@ class ShardPictures:
     or of the newest one the manifest lists when ``shard`` is None; (None, []) when there is none."""
 
     def __init__(self, paths: RunPaths, config: GenerationConfig):
-        self._paths, self._classes, self._background = paths, list(config.classes), config.background
+        self._paths, self._classes, self._background = (
+            paths,
+            list(config.classes),
+            None if config.scene else config.background,
+        )
 
     def __call__(self, shard: str | None) -> tuple[str | None, list]:
         if shard is None:

@@ -117,7 +117,7 @@ def make_preview(
     sheet = base[: preview.height, : preview.width].copy()
     for r, row in enumerate(cells):
         for c, v in enumerate(row):
-            _paste(sheet, preview, r, c, blend_trail(v, config.background))
+            _paste(sheet, preview, r, c, blend_trail(v, None if config.scene else config.background))
             x0, _, x1, y1 = preview.caption_box(r, c)
             text = f"{len(v)} frames"
             render.put_text(sheet, text, (x1 - render.text_width(text, 0.35), y1 - 3), 0.35, _CAPTION)

@@ -29,6 +29,7 @@ import numpy as np
 
 import trajgen
 from trajgen.content import quality
+from trajgen.content.scene import luma
 from trajgen.errors import CorruptShardError
 from trajgen.store import _fs, lock_file
 from trajgen.store.checksums import video_hashes
@@ -43,6 +44,7 @@ from trajgen.use.report_targets import (
     HTML_NAME,
     JSON_NAME,
     MONTAGE_PER_CLASS,
+    OCCLUDED_ONLY,
     PROBE_SAMPLES,
     REPORT_FORMAT,
     RUN_TARGETS,
@@ -135,7 +137,7 @@ def _out_dir(root: Path, out_dir) -> Path:
 
 def _measure(run) -> Measured:
     classes = len(run.classes)
-    points, labels, hashes = [], [], []
+    points, labels, hashes, looks, visible = [], [], [], [], []
     params: dict[str, list[np.ndarray]] = {}
     montage: list[list[np.ndarray]] = [[] for _ in range(classes)]
     size = run.config.size
@@ -144,6 +146,9 @@ def _measure(run) -> Measured:
             points.append(arrays["points_2d"])
             labels.append(arrays["labels"])
             hashes.append(video_hashes(arrays["videos"]))
+            looks.append(quality.appearance_features(arrays["videos"], arrays.get("appearance")))
+            if "visible" in arrays:
+                visible.append((arrays["visible"] >= 0.5).mean(axis=1))
             for label, values in _parameters(arrays, size).items():
                 params.setdefault(label, []).append(values)
             for c in range(classes):
@@ -161,6 +166,8 @@ def _measure(run) -> Measured:
         hashes=np.concatenate(hashes),
         params={label: np.concatenate(v) for label, v in params.items()},
         montage=montage,
+        looks=np.concatenate(looks),
+        visible_frames=np.concatenate(visible) if visible else None,
     )
 
 
@@ -182,6 +189,26 @@ def _parameters(arrays: dict, size: int) -> dict[str, np.ndarray]:
     out["camera roll (°)"] = _roll(camera[:, 6:15].reshape(-1, 3, 3))
     centre = 0.5 * (points.min(axis=1) + points.max(axis=1))
     out["path centre off image centre (px)"] = np.linalg.norm(centre - 0.5 * (size - 1), axis=1)
+    return out | _scene_parameters(arrays)
+
+
+def _scene_parameters(arrays: dict) -> dict[str, np.ndarray]:
+    """Per-sample numbers of the scene knobs a shard holds (none for a run without them)."""
+    out = {}
+    if "appearance" in arrays:
+        a = arrays["appearance"].astype(np.float64)
+        dot = luma(a[:, 0:3])
+        out["scene: dot radius (px)"] = a[:, 3]
+        out["scene: contrast (luma)"] = np.minimum(np.abs(dot - luma(a[:, 7:10])), np.abs(dot - luma(a[:, 10:13])))
+        out["scene: background kind"] = a[:, 6]
+        out["scene: shaded dot (0/1)"] = a[:, 4]
+    if "distractors" in arrays:
+        own = arrays["distractors"][:, :, 1] == arrays["labels"][:, None]
+        out["scene: own-class distractors"] = own.sum(axis=1).astype(np.float64)
+    if "occluders" in arrays:
+        o = arrays["occluders"].astype(np.float64)
+        out["scene: occluder area (px²)"] = (o[:, :, 2] * o[:, :, 3]).sum(axis=1)
+        out["scene: share of frames hidden"] = (arrays["visible"] < 0.5).mean(axis=1)
     return out
 
 
@@ -216,6 +243,7 @@ def _numbers(run, m: Measured) -> dict:
     probe_rows = _probe_rows(len(m.labels))
     motion = quality.motion_probe(m.points[probe_rows], m.labels[probe_rows], c)
     duplicates = int(len(m.hashes) - len(np.unique(m.hashes)))
+    looks = quality.appearance_probe(m.looks[probe_rows], m.labels[probe_rows], c)
 
     out_classes: dict[str, dict[str, Any]] = {}  # class name → its numbers (and "passed": key → ✓/✗)
     for k, name in enumerate(classes):
@@ -232,11 +260,15 @@ def _numbers(run, m: Measured) -> dict:
         "single_frame_probe_accuracy": _number(np.max(per_frame)) if np.all(np.isfinite(per_frame)) else None,
         "motion_probe_accuracy": _number(motion),
         "duplicate_videos": duplicates,
+        "appearance_probe_accuracy": _number(looks),
     }
-    passed = {key: _passed(run_values[key], target) for key, target in RUN_TARGETS.items()}
+    run_targets = {k: t for k, t in RUN_TARGETS.items() if k not in OCCLUDED_ONLY or config.occluders}
+    if m.visible_frames is not None:
+        run_values["visible_frames"] = _number(m.visible_frames.min())
+    passed = {key: _passed(run_values[key], target) for key, target in run_targets.items()}
     targets = {
         **{k: {x: y for x, y in t.items()} for k, t in CLASS_TARGETS.items()},
-        **{k: {x: y for x, y in t.items()} for k, t in RUN_TARGETS.items()},
+        **{k: {x: y for x, y in t.items()} for k, t in run_targets.items()},
     }
     targets["single_frame_probe_accuracy"]["chance"] = 1 / c
     targets["coverage_within_tol"]["coverage"] = config.coverage
@@ -264,6 +296,7 @@ def _numbers(run, m: Measured) -> dict:
         "motion_probe_accuracy": run_values["motion_probe_accuracy"],
         "motion_probe_samples": int(len(probe_rows)),
         "duplicate_videos": duplicates,
+        **{key: run_values[key] for key in ("appearance_probe_accuracy", "visible_frames") if key in run_values},
         "targets": targets,
         "passed": passed,
         "all_passed": all(v is True for v in passed.values())

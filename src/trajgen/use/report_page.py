@@ -57,6 +57,8 @@ _LABELS = {
     "single_frame_probe_accuracy": "single-frame probe (worst frame)",
     "motion_probe_accuracy": "motion probe",
     "duplicate_videos": "identical videos",
+    "appearance_probe_accuracy": "appearance probe",
+    "visible_frames": "dot visible (least share of frames)",
 }
 
 
@@ -121,7 +123,7 @@ def page(run, data: dict, m: Measured) -> str:
             for n in classes
         )
         rows.append(f"<tr><th>{_LABELS[key]}</th><td class='target'>{e(_target_text(key, data))}</td>{cells}</tr>")
-    for key in RUN_TARGETS:
+    for key in (k for k in RUN_TARGETS if k in data["passed"]):
         rows.append(
             f"<tr><th>{_LABELS[key]}</th><td class='target'>{e(_target_text(key, data))}</td>"
             f"<td colspan='{len(classes)}' class='run'>{_value_text(key, data[key])} {_mark(data['passed'][key])}"
@@ -188,7 +190,31 @@ def page(run, data: dict, m: Measured) -> str:
             "Videos whose bytes equal another video's anywhere in the run (8-byte hash of each video; "
             "<code>trajgen verify</code> names them).",
         ),
+        card(
+            "Appearance probe",
+            None,
+            "appearance_probe_accuracy",
+            data["appearance_probe_accuracy"],
+            data["passed"]["appearance_probe_accuracy"],
+            "A linear discriminant on how each sample looks, blind to where anything moves: the mean and spread "
+            "of each colour channel, the colours of the first frame's corners and, with <code>--appearance "
+            "varied</code>, the drawn dot colour, size, shading and background. Near chance: the look never "
+            "tells the class.",
+        ),
     ]
+    if "visible_frames" in data["passed"]:
+        probes.append(
+            card(
+                "Dot visible",
+                None,
+                "visible_frames",
+                data["visible_frames"],
+                data["passed"]["visible_frames"],
+                f"With <code>--occluders</code>: the least share of a sample's frames in which at least half the "
+                f"dot shows (the <code>visible</code> array); occluders that hid it in more than --max-hidden "
+                f"{config.max_hidden:g} of the frames were drawn again.",
+            )
+        )
     sections = [
         f'<section class="run-wide"><h2 id="run-wide">The whole run: probes and duplicates</h2>'
         f'<div class="grid">{"".join(probes)}</div></section>'
@@ -212,7 +238,7 @@ def page(run, data: dict, m: Measured) -> str:
         cards = [
             card(
                 "Samples",
-                montage(m.montage[k], config.background),
+                montage(m.montage[k], None if config.scene else config.background),
                 None,
                 None,
                 None,

@@ -43,7 +43,17 @@ RUN_TARGETS = {
         "what": "accuracy of a linear discriminant on speeds, accelerations and turning (80/20 split)",
     },
     "duplicate_videos": {"max": 0, "what": "videos byte-identical to another video of the run"},
+    "appearance_probe_accuracy": {
+        "max": 0.30,
+        "what": "accuracy of a linear discriminant on each sample's colours and background "
+        "(channel means and spreads, corner colours, the drawn appearance) (80/20 split)",
+    },
+    "visible_frames": {
+        "min": 0.75,
+        "what": "with --occluders: the least share of a sample's frames in which the dot is at least half visible",
+    },
 }
+OCCLUDED_ONLY = ("visible_frames",)  # run targets measured only on runs with occluders
 
 # numbers the motions print in each sample's description: (label, pattern)
 _NUM = r"([-+]?\d+(?:\.\d+)?)"
@@ -68,6 +78,13 @@ DERIVED = (
     ("focal length (px)", "camera: focal_px"),
     ("camera roll (°)", "camera: turn about the viewing axis from the upright camera, world z up"),
     ("path centre off image centre (px)", "points_2d: bounding-box centre to image centre"),
+    ("scene: dot radius (px)", "appearance: radius_px (--appearance varied)"),
+    ("scene: contrast (luma)", "appearance: the dot's luma gap to the nearer of the two background colours"),
+    ("scene: background kind", "appearance: background_kind (0 plain, 1 gradient, 2 texture)"),
+    ("scene: shaded dot (0/1)", "appearance: shaded"),
+    ("scene: own-class distractors", "distractors: class column equal to the label (--distractors)"),
+    ("scene: occluder area (px²)", "occluders: width × length, all bars (--occluders)"),
+    ("scene: share of frames hidden", "share of frames with visible < 0.5: the dot under half visible (--occluders)"),
 )
 
 OK, BAD, NA = "✓", "✗", "–"
@@ -80,6 +97,8 @@ class Measured:
     hashes: np.ndarray  # (n,) uint64
     params: dict[str, np.ndarray]  # label → (n,) float64, NaN where a sample has no such number
     montage: list[list[np.ndarray]]  # per class, the first videos
+    looks: np.ndarray  # (n, k) float64: quality.appearance_features of every sample
+    visible_frames: np.ndarray | None  # (n,) share of each sample's frames with visible ≥ 0.5 (--occluders)
 
 
 class ReportError(StorageError):
