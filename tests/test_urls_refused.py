@@ -1,5 +1,6 @@
 """A URL trajgen cannot serve (`status gs://…`, `--progress-to s3://…`) is a usage error in one line,
-never a local folder named `gs:`; s3:// and memory:// runs are served (tests/test_s3_runs.py)."""
+never a local folder named `gs:`; s3:// and memory:// runs are served (tests/test_s3_runs.py), repair
+included (tests/test_s3_repair.py)."""
 
 import pytest
 
@@ -14,6 +15,8 @@ from runtools import run_cli
         (("status", "gs://bkt/run"), "trajgen keeps runs on a local"),
         (("resume", "ftp://host/run"), "trajgen keeps runs on a local"),
         (("verify", "az://container/run"), "trajgen keeps runs on a local"),
+        (("repair", "gs://bkt/run"), "trajgen keeps runs on a local"),
+        (("repair", "s3://bucket-only"), "names a whole bucket"),
         (("status", "s3://bucket-only"), "names a whole bucket"),
     ],
 )
