@@ -98,18 +98,39 @@ def paint_patches(flat: np.ndarray, p: Patches, cover: np.ndarray, colour: np.nd
     spans[at] = painted.reshape(len(p.frame), side, 3 * side).view(row)[..., 0]
 
 
-def paint_static(videos: np.ndarray, cover: np.ndarray, colour: np.ndarray) -> None:
-    """Lay ``colour`` (n, 3) over every frame of ``videos`` (n, T, H, W, 3) where ``cover``
-    (n, H, W) is not zero (a static shape: the same pixels in every frame)."""
-    n, frames, h, w = videos.shape[:4]
-    sample, y, x = np.nonzero(cover)
-    if not len(sample):
-        return
-    pixels = videos.reshape(-1, 3)  # one row per pixel of every frame
-    at = ((sample[:, None] * frames + np.arange(frames)) * h + y[:, None]) * w + x[:, None]  # (P, T)
-    under = pixels[at].astype(np.float32)  # (P, T, 3)
-    a = cover[sample, y, x].astype(np.float32)[:, None, None]
-    pixels[at] = np.rint(under + a * (colour[sample].astype(np.float32)[:, None, :] - under)).astype(np.uint8)
+def bar_map(bars: np.ndarray, size: int) -> np.ndarray:
+    """(n, size, size) float32 cover of one rotated rectangle per image (``bars`` (n, 5), as bar_cover)."""
+    pos = np.arange(size, dtype=np.float32)
+    return bar_cover(pos[None, None, :], pos[None, :, None], bars.astype(np.float32)[:, None, None, :])
+
+
+def lay(images: np.ndarray, cover: np.ndarray, colour: np.ndarray) -> None:
+    """Lay ``colour`` (n, 3) over ``images`` (n, H, W, 3) uint8 by ``cover`` (n, H, W), in place."""
+    sample, y, x = np.nonzero(cover)  # a bar covers a few hundred pixels of each image
+    under = images[sample, y, x].astype(np.float32)
+    a = cover[sample, y, x][:, None]
+    images[sample, y, x] = np.rint(under + a * (colour[sample].astype(np.float32) - under))
+
+
+def lay_again(flat: np.ndarray, p: Patches, frames: int, covers: list, bars: np.ndarray) -> None:
+    """Lay static shapes over the patches just painted into ``flat`` (n·T, H, W, 3), frames of n
+    samples of ``frames`` each, where they meet: ``covers`` holds each shape's (n, H, W) cover map,
+    ``bars`` (n, K, 8) their rectangle (as bar_cover) and colour (columns 5-7). The shapes lie on
+    the background already; painted over by a moving one, they are laid on it again."""
+    sample = p.frame // frames
+    for j, cover in enumerate(covers):
+        bar = bars[sample, j]
+        reach = 0.5 * np.hypot(bar[:, 2], bar[:, 3]) + 1.0
+        near = np.flatnonzero(
+            (p.xs[:, 0] <= bar[:, 0] + reach)
+            & (p.xs[:, -1] >= bar[:, 0] - reach)
+            & (p.ys[:, 0] <= bar[:, 1] + reach)
+            & (p.ys[:, -1] >= bar[:, 1] - reach)
+        )
+        if len(near):
+            rows, cols = p.ys[near, :, None], p.xs[near, None, :]
+            a = cover[sample[near, None, None], rows, cols]
+            paint_patches(flat, p.select(near), a, bar[near, 5:8].astype(np.float32))
 
 
 def shade(p: Patches, radius: np.ndarray, colour: np.ndarray, light: np.ndarray, brighter: np.ndarray) -> np.ndarray:

@@ -246,61 +246,77 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
     )
 
 
+def _occluders(config: GenerationConfig, keys: np.ndarray, a: np.ndarray, dot: np.ndarray, p: paint.Patches):
+    """Each sample's occluders (n, K, columns), the dot's visible share per frame (n, T) and the
+    occluder draws thrown away (n,): draws that hide the dot (visible < 0.5) in more than
+    --max-hidden of its frames are drawn again."""
+    n, frames = len(keys), config.frames
+    occluders = np.zeros((n, config.occluders, len(OCCLUDER_COLUMNS)))
+    visible = np.ones((n, frames))
+    redraws = np.zeros(n, np.int64)
+    centres = np.stack([p.xs[:, 0] - p.dx[:, 0, 0], p.ys[:, 0] - p.dy[:, 0, 0]], axis=1).astype(np.float64)
+    pending = np.arange(n)
+    allowed = math.floor(config.max_hidden * frames + 1e-9)
+    for draw in range(MAX_REDRAWS):
+        drawn = _occluder_draws(config, keys[pending], draw, a[pending])
+        at = (pending[:, None] * frames + np.arange(frames)).reshape(-1)
+        seen = _visible(dot[at], p.select(at), centres[at], config.margin, np.repeat(drawn, frames, axis=0))
+        seen = seen.reshape(len(pending), frames)
+        ok = (seen < 0.5).sum(axis=1) <= allowed
+        occluders[pending[ok]], visible[pending[ok]] = drawn[ok], seen[ok]
+        redraws[pending[ok]] = draw
+        pending = pending[~ok]
+        if not len(pending):
+            return occluders, visible, redraws
+    raise TrajgenError(
+        f"the occluders of {len(pending)} sample(s) hid the dot in more than --max-hidden "
+        f"{config.max_hidden:g} of the frames in {MAX_REDRAWS} draws; allow more with a larger "
+        f"--max-hidden or use fewer --occluders"
+    )
+
+
 def _scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, videos: np.ndarray) -> Scene:
     n, frames, size = len(keys), config.frames, config.size
     a = _appearance(config, keys)
-    videos[...] = backgrounds(a, size)[:, None]
-    flat = videos.reshape(n * frames, size, size, 3)
     frame_of = np.arange(n * frames)
-    rows = paths = None
-    if config.distractors:
-        rows, paths = _distractors(config, keys, a)
-        for j in range(config.distractors):
-            d = np.repeat(rows[:, j], frames, axis=0)
-            p = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.radius, size)
-            triangle = d[:, 0] == 1  # inradius: half the reach for a triangle, 1/√2 of it for a square
-            inradius = d[:, 2] * np.where(triangle, 0.5, math.sqrt(0.5))
-            cover = paint.polygon_cover(p, inradius, np.radians(d[:, 3]), np.where(triangle, 3, 4))
-            paint.paint_patches(flat, p, cover, d[:, 4:7].astype(np.float32))
-    centres = points_2d.reshape(-1, 2)
-    p = paint.patches(centres, frame_of, config.margin, size)
+    p = paint.patches(points_2d.reshape(-1, 2), frame_of, config.margin, size)
     each = np.repeat(a, frames, axis=0)
     dot = paint.disc_cover(p, each[:, 3])
-    occluders = visible = None
+    rows = paths = occluders = visible = None
     redraws = np.zeros(n, np.int64)
+    if config.distractors:
+        rows, paths = _distractors(config, keys, a)
     if config.occluders:
-        occluders = np.zeros((n, config.occluders, len(OCCLUDER_COLUMNS)))
-        visible = np.ones((n, frames))
-        pending = np.arange(n)
-        allowed = math.floor(config.max_hidden * frames + 1e-9)
-        for draw in range(MAX_REDRAWS):
-            drawn = _occluder_draws(config, keys[pending], draw, a[pending])
-            at = (pending[:, None] * frames + np.arange(frames)).reshape(-1)
-            seen = _visible(dot[at], p.select(at), centres[at], config.margin, np.repeat(drawn, frames, axis=0))
-            seen = seen.reshape(len(pending), frames)
-            ok = (seen < 0.5).sum(axis=1) <= allowed
-            occluders[pending[ok]], visible[pending[ok]] = drawn[ok], seen[ok]
-            redraws[pending[ok]] = draw
-            pending = pending[~ok]
-            if not len(pending):
-                break
-        else:
-            raise TrajgenError(
-                f"the occluders of {len(pending)} sample(s) hid the dot in more than --max-hidden "
-                f"{config.max_hidden:g} of the frames in {MAX_REDRAWS} draws; allow more with a larger "
-                f"--max-hidden or use fewer --occluders"
-            )
-    colour = np.broadcast_to(each[:, None, None, 0:3].astype(np.float32), (*dot.shape, 3)).copy()
-    shaded = np.flatnonzero(each[:, 4] == 1)
-    if len(shaded):
+        occluders, visible, redraws = _occluders(config, keys, a, dot, p)
+    # static first: the background with the occluders laid on it, in every frame
+    background = backgrounds(a, size)
+    covers = []
+    for j in range(config.occluders):
+        covers.append(paint.bar_map(occluders[:, j, :5], size))  # type: ignore[index]
+        paint.lay(background, covers[-1], occluders[:, j, 5:8])  # type: ignore[index]
+    videos[...] = background[:, None]
+    flat = videos.reshape(n * frames, size, size, 3)
+
+    def over(q: paint.Patches) -> None:  # the occluders stay over whatever moves under them
+        if covers:
+            paint.lay_again(flat, q, frames, covers, occluders)
+
+    for j in range(config.distractors):
+        d = np.repeat(rows[:, j], frames, axis=0)  # type: ignore[index]
+        q = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.radius, size)  # type: ignore[index]
+        triangle = d[:, 0] == 1  # inradius: half the reach for a triangle, 1/√2 of it for a square
+        inradius = d[:, 2] * np.where(triangle, 0.5, math.sqrt(0.5))
+        cover = paint.polygon_cover(q, inradius, np.radians(d[:, 3]), np.where(triangle, 3, 4))
+        paint.paint_patches(flat, q, cover, d[:, 4:7].astype(np.float32))
+        over(q)
+    flat_dots, shaded = np.flatnonzero(each[:, 4] != 1), np.flatnonzero(each[:, 4] == 1)
+    if len(flat_dots):  # one colour per dot (every frame's patch is its own: the order does not matter)
+        paint.paint_patches(flat, p.select(flat_dots), dot[flat_dots], each[flat_dots, 0:3].astype(np.float32))
+    if len(shaded):  # a colour per pixel
         s, e = p.select(shaded), each[shaded]
-        colour[shaded] = paint.shade(s, e[:, 3], e[:, 0:3], np.radians(e[:, 5]), luma(e[:, 0:3]) >= luma(e[:, 7:10]))
-    paint.paint_patches(flat, p, dot, colour)
-    if occluders is not None:
-        pos = np.arange(size, dtype=np.float64)
-        for j in range(config.occluders):
-            cover = paint.bar_cover(pos[None, None, :], pos[None, :, None], occluders[:, j, None, None, :5])
-            paint.paint_static(videos, cover, occluders[:, j, 5:8])
+        lit = paint.shade(s, e[:, 3], e[:, 0:3], np.radians(e[:, 5]), luma(e[:, 0:3]) >= luma(e[:, 7:10]))
+        paint.paint_patches(flat, s, dot[shaded], lit)
+    over(p)
     varied = config.appearance == "varied"
     return Scene(
         appearance=a.astype(np.float32) if varied else None,
