@@ -299,7 +299,7 @@ def _scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, vi
 
     def over(q: paint.Patches) -> None:  # the occluders stay over whatever moves under them
         if covers:
-            paint.lay_again(flat, q, frames, covers, occluders)
+            paint.lay_again(flat, q, frames, covers, occluders)  # type: ignore[arg-type]
 
     for j in range(config.distractors):
         d = np.repeat(rows[:, j], frames, axis=0)  # type: ignore[index]
