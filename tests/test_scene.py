@@ -263,3 +263,11 @@ def test_plain_runs_report_the_appearance_probe_at_chance_and_no_visibility_targ
     data = make_report(run).data
     assert data["appearance_probe_accuracy"] <= 0.30
     assert "visible_frames" not in data["passed"]
+
+
+def test_distractors_fit_a_small_frame_with_a_large_dot():
+    """Distractors fill 25-65% of the frame, but never more than a large dot leaves room for."""
+    c = GenerationConfig(n=8, size=16, frames=6, dot_radius=3.9, coverage=0.4, distractors=2)
+    made = make_samples(c, range(8))
+    reach = made.distractors[..., list(DISTRACTOR_COLUMNS).index("size_px")][..., None, None]
+    assert np.all(made.distractor_points_2d - reach >= -0.5) and np.all(made.distractor_points_2d + reach <= 15.5)

@@ -26,7 +26,7 @@ import numpy as np
 
 from trajgen.content import paint, streams
 from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame
-from trajgen.content.config import VARIED_RADIUS, GenerationConfig
+from trajgen.content.config import VARIED_RADIUS, GenerationConfig, max_coverage
 from trajgen.content.motions import MOTIONS, UNIFORMS_PER_DRAW, stack
 from trajgen.errors import TrajgenError
 
@@ -146,9 +146,12 @@ def _distractors(config: GenerationConfig, keys: np.ndarray, a: np.ndarray) -> t
     n, k, frames = len(keys), config.distractors, config.frames
     rows = np.zeros((n, k, len(DISTRACTOR_COLUMNS)))
     paths = np.zeros((n, k, frames, 2))
+    # each distractor fills 25-65% of the frame (less where a large dot leaves less room), its shape
+    # within the dot's radius of the edge
+    coverage = min(0.45, 0.9 * max_coverage(config.size, config.radius))
     framing = config.replace(
-        coverage=0.45, coverage_jitter=0.2, appearance="plain", distractors=0, occluders=0, max_hidden=0.25
-    )  # each distractor fills 25-65% of the frame, its shape within the dot's radius of the edge
+        coverage=coverage, coverage_jitter=min(0.2, 0.45 * coverage), appearance="plain", distractors=0, occluders=0
+    )
     t = np.linspace(0.0, 1.0, frames)
     lo, hi = np.minimum(luma(a[:, 7:10]), luma(a[:, 10:13])), np.maximum(luma(a[:, 7:10]), luma(a[:, 10:13]))
     for j in range(k):
