@@ -271,3 +271,17 @@ def test_distractors_fit_a_small_frame_with_a_large_dot():
     made = make_samples(c, range(8))
     reach = made.distractors[..., list(DISTRACTOR_COLUMNS).index("size_px")][..., None, None]
     assert np.all(made.distractor_points_2d - reach >= -0.5) and np.all(made.distractor_points_2d + reach <= 15.5)
+
+
+def test_a_gradient_runs_from_one_colour_to_the_other_across_the_frame():
+    from trajgen.content.scene import backgrounds
+
+    a = np.zeros((8, len(APPEARANCE_COLUMNS)))
+    a[:, 6] = 1  # gradient
+    a[:, 7:10], a[:, 10:13] = 0, 200
+    a[:, 13] = 45.0 * np.arange(8)
+    bg = backgrounds(a, 32)[..., 0].astype(int)
+    for row, image in enumerate(bg):
+        # each direction: the far edges are near the two colours, the centre halfway between them
+        assert image.min() <= 10 and image.max() >= 190, (row, image.min(), image.max())
+        assert abs(int(image[15:17, 15:17].mean()) - 100) <= 8, row

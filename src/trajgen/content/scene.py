@@ -124,7 +124,8 @@ def backgrounds(a: np.ndarray, size: int) -> np.ndarray:
     weight = np.zeros((n, len(along)))
     kind = a[:, 6]
     g = kind == 1
-    weight[g] = 0.5 + along / reach[g]
+    centre = 0.5 * (dx + dy)[:, None] * (size - 1)  # along the direction, the frame's centre
+    weight[g] = 0.5 + (along - centre[g]) / reach[g]  # 0 at one edge (a corner), 1 at the opposite one
     t = np.flatnonzero(kind == 2)
     if len(t):
         terms = a[t, 14:].reshape(len(t), _TEXTURE_TERMS, 3)
