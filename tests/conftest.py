@@ -53,6 +53,15 @@ def tmpfs(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def long_reference(tmp_path_factory):
+    """runtools.LONG_ARGS made once by the real `trajgen generate --workers 1`: what every way of making
+    that run (worker processes, a Dask cluster, after kills and signals) must match byte for byte."""
+    from runtools import LONG_ARGS, cli_run_dir
+
+    return cli_run_dir(tmp_path_factory, "long", *LONG_ARGS, "--workers", 1)
+
+
+@pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 server (a real HTTP S3 API) on 127.0.0.1, for the whole session: its endpoint URL."""
     pytest.importorskip("s3fs")

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 RESULT_FILES = ("config.json", "manifest.json")
+# a run long enough (about 2 s on one core, 1 s with two workers) that a signal, a kill or a restart
+# lands mid-run; conftest's session fixture ``long_reference`` is this run made once with --workers 1
+LONG = {"n": 4000, "checkpoint_every": 200, "seed": 17}  # as GenerationConfig(**LONG)
+LONG_ARGS = ("--n", LONG["n"], "--checkpoint-every", LONG["checkpoint_every"], "--seed", LONG["seed"], "--quiet")
 
 
 def result_bytes(run_dir) -> dict[str, bytes]:
@@ -71,6 +75,51 @@ def wait_for_shards(run_dir, count, proc, timeout=60):
             return False
         time.sleep(0.01)
     raise TimeoutError(f"no {count} shards in {run_dir} after {timeout}s")
+
+
+def check_each_in_processes(check, items, processes=None):
+    """``check(item)`` for every item, the items dealt out among forked processes (one per CPU this
+    process may use, at most 4), each going through its share in order, as one loop would, and
+    stopping at its first failure. Every failure is raised here as an AssertionError with its
+    traceback; nothing is skipped. For checks of many independent cases that cost CPU in this process."""
+    import traceback
+
+    items = list(items)
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = max(1, min(processes, 4, len(items)))
+    if processes == 1:
+        for item in items:
+            check(item)
+        return
+    children = []
+    for share in range(processes):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a child: its share of the items, then out without returning into pytest
+            code = 0
+            try:
+                os.close(read)
+                for item in items[share::processes]:
+                    check(item)
+            except BaseException:
+                code = 1
+                with os.fdopen(write, "wb") as f:
+                    f.write(traceback.format_exc().encode(errors="replace"))
+            finally:
+                os._exit(code)
+        os.close(write)
+        children.append((pid, read))
+    failures = []
+    for pid, read in children:
+        with os.fdopen(read, "rb") as f:
+            said = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            failures.append(said or f"a checking process ended with {code} and said nothing")
+    if failures:
+        raise AssertionError("\n".join(failures))
 
 
 def snapshot_tree(root) -> dict[str, bytes]:

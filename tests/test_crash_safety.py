@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
+from runtools import assert_same_run, check_each_in_processes, cli_run_dir, kill, run_cli, start_cli, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import StorageError
 from trajgen.making import generate, resume
@@ -57,7 +57,8 @@ def _no_torn_files(run):
 def test_crash_at_every_file_operation_then_resume_is_identical(tiny_reference, tmp_path):
     reference, operations = tiny_reference
     assert operations > 20
-    for k in range(1, operations + 1):
+
+    def crash_at(k):
         out = tmp_path / f"crash{k}"
         assert _generate_in_child(out, f"exit@{k}") == _fs.EXIT_CODE, k
         if (out / "config.json").exists():
@@ -65,6 +66,8 @@ def test_crash_at_every_file_operation_then_resume_is_identical(tiny_reference, 
         else:  # died before the run's config was committed: the same generate starts it afresh
             generate(TINY, out, workers=1)
         assert_same_run(out, reference)
+
+    check_each_in_processes(crash_at, range(1, operations + 1))  # every operation, on each CPU at once
 
 
 @pytest.mark.parametrize("error", ["ENOSPC", "EIO", "EDQUOT", "EFBIG", "EROFS"])
@@ -186,13 +189,17 @@ def test_five_thousand_sample_integration_with_interruption(tmp_path):
     """The user's 5K integration test: interrupt, resume, compare with an uninterrupted run."""
     args = ("--n", 5000, "--checkpoint-every", 500, "--seed", 9, "--quiet")
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    assert run_cli("generate", *args, "--workers", 1, "--out", whole).returncode == 0
-    proc = start_cli("generate", *args, "--workers", 1, "--out", broken)
-    wait_for_shards(broken, 3, proc)
-    kill(proc, signal.SIGKILL)
-    assert run_cli("status", broken).returncode == 0
-    result = run_cli("resume", broken, "--quiet")
-    assert result.returncode == 0, result.stderr
+    uninterrupted = start_cli("generate", *args, "--workers", 1, "--out", whole)  # made meanwhile, on another CPU
+    try:
+        proc = start_cli("generate", *args, "--workers", 1, "--out", broken)
+        wait_for_shards(broken, 3, proc)
+        kill(proc, signal.SIGKILL)
+        assert run_cli("status", broken).returncode == 0
+        result = run_cli("resume", broken, "--quiet")
+        assert result.returncode == 0, result.stderr
+    finally:
+        _, err = uninterrupted.communicate(timeout=120)
+    assert uninterrupted.returncode == 0, err
     assert_same_run(broken, whole)
     m = json.loads((broken / "manifest.json").read_text())
     assert m["status"] == "complete" and sum(s["count"] for s in m["shards"]) == 5000

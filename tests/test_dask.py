@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runtools import assert_same_run, cli_run_dir, kill, run_cli, start_cli, wait_for_port, wait_for_shards
+from runtools import LONG, LONG_ARGS, assert_same_run, kill, run_cli, start_cli, wait_for_port, wait_for_shards
 from trajgen import GenerationConfig
 from trajgen.errors import TrajgenError
 from trajgen.making import generate, resume
@@ -19,8 +19,9 @@ from trajgen.making import generate, resume
 distributed = pytest.importorskip("distributed")
 
 SMALL = GenerationConfig(n=600, checkpoint_every=50, seed=23, size=32, frames=8)
-# about 2 s of work on one core: long enough for a kill or a restart to land mid-run
-LONG_ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 29, "--quiet")
+# runtools.LONG_ARGS: about 2 s of work on one core, long enough for a kill or a restart to land mid-run;
+# conftest's long_reference is that run made by one local worker
+LONG_CONFIG = GenerationConfig(**LONG)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,6 @@ def small_reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("dask") / "small"
     generate(SMALL, out, workers=1)
     return out
-
-
-@pytest.fixture(scope="module")
-def long_reference(tmp_path_factory):
-    return cli_run_dir(tmp_path_factory, "dask", *LONG_ARGS, "--workers", 1)
 
 
 def _scheduler_tasks(client):
@@ -123,7 +119,7 @@ def test_a_worker_killed_mid_run_only_means_recompute(two_workers, long_referenc
     address, client = two_workers
     out = tmp_path / "run"
     pids = client.run(os.getpid)
-    config = GenerationConfig(n=4000, checkpoint_every=200, seed=29)
+    config = LONG_CONFIG
     killed = []
 
     def kill_one_worker():

@@ -326,7 +326,14 @@ def test_readme_resumable_loop_stops_on_ctrl_c_with_one_line(tiny_run, tmp_path)
         readme_script("train_resumable.py", tiny_run).replace("range(start_epoch, 3)", "range(start_epoch, 10**6)")
     )
     proc = subprocess.Popen(
-        [sys.executable, str(script)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C acts as in a terminal even where these tests run as a shell's background job, which
+        # starts with SIGINT ignored (Python keeps it ignored, and the script would never stop)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (tmp_path / "checkpoint.pt").exists() and time.monotonic() < deadline:

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runtools import result_bytes, run_cli
+from runtools import check_each_in_processes, result_bytes, run_cli
 from trajgen import GenerationConfig
 from trajgen.cli import main
 from trajgen.making import generate, resume
@@ -193,6 +193,15 @@ class Disk:
         return new[: rng.randrange(same, len(new))] if len(new) > same else old
 
 
+def tree_key(tree) -> str:
+    """A digest of a whole tree: each path with its length (None for a directory), then its bytes."""
+    digest = hashlib.sha256()
+    for rel, data in sorted(tree.items()):
+        digest.update(repr((rel, None if data is None else len(data))).encode())
+        digest.update(data or b"")
+    return digest.hexdigest()
+
+
 def crash_states(trace, base, start=None):
     """Every (crash point, tree) of the model, identical trees once; and how many were built.
     ``start``: the directory tree that was on disk (durable) when the trace began."""
@@ -220,7 +229,7 @@ def crash_states(trace, base, start=None):
         for picks in picks_list:
             tree = disk.materialize(picks, rng)
             built += 1
-            key = hashlib.sha256(repr(sorted(tree.items())).encode()).hexdigest()
+            key = tree_key(tree)
             # the same tree at a later point may carry more told content; check the strictest
             if key not in seen or len(repr(told)) > len(repr(seen[key][1])):
                 seen[key] = (point, told, tree)
@@ -389,7 +398,9 @@ def test_every_power_cut_state_resumes_to_the_same_bytes(which, request, scratch
     assert len(states) > operations > (100 if which == "generate" else 40)
     runner = CliRunner()
     picked = set(random.Random(SEED).sample(range(len(states)), SUBPROCESS_STATES))
-    for n, (point, told, tree) in enumerate(states):
+
+    def check(n):
+        point, told, tree = states[n]
         where = (
             f"crash after operation {point} ({trace[point - 1]['op']} {trace[point - 1]['path']})"
             if point
@@ -418,6 +429,8 @@ def test_every_power_cut_state_resumes_to_the_same_bytes(which, request, scratch
         assert result_bytes(run) == reference, f"{where}: resumed run differs from the uninterrupted one"
         _check_told(run, told, where)
         shutil.rmtree(world)
+
+    check_each_in_processes(check, range(len(states)))  # every state, on each CPU at once
 
 
 def test_the_recorded_fsyncs_are_the_real_ones(recorded, recorded_resume):

@@ -16,15 +16,13 @@ def progress_lines(stderr: str) -> list[str]:
 
 def test_generate_without_a_tty_prints_a_line_per_commit_when_commits_are_rarer(tmp_path):
     # stderr is a pipe here, as under nohup; the interval is shorter than a commit takes
-    # a shard of 250 videos of 16×128×128 takes far longer to make than the interval
+    # a shard of 250 videos of 16×64×64 (about 0.1 s) takes far longer to make than the interval
     result = run_cli(
         "generate",
         "--n",
         "1000",
         "--checkpoint-every",
         "250",
-        "--size",
-        "128",
         "--workers",
         "1",
         "--progress-interval",

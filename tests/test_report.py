@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import subprocess
 from html.parser import HTMLParser
 
 import pytest
@@ -183,6 +184,9 @@ def _error(result):
 
 def test_cli_report_errors(made, tmp_path):
     run, _, _ = made
+    # the last case draws the whole report before its write fails: it runs meanwhile, on another CPU
+    out = tmp_path / "ro"
+    read_only = start_cli("report", run, "-o", out, env={"TRAJGEN_FAULT": "EROFS@write:1"})
     assert "does not exist" in _error(run_cli("report", tmp_path / "nope"))
 
     empty = tmp_path / "empty"
@@ -198,8 +202,8 @@ def test_cli_report_errors(made, tmp_path):
     assert "does not exist" in _error(run_cli("report", run, "-o", tmp_path / "no" / "such" / "dir"))
     assert "shards" in _error(run_cli("report", run, "-o", run / "shards"))
 
-    out = tmp_path / "ro"
-    message = _error(run_cli("report", run, "-o", out, env={"TRAJGEN_FAULT": "EROFS@write:1"}))
+    stdout, stderr = read_only.communicate(timeout=120)
+    message = _error(subprocess.CompletedProcess(read_only.args, read_only.returncode, stdout, stderr))
     assert "could not write" in message and "-o" in message
     assert not any(p.name.startswith("report") for p in out.iterdir())
 

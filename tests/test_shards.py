@@ -330,19 +330,24 @@ for level in (1, 6):
 def test_the_same_arrays_encode_to_the_same_bytes_in_other_processes_whatever_their_heap():
     # the promise behind resume, --workers, Dask and repair: a shard's bytes never depend on the process
     here = str(__import__("pathlib").Path(__file__).parent)
-    runs = [
-        subprocess.run(
+    others = [  # four processes at once, while this one encodes
+        subprocess.Popen(
             [sys.executable, "-c", _ENCODE_IN_A_NEW_PROCESS, here, str(seed)],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=True,
-        ).stdout
+        )
         for seed in range(4)
     ]
     arrays = _real_arrays()
     mine = "".join(
         hashlib.sha256(shards.encode_shard(arrays, level)).hexdigest() + "\n" for level in (1, 1, 1, 6, 6, 6)
     )
+    runs = []
+    for other in others:
+        out, err = other.communicate(timeout=120)
+        assert other.returncode == 0, err
+        runs.append(out)
     assert runs == [mine] * 4
 
 

@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from runtools import assert_same_run, cli_run_dir, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
+from runtools import LONG_ARGS as ARGS  # long enough (about 1 s with two workers) that a signal lands mid-run
+from runtools import assert_same_run, kill, run_cli, snapshot_tree, start_cli, trajgen_cmd, wait_for_shards
 from trajgen.store import _fs, lock_file
 
-# long enough (about 1 s with two workers) that a signal lands mid-run
-ARGS = ("--n", 4000, "--checkpoint-every", 200, "--seed", 17, "--quiet")
 
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return cli_run_dir(tmp_path_factory, "workers", *ARGS, "--workers", 1)
+@pytest.fixture
+def reference(long_reference):
+    """ARGS made by one worker (conftest: once for the session)."""
+    return long_reference
 
 
 # ---------------------------------------------------------------- process helpers
