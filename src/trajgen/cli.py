@@ -77,7 +77,7 @@ def generate(out, workers, scheduler, progress_interval, progress_to, dry_run, e
       trajgen generate --n 10000000 --dry-run
       trajgen generate --n 1000000 --progress-to ~/Dropbox/trajgen   # open PROGRESS.html there
     """
-    config = GenerationConfig(**{field: content[field] for field in options.CONTENT_FIELDS})
+    config = GenerationConfig(**content)  # every content option is named as its GenerationConfig field
     if dry_run:
         from trajgen.making import default_out
         from trajgen.making.preflight import dry_run as plan

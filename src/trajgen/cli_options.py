@@ -277,13 +277,6 @@ CONTENT_OPTIONS = [
 ]
 
 
-CONTENT_FIELDS = (
-    *("n", "checkpoint_every", "seed", "frames", "size", "coverage", "noise_scale", "augment_prob", "classes"),
-    *("style", "dot_radius", "color", "background", "trail_length", "roll", "coverage_jitter", "placement"),
-    *("speed_variation", "appearance", "distractors", "occluders", "max_hidden", "compress_level"),
-)  # the GenerationConfig fields CONTENT_OPTIONS set (all of them but --out)
-
-
 def content_options(command):
     """Apply CONTENT_OPTIONS to a click command, in --help's order."""
     for option in reversed(CONTENT_OPTIONS):

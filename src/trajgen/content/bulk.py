@@ -37,7 +37,7 @@ from trajgen.content.motions import (
     stack,
 )
 from trajgen.content.render import render_videos
-from trajgen.content.scene import make_scene
+from trajgen.content.scene import SCENE_ARRAYS, make_scene
 from trajgen.errors import TrajgenError
 
 MAX_REDRAWS = 100
@@ -77,8 +77,8 @@ def _finish(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, m
         return made
     scene = make_scene(config, keys, points_2d, made.videos)
     made.descriptions = [text + more for text, more in zip(made.descriptions, scene.descriptions)]
-    made.appearance, made.distractors, made.visible = scene.appearance, scene.distractors, scene.visible
-    made.distractor_points_2d, made.occluders = scene.distractor_points_2d, scene.occluders
+    for key in SCENE_ARRAYS:
+        setattr(made, key, getattr(scene, key))
     made.occlusion_redraws = scene.occlusion_redraws if config.occluders else None
     return made
 

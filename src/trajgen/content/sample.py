@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from trajgen.content.config import GenerationConfig
+from trajgen.content.scene import SCENE_ARRAYS
 from trajgen.errors import TrajgenError
-
-SCENE_ARRAYS = ("appearance", "distractors", "distractor_points_2d", "occluders", "visible")
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,6 +40,7 @@ APPEARANCE_COLUMNS = (
     *(f"texture{k}_{p}" for k in range(3) for p in ("weight", "cycles", "phase_deg")),
 )
 _TEXTURE_TERMS = 3
+SCENE_ARRAYS = ("appearance", "distractors", "distractor_points_2d", "occluders", "visible")  # Scene's, per sample
 DISTRACTOR_COLUMNS = ("shape", "class", "size_px", "angle_deg", "r", "g", "b")
 OCCLUDER_COLUMNS = ("cx", "cy", "width", "length", "angle_deg", "r", "g", "b")
 
@@ -244,13 +245,15 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
         return None if arrays[0] is None else np.concatenate(arrays)
 
     return Scene(
-        **{key: joined(key) for key in ("appearance", "distractors", "distractor_points_2d", "occluders", "visible")},
+        **{key: joined(key) for key in SCENE_ARRAYS},
         occlusion_redraws=joined("occlusion_redraws"),
         descriptions=[text for p in parts for text in p.descriptions],
     )
 
 
-def _occluders(config: GenerationConfig, keys: np.ndarray, a: np.ndarray, dot: np.ndarray, p: paint.Patches):
+def _occluders(
+    config: GenerationConfig, keys: np.ndarray, a: np.ndarray, dot: np.ndarray, p: paint.Patches, centres: np.ndarray
+):
     """Each sample's occluders (n, K, columns), the dot's visible share per frame (n, T) and the
     occluder draws thrown away (n,): draws that hide the dot (visible < 0.5) in more than
     --max-hidden of its frames are drawn again."""
@@ -258,7 +261,6 @@ def _occluders(config: GenerationConfig, keys: np.ndarray, a: np.ndarray, dot: n
     occluders = np.zeros((n, config.occluders, len(OCCLUDER_COLUMNS)))
     visible = np.ones((n, frames))
     redraws = np.zeros(n, np.int64)
-    centres = np.stack([p.xs[:, 0] - p.dx[:, 0, 0], p.ys[:, 0] - p.dy[:, 0, 0]], axis=1).astype(np.float64)
     pending = np.arange(n)
     allowed = math.floor(config.max_hidden * frames + 1e-9)
     for draw in range(MAX_REDRAWS):
@@ -283,7 +285,8 @@ def _scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, vi
     n, frames, size = len(keys), config.frames, config.size
     a = _appearance(config, keys)
     frame_of = np.arange(n * frames)
-    p = paint.patches(points_2d.reshape(-1, 2), frame_of, config.margin, size)
+    centres = points_2d.reshape(-1, 2)
+    p = paint.patches(centres, frame_of, config.margin, size)
     each = np.repeat(a, frames, axis=0)
     dot = paint.disc_cover(p, each[:, 3])
     rows = paths = occluders = visible = None
@@ -291,7 +294,7 @@ def _scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, vi
     if config.distractors:
         rows, paths = _distractors(config, keys, a)
     if config.occluders:
-        occluders, visible, redraws = _occluders(config, keys, a, dot, p)
+        occluders, visible, redraws = _occluders(config, keys, a, dot, p, centres)
     # static first: the background with the occluders laid on it, in every frame
     background = backgrounds(a, size)
     covers = []

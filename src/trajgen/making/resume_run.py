@@ -191,9 +191,7 @@ def _resume_in_bucket(
             warn(paths.log, f"resume --allow-version-change: versions differ (run → installed): {', '.join(changed)}")
         for line in commit.prepare({s["index"] for s in manifest["shards"]}):
             warn(paths.log, f"resume: {line}", kind="note")
-        folder = check_progress_to(copy.root, progress_to)
-        if folder is None:
-            folder = config_file.get("progress_to") if isinstance(config_file.get("progress_to"), str) else None
+        folder = check_progress_to(copy.root, progress_to) or _remembered_progress_to(config_file)
         left = config.num_shards - len(manifest["shards"])
         with closing(choose_executor(workers=workers, scheduler=scheduler, shards=left, config=config)) as executor:
             return work(
@@ -314,11 +312,17 @@ def _check_versions(
     )
 
 
+def _remembered_progress_to(config_doc: dict) -> str | None:
+    """The --progress-to folder a run's config.json remembers, if any."""
+    folder = config_doc.get("progress_to")
+    return folder if isinstance(folder, str) else None
+
+
 def _remember_progress_to(paths: RunPaths, progress_to: str | None) -> str | None:
     """The run's --progress-to folder: ``progress_to`` if given (written into config.json
     atomically when it changes), else the one config.json remembers."""
     doc = read_config_file(paths.root)
-    remembered = doc.get("progress_to") if isinstance(doc.get("progress_to"), str) else None
+    remembered = _remembered_progress_to(doc)
     if progress_to is None or progress_to == remembered:
         return remembered
     try:

@@ -37,11 +37,8 @@ class ShardPictures:
     or of the newest one the manifest lists when ``shard`` is None; (None, []) when there is none."""
 
     def __init__(self, paths: RunPaths, config: GenerationConfig):
-        self._paths, self._classes, self._background = (
-            paths,
-            list(config.classes),
-            None if config.scene else config.background,
-        )
+        self._paths, self._classes = paths, list(config.classes)
+        self._background = None if config.scene else config.background  # a scene: each pixel's median
 
     def __call__(self, shard: str | None) -> tuple[str | None, list]:
         if shard is None:

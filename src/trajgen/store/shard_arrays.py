@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from trajgen.content.config import GenerationConfig
-from trajgen.content.sample import SCENE_ARRAYS
-from trajgen.content.scene import APPEARANCE_COLUMNS, DISTRACTOR_COLUMNS, OCCLUDER_COLUMNS
+from trajgen.content.scene import APPEARANCE_COLUMNS, DISTRACTOR_COLUMNS, OCCLUDER_COLUMNS, SCENE_ARRAYS
 from trajgen.errors import CorruptShardError
 
 SHARD_KEYS = ("videos", "labels", "index", "trajectory_3d", "points_2d", "camera", "equations", "descriptions")
