@@ -12,9 +12,10 @@ one on leaves the others' draws as they were.
   shading that only adds contrast.
 - distractors: squares and triangles (never a disc: the labelled dot is always the dot), each
   moving along a path of a class drawn uniformly, framed inside the frame as the dot's path is.
-- occluders: static bars over everything. The dot's visible share in each frame is measured
-  on the pixels that are painted; occluders that hide it (visible < 0.5) in more than
-  ``max_hidden`` of the frames are drawn again, and those redraws are counted.
+- occluders: static bars over everything. The dot's visible share in each frame is the share
+  of 64 points spread evenly over its disc that no bar covers; occluders that hide it
+  (visible < 0.5) in more than ``max_hidden`` of the frames are drawn again, and those
+  redraws are counted.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trajgen.content import paint, streams
+from trajgen.content import render, shapes, streams
 from trajgen.content.camera import UNIFORMS_PER_CAMERA, frame
 from trajgen.content.config import VARIED_RADIUS, GenerationConfig, max_coverage
 from trajgen.content.motions import MOTIONS, UNIFORMS_PER_DRAW, stack
@@ -52,7 +53,11 @@ _DISTRACTOR_U = 4 + _COLOUR_U + UNIFORMS_PER_DRAW + UNIFORMS_PER_CAMERA
 _OCCLUDER_U = 5 + _COLOUR_U
 _DISTRACTORS_AT = _BASE + (1 << 24)
 _OCCLUDERS_AT = _BASE + (1 << 34)
-_CHUNK_PIXELS = 1 << 23  # pixels of the videos painted at a time (make_scene): a few MB of arrays per step
+_CHUNK_PIXELS = 1 << 23  # pixels of the videos drawn at a time (make_scene): a few MB of arrays per step
+_GOLDEN_TURN = math.pi * (3 - math.sqrt(5))
+_DISC_POINTS = np.sqrt((np.arange(64) + 0.5) / 64)[:, None] * np.stack(  # a sunflower: 64 points spread evenly
+    [np.cos(np.arange(64) * _GOLDEN_TURN), np.sin(np.arange(64) * _GOLDEN_TURN)], axis=-1
+)  # over the unit disc, where the dot's visible share is measured
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -137,10 +142,14 @@ def backgrounds(a: np.ndarray, size: int) -> np.ndarray:
             weight[t] += share[:, k : k + 1] * np.cos(2 * np.pi * cycles * along / reach[t] + phase)
     bg0, bg1 = a[:, None, 7:10], a[:, None, 10:13]
     profile = np.rint(bg0 + np.clip(weight, 0.0, 1.0)[..., None] * (bg1 - bg0)).astype(np.uint8)  # (n, L, 3)
-    pos = np.arange(size)
-    at = dy[:, None, None] * pos[None, :, None] + dx[:, None, None] * pos[None, None, :] + 2 * (size - 1)
-    at += (np.arange(n) * len(along))[:, None, None]
-    return profile.reshape(-1, 3)[at]
+    out = np.empty((n, size, size, 3), np.uint8)
+    for x_step, y_step in set(zip(dx.tolist(), dy.tolist())):
+        mine = np.flatnonzero((dx == x_step) & (dy == y_step))
+        centre = np.ascontiguousarray(profile[mine])[:, 2 * (size - 1) :]  # along = 0 at pixel (0, 0)
+        # pixel (y, x) is the profile at x_step·x + y_step·y: a view with those strides
+        strides = (3 * len(along), 3 * y_step, 3 * x_step, 1)
+        out[mine] = np.lib.stride_tricks.as_strided(centre, (len(mine), size, size, 3), strides, writeable=False)
+    return out
 
 
 def _distractors(config: GenerationConfig, keys: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,25 +219,29 @@ def _occluder_draws(config: GenerationConfig, keys: np.ndarray, draw: int, a: np
     return np.concatenate([geometry, colour], axis=-1)
 
 
-def _visible(dot: np.ndarray, p: paint.Patches, centres: np.ndarray, reach: float, occluders: np.ndarray) -> np.ndarray:
-    """(m·T,) share of each frame's dot cover ``dot`` (m·T, side, side) on patches ``p`` around
-    ``centres`` (m·T, 2), a dot reaching at most ``reach`` px, left uncovered by the samples'
-    occluders (m·T, K, columns); only frames with an occluder near the dot are measured."""
-    bars = occluders[:, :, :5]
+def _visible(centres: np.ndarray, radius: np.ndarray, bars: np.ndarray) -> np.ndarray:
+    """(F,) share of each frame's dot, a disc of ``radius`` (F,) at ``centres`` (F, 2), that no bar of
+    ``bars`` (F, K, 5: centre x, y, width, length, angle in degrees) covers: the share of _DISC_POINTS
+    spread evenly over the disc that lie outside every bar. Only frames with a bar near the dot are
+    measured."""
     gap = np.hypot(centres[:, 0:1] - bars[..., 0], centres[:, 1:2] - bars[..., 1])
-    near = np.flatnonzero((gap <= 0.5 * np.hypot(bars[..., 2], bars[..., 3]) + reach + 1.0).any(axis=1))
-    seen = np.ones(len(dot))
+    near = np.flatnonzero((gap <= 0.5 * np.hypot(bars[..., 2], bars[..., 3]) + radius[:, None]).any(axis=1))
+    seen = np.ones(len(centres))
     if len(near):
-        cover = paint.bar_cover(p.xs[near, None, None, :], p.ys[near, None, :, None], bars[near, :, None, None, :])
-        clear = np.prod(1.0 - cover, axis=1).reshape(len(near), -1)
-        mine = dot[near].reshape(len(near), -1).astype(np.float64)
-        seen[near] = np.clip((mine * clear).sum(axis=1) / mine.sum(axis=1), 0.0, 1.0)
+        points = centres[near, None, :] + radius[near, None, None] * _DISC_POINTS  # (m, P, 2)
+        hidden = np.zeros(points.shape[:2], bool)
+        for k in range(bars.shape[1]):
+            cx, cy, width, length, angle = (bars[near, k, c][:, None] for c in range(5))
+            c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+            x, y = points[..., 0] - cx, points[..., 1] - cy
+            hidden |= (np.abs(x * c + y * s) <= 0.5 * length) & (np.abs(y * c - x * s) <= 0.5 * width)
+        seen[near] = 1.0 - hidden.mean(axis=1)
     return seen
 
 
 def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, videos: np.ndarray) -> Scene:
     """Draw the scenes of the samples with stream ``keys`` (n,) whose dot follows ``points_2d``
-    (n, T, 2), and paint them into ``videos`` (n, T, H, W, 3).
+    (n, T, 2) into ``videos`` (n, T, H, W, 3).
 
     A few samples at a time: each sample's scene is its own, and the arrays of a few stay in
     the processor's cache (twice as fast as a whole shard at once)."""
@@ -251,22 +264,21 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
     )
 
 
-def _occluders(
-    config: GenerationConfig, keys: np.ndarray, a: np.ndarray, dot: np.ndarray, p: paint.Patches, centres: np.ndarray
-):
+def _occluders(config: GenerationConfig, keys: np.ndarray, a: np.ndarray, centres: np.ndarray):
     """Each sample's occluders (n, K, columns), the dot's visible share per frame (n, T) and the
     occluder draws thrown away (n,): draws that hide the dot (visible < 0.5) in more than
-    --max-hidden of its frames are drawn again."""
+    --max-hidden of its frames are drawn again. ``centres`` (n·T, 2): the dot in each frame."""
     n, frames = len(keys), config.frames
     occluders = np.zeros((n, config.occluders, len(OCCLUDER_COLUMNS)))
     visible = np.ones((n, frames))
     redraws = np.zeros(n, np.int64)
     pending = np.arange(n)
     allowed = math.floor(config.max_hidden * frames + 1e-9)
+    radius = np.repeat(a[:, 3], frames)
     for draw in range(MAX_REDRAWS):
         drawn = _occluder_draws(config, keys[pending], draw, a[pending])
         at = (pending[:, None] * frames + np.arange(frames)).reshape(-1)
-        seen = _visible(dot[at], p.select(at), centres[at], config.margin, np.repeat(drawn, frames, axis=0))
+        seen = _visible(centres[at], radius[at], np.repeat(drawn[:, :, :5], frames, axis=0))
         seen = seen.reshape(len(pending), frames)
         ok = (seen < 0.5).sum(axis=1) <= allowed
         occluders[pending[ok]], visible[pending[ok]] = drawn[ok], seen[ok]
@@ -284,46 +296,20 @@ def _occluders(
 def _scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray, videos: np.ndarray) -> Scene:
     n, frames, size = len(keys), config.frames, config.size
     a = _appearance(config, keys)
-    frame_of = np.arange(n * frames)
-    centres = points_2d.reshape(-1, 2)
-    p = paint.patches(centres, frame_of, config.margin, size)
-    each = np.repeat(a, frames, axis=0)
-    dot = paint.disc_cover(p, each[:, 3])
     rows = paths = occluders = visible = None
     redraws = np.zeros(n, np.int64)
     if config.distractors:
         rows, paths = _distractors(config, keys, a)
     if config.occluders:
-        occluders, visible, redraws = _occluders(config, keys, a, dot, p, centres)
-    # static first: the background with the occluders laid on it, in every frame
-    background = backgrounds(a, size)
-    covers = []
-    for j in range(config.occluders):
-        covers.append(paint.bar_map(occluders[:, j, :5], size))  # type: ignore[index]
-        paint.lay(background, covers[-1], occluders[:, j, 5:8])  # type: ignore[index]
-    videos[...] = background[:, None]
-    flat = videos.reshape(n * frames, size, size, 3)
-
-    def over(q: paint.Patches) -> None:  # the occluders stay over whatever moves under them
-        if covers:
-            paint.lay_again(flat, q, frames, covers, occluders)  # type: ignore[arg-type]
-
-    for j in range(config.distractors):
-        d = np.repeat(rows[:, j], frames, axis=0)  # type: ignore[index]
-        q = paint.patches(paths[:, j].reshape(-1, 2), frame_of, config.radius, size)  # type: ignore[index]
-        triangle = d[:, 0] == 1  # inradius: half the reach for a triangle, 1/√2 of it for a square
-        inradius = d[:, 2] * np.where(triangle, 0.5, math.sqrt(0.5))
-        cover = paint.polygon_cover(q, inradius, np.radians(d[:, 3]), np.where(triangle, 3, 4))
-        paint.paint_patches(flat, q, cover, d[:, 4:7].astype(np.float32))
-        over(q)
-    flat_dots, shaded = np.flatnonzero(each[:, 4] != 1), np.flatnonzero(each[:, 4] == 1)
-    if len(flat_dots):  # one colour per dot (every frame's patch is its own: the order does not matter)
-        paint.paint_patches(flat, p.select(flat_dots), dot[flat_dots], each[flat_dots, 0:3].astype(np.float32))
-    if len(shaded):  # a colour per pixel
-        s, e = p.select(shaded), each[shaded]
-        lit = paint.shade(s, e[:, 3], e[:, 0:3], np.radians(e[:, 5]), luma(e[:, 0:3]) >= luma(e[:, 7:10]))
-        paint.paint_patches(flat, s, dot[shaded], lit)
-    over(p)
+        occluders, visible, redraws = _occluders(config, keys, a, points_2d.reshape(-1, 2))
+    videos[...] = backgrounds(a, size)[:, None]
+    layers = []  # bottom to top: distractors, the dot, occluders
+    if rows is not None and paths is not None:
+        layers += shapes.distractor_layers(rows, paths)
+    layers += shapes.dot_layers(a, points_2d, brighter=luma(a[:, 0:3]) >= luma(a[:, 7:10]))
+    if occluders is not None:
+        layers += shapes.bar_layers(occluders, frames)
+    render.fill_polygons(videos, layers)
     varied = config.appearance == "varied"
     return Scene(
         appearance=a.astype(np.float32) if varied else None,
