@@ -79,7 +79,9 @@ def test_kill_9_mid_upload_or_mid_commit_then_resume_gives_the_same_bytes_and_le
     where, s3, s3_server, big_disk_run, tmp_path
 ):
     url = f"{s3}/big"
-    pause = {"TRAJGEN_PAUSE": where, "TRAJGEN_PAUSE_DIR": str(tmp_path), "TRAJGEN_LEASE_SECONDS": "3", **PARTS}
+    # a short lease, still long enough that the refused resume below starts within it on a busy machine
+    lease = {"TRAJGEN_LEASE_SECONDS": "8"}
+    pause = {"TRAJGEN_PAUSE": where, "TRAJGEN_PAUSE_DIR": str(tmp_path), **lease, **PARTS}
     proc = start_cli("generate", *BIG, "--workers", 1, "--out", url, "--quiet", env=pause)
     reached = tmp_path / f"{where}.reached"
     deadline = time.monotonic() + 60
@@ -96,7 +98,7 @@ def test_kill_9_mid_upload_or_mid_commit_then_resume_gives_the_same_bytes_and_le
     st = run_cli("status", url)
     assert st.stdout.startswith("trajgen ") and "pid" not in st.stdout.splitlines()[0]
     # the killed holder's lease runs out before anyone may take the run over
-    env = {"TRAJGEN_LEASE_SECONDS": "3", **PARTS}
+    env = {**lease, **PARTS}
     refused = run_cli("resume", url, "--quiet", env=env)
     assert refused.returncode == 1 and "is in use by pid" in refused.stderr, refused.stderr
     _wait_for_lease_to_expire(s3_server, url)
