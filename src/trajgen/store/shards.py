@@ -25,6 +25,7 @@ from trajgen.store.deflate import (  # noqa: F401 (UnknownCodecError: encode_sha
     check_codec,
     codec_for_level,
     compressor,
+    crc32_for,
 )
 from trajgen.store.shard_arrays import (  # noqa: F401 (the shard's keys are read from here too)
     SCENE_KEYS,
@@ -131,9 +132,7 @@ _FILE_MODE = 0o644 << 16
 def _deflate_member(header, raw, codec, step=None):
     """(crc32, uncompressed size, list of payload pieces) of one member: header then raw bytes.
     ``step(nbytes)``, if given, is told of each piece of ``raw`` deflated."""
-    # ISA-L's crc32 is ~5× zlib's, but zlib's deflate runs ~3.7× slower right after it (AVX-512 state):
-    # a member zlib deflates gets zlib's crc32
-    crc32 = zlib.crc32 if codec is not None else isal_zlib.crc32
+    crc32 = isal_zlib.crc32 if codec is None else crc32_for(codec)  # the same number, whichever computes it
     crc = crc32(raw, crc32(header))
     if codec is None:
         if step is not None:
