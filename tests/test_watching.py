@@ -493,6 +493,20 @@ def test_failed_and_stopped_pages_say_what_to_run(tmp_path):
     assert "Next update" not in stopped
 
 
+def test_a_bucket_runs_page_says_where_its_pictures_are_instead_of_promising_them():
+    """A run in object storage has no sample pictures on its page (its shards are not on the
+    machine that makes it): the page says so and how to see them, at any state."""
+    from trajgen.watch.page import render_page
+
+    for state in ("RUNNING", "COMPLETE"):
+        page = render_page(page_snapshot(state=state, run_dir="s3://lab-bucket/runs/hard"), [])
+        assert "Appears after the first shard" not in page
+        assert "No sample pictures here for a run in object storage" in page
+        assert "trajgen preview s3://lab-bucket/runs/hard" in page
+    on_disk = render_page(page_snapshot(), [])
+    assert "Appears after the first shard this process commits." in on_disk
+
+
 def test_dry_run_checks_the_progress_folder_and_writes_nothing_there(tmp_path):
     from trajgen.making.preflight import dry_run
 

@@ -2,9 +2,10 @@
 manifest.json, the progress files, run.log) and the shards a reader asked for.
 
 The bucket stays the truth; the copy lets the code that makes, watches and reads runs on disk serve a
-run in a bucket unchanged. Records are fetched afresh by every command; a shard, never overwritten
-once listed, is fetched once and kept while its size matches its manifest entry (``fresh`` fetches it
-again, for verify: the bucket's bytes are checked, not the cache's).
+run in a bucket unchanged. Records are fetched afresh by every command; a shard, once listed never
+overwritten but by ``repair`` (with the bytes its manifest entry records), is fetched once and kept
+while its size matches its manifest entry (``fresh`` fetches it again, for verify: the bucket's bytes
+are checked, not the cache's).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import math
 import shlex
 from datetime import datetime, timezone
 
+from trajgen.store.objects import is_url
 from trajgen.watch.progress import format_duration, format_progress_text
 
 MIN_REFRESH_SECONDS = 5  # the page reloads every progress interval, but not faster than this
@@ -243,6 +244,11 @@ def render_page(snapshot, points, thumbnails=(), shard_note=""):
             for name, i, png in thumbnails
         )
         thumbs_html = f'<div class="thumbs">{figures}</div><div class="note">{_esc(shard_note)}</div>'
+    elif is_url(s.run_dir):  # the shards are in the bucket, not on the machine that draws this page
+        thumbs_html = (
+            '<div class="note">No sample pictures here for a run in object storage: see them with '
+            f"<code>trajgen preview {_esc(shlex.quote(s.run_dir))}</code>.</div>"
+        )
     else:
         thumbs_html = '<div class="note">Appears after the first shard this process commits.</div>'
 
