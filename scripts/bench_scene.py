@@ -118,7 +118,10 @@ def main() -> None:
     ratio = statistics.median(r["ratio"] for r in rounds)
     knobs = dict(appearance="varied", distractors=2, occluders=1)
     one_process = {"plain": in_process({}), "knobs": in_process(knobs)}
-    one_process["floor"] = floor(knobs, one_process["plain"], one_process["knobs"])
+    from trajgen.content import render
+
+    if hasattr(render, "fill_polygons"):  # (code from before scenes were drawn by OpenCV has no floor here)
+        one_process["floor"] = floor(knobs, one_process["plain"], one_process["knobs"])
     result = {
         "what": "trajgen generate --workers 2, plain default vs " + " ".join(KNOBS) + ", seconds per sample",
         "n": args.n,
