@@ -81,3 +81,14 @@ def s3(s3_server, monkeypatch, request):
     for name, value in s3_environment(s3_server).items():
         monkeypatch.setenv(name, value)
     return new_bucket(s3_server, request.node.name)
+
+
+@pytest.fixture
+def bucket_run(s3):
+    """A small finished run (s3_server.SMALL_RUN) in a fresh bucket: its URL."""
+    from s3_server import SMALL_RUN
+    from trajgen.making import generate
+
+    where = f"{s3}/runs/r"
+    generate(SMALL_RUN, where, workers=1)
+    return where

@@ -9,6 +9,10 @@ import sys
 import time
 import uuid
 
+from trajgen import GenerationConfig
+
+SMALL_RUN = GenerationConfig(n=40, checkpoint_every=10, seed=5, frames=6, size=16)  # bucket_run's config
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -87,3 +91,15 @@ def pending_uploads(endpoint: str, url: str) -> list[str]:
 def get_bytes(endpoint: str, url: str) -> bytes:
     bucket, _, key = url.removeprefix("s3://").partition("/")
     return s3_client(endpoint).get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def object_key(url: str, name: str) -> tuple[str, str]:
+    """(bucket, key) of the object ``name`` of the run at ``url``."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    return bucket, f"{prefix}/{name}"
+
+
+def put_object(endpoint: str, url: str, name: str, data: bytes) -> None:
+    """Write the object ``name`` of the run at ``url`` with plain boto3 (not through trajgen)."""
+    bucket, key = object_key(url, name)
+    s3_client(endpoint).put_object(Bucket=bucket, Key=key, Body=data)

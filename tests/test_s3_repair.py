@@ -9,13 +9,12 @@ import uuid
 import pytest
 
 from runtools import run_cli, start_cli
-from s3_server import get_bytes, object_names, s3_client
-from trajgen import GenerationConfig
+from s3_server import SMALL_RUN, get_bytes, object_key, object_names, put_object, s3_client
 from trajgen.making import generate
 
 pytestmark = pytest.mark.slow
 
-SMALL = GenerationConfig(n=40, checkpoint_every=10, seed=5, frames=6, size=16)
+SMALL = SMALL_RUN
 SHARD = "shards/shard-{:05d}.npz"
 
 
@@ -34,26 +33,14 @@ def disk(tmp_path_factory):
 
 
 @pytest.fixture
-def url(s3):
+def url(bucket_run):
     """A finished run in a fresh bucket."""
-    where = f"{s3}/runs/r"
-    generate(SMALL, where, workers=1)
-    return where
-
-
-def _key(url, name):
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    return bucket, f"{prefix}/{name}"
+    return bucket_run
 
 
 def delete(endpoint, url, name):
-    bucket, key = _key(url, name)
+    bucket, key = object_key(url, name)
     s3_client(endpoint).delete_object(Bucket=bucket, Key=key)
-
-
-def overwrite(endpoint, url, name, data: bytes):
-    bucket, key = _key(url, name)
-    s3_client(endpoint).put_object(Bucket=bucket, Key=key, Body=data)
 
 
 def etags(endpoint, url) -> dict[str, str]:
@@ -92,7 +79,7 @@ def test_a_deleted_shard_object_is_remade_byte_identical_and_verify_passes(url, 
 
 def test_a_changed_shard_object_is_replaced_and_the_cli_names_the_url(url, s3_server, disk, cache):
     for k, data in ((2, flipped((disk / SHARD.format(2)).read_bytes())), (3, b"not a shard")):
-        overwrite(s3_server, url, SHARD.format(k), data)
+        put_object(s3_server, url, SHARD.format(k), data)
 
     result = run_cli("repair", url)
 
@@ -140,7 +127,7 @@ def test_a_run_whose_lease_is_held_is_refused_in_one_line_and_nothing_changes(ur
 def test_a_shard_that_regenerates_to_other_bytes_is_one_error_line_and_not_installed(url, s3_server, cache):
     manifest = json.loads(get_bytes(s3_server, f"{url}/manifest.json"))
     manifest["shards"][0]["sha256"] = "f" * 64  # as if another generator made the run
-    overwrite(s3_server, url, "manifest.json", json.dumps(manifest).encode())
+    put_object(s3_server, url, "manifest.json", json.dumps(manifest).encode())
     delete(s3_server, url, SHARD.format(0))
 
     result = run_cli("repair", url)
@@ -159,14 +146,14 @@ def test_a_shard_object_changed_while_repair_works_is_never_overwritten(damage, 
     if damage == "missing":
         delete(s3_server, url, name)
     else:
-        overwrite(s3_server, url, name, b"damaged")
+        put_object(s3_server, url, name, b"damaged")
     pause = {"TRAJGEN_PAUSE": "repair-install", "TRAJGEN_PAUSE_DIR": str(tmp_path)}
     proc = start_cli("repair", url, env=pause)
     deadline = time.monotonic() + 60
     while not (tmp_path / "repair-install.reached").exists():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
         time.sleep(0.01)
-    overwrite(s3_server, url, name, b"another writer's bytes")  # not through trajgen, so not under the lease
+    put_object(s3_server, url, name, b"another writer's bytes")  # not through trajgen, so not under the lease
     (tmp_path / "repair-install.go").touch()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stderr

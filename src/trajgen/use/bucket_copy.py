@@ -38,10 +38,13 @@ def local_copy(url: str, *, fresh: bool = False, storage_options: dict | None = 
     return copy
 
 
-def serves_urls(*, fresh: bool = False, out: str | None = None, default_name: str = "") -> Callable[[F], F]:
+def serves_urls(
+    *, fresh: bool = False, out: str | None = None, default_name: str = "", then: Callable | None = None
+) -> Callable[[F], F]:
     """Let a command on a run directory take a run's URL: it runs on the local copy, its errors and its
     report name the URL, and its output (the argument ``out``) defaults to the current directory (with
-    ``default_name`` in it)."""
+    ``default_name`` in it). ``then(result, copy)``, if given, follows the command on a URL: what only
+    the bucket can tell."""
 
     def wrap(command: F) -> F:
         @functools.wraps(command)
@@ -54,6 +57,8 @@ def serves_urls(*, fresh: bool = False, out: str | None = None, default_name: st
                 call.arguments[out] = Path.cwd() / default_name  # not into the cache
             try:
                 result = command(*call.args, **call.kwargs)
+                if then is not None:
+                    then(result, copy)
             except TrajgenError as e:
                 raise type(e)(copy.told(str(e))) from None
             if dataclasses.is_dataclass(result) and hasattr(result, "run_dir"):

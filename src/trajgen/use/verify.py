@@ -21,30 +21,26 @@ from trajgen.errors import CorruptShardError
 from trajgen.store import schema
 from trajgen.store.checksums import sha256_file, video_hashes
 from trajgen.store.manifest import read_config, read_config_file, read_manifest
+from trajgen.store.run_copy import RunCopy
 from trajgen.store.rundir import RunPaths, lock_holder, resume_command, shard_file
 from trajgen.store.shards import SCENE_KEYS, read_shard, shard_keys
 from trajgen.use.bucket_copy import serves_urls
+from trajgen.use.verify_files import check_bucket_objects, check_run_files
 from trajgen.use.verify_report import DAMAGE, GENERATION, OTHER, VerifyReport
 
 DEEP_SAMPLES = 200
-RUN_FILES = {
-    "config.json",
-    "manifest.json",
-    "PROGRESS.txt",
-    "progress.json",
-    "run.log",
-    ".lock",
-    "progress_history.json",
-}
-RUN_DIRS = {"shards", ".tmp", ".reserve"}  # .reserve: space kept for the last words on a full disk
-# what users make from a run and may keep in it: exports, previews and the quality report
-PRODUCT_SUFFIXES = (".npz", ".png", ".mp4")
-PRODUCT_FILES = {"report.html", "report.json"}
 _SHOWN = 5  # sample indices listed per problem
 _CONFIRMED_PAIRS = 20  # duplicate pairs regenerated with make_sample to tell generation from damage
 
 
-@serves_urls(fresh=True)
+def _check_bucket(report: VerifyReport, copy: RunCopy) -> None:
+    """verify_run of a run in a bucket, after its local copy is checked: the objects beside the run."""
+    manifest = read_manifest(copy.root, check_entries=False)
+    listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
+    check_bucket_objects(report, copy.bucket, listed, complete=manifest["status"] == "complete")
+
+
+@serves_urls(fresh=True, then=_check_bucket)
 def verify_run(
     run_dir: os.PathLike | str, deep: bool = False, deep_samples: int = DEEP_SAMPLES, seed: int = 0
 ) -> VerifyReport:
@@ -110,7 +106,7 @@ def verify_run(
     _mixed_versions_note(report, paths, entries)
     listed = [e for e in manifest["shards"] if isinstance(e, dict) and isinstance(e.get("index"), int)]
     # a shard whose entry is damaged is still listed, not stray
-    _check_files(report, paths, listed, in_progress, complete=manifest["status"] == "complete")
+    check_run_files(report, paths, listed, in_progress, complete=manifest["status"] == "complete")
     return report
 
 
@@ -347,43 +343,6 @@ def _check_duplicates(
                     f"(the shard changed after it was made)"
                 )
         report.add(shard_file(entries[dup_slot]["index"]), message, kind)
-
-
-def _check_files(
-    report: VerifyReport, paths: RunPaths, entries: list[dict], in_progress: bool, *, complete: bool
-) -> None:
-    """Nothing in the run directory but the run's own files, its listed shards, and exports or previews.
-    What a stopped process left behind in an unfinished run, resume clears as it finishes it."""
-    leftover = "delete it" if complete else f"{resume_command(paths.root)} removes it and finishes the run"
-    listed = {Path(shard_file(e["index"])).name for e in entries if isinstance(e["index"], int)}
-    products = []
-    for p in sorted(paths.root.iterdir()):
-        if p.name in RUN_FILES | RUN_DIRS:
-            continue
-        if p.is_file() and (p.name.endswith(PRODUCT_SUFFIXES) or p.name in PRODUCT_FILES):
-            products.append(p.name)
-        else:
-            report.add(
-                p.name, f"stray {'directory' if p.is_dir() else 'file'}: not part of a trajgen run; move it elsewhere"
-            )
-    if products:
-        report.notes.append(f"exports and previews kept in the run: {', '.join(products)}")
-    if in_progress:
-        report.notes.append(
-            "in progress: another process holds the run's lock; .tmp/ and uncommitted shards not checked"
-        )
-        return
-    for p in sorted(paths.shards.iterdir()) if paths.shards.is_dir() else []:
-        if p.name in listed:
-            continue
-        if p.name.startswith("shard-") and p.name.endswith(".npz"):
-            report.add(
-                f"shards/{p.name}", f"is not listed in the manifest (never committed; readers ignore it); {leftover}"
-            )
-        else:
-            report.add(f"shards/{p.name}", "stray file: not a shard of this run; move it elsewhere")
-    for p in sorted(paths.tmp.iterdir()) if paths.tmp.is_dir() else []:
-        report.add(f".tmp/{p.name}", f"in-flight file left by a stopped process (never read as a result); {leftover}")
 
 
 def _indices(values) -> str:
