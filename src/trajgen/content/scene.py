@@ -243,8 +243,8 @@ def make_scene(config: GenerationConfig, keys: np.ndarray, points_2d: np.ndarray
     """Draw the scenes of the samples with stream ``keys`` (n,) whose dot follows ``points_2d``
     (n, T, 2) into ``videos`` (n, T, H, W, 3).
 
-    A few samples at a time: each sample's scene is its own, and the arrays of a few stay in
-    the processor's cache (twice as fast as a whole shard at once)."""
+    A few samples at a time: each sample's scene is its own, and the drawing's own arrays (the
+    polygons, the points where visibility is measured) stay a few MB however large the shard."""
     step = max(1, _CHUNK_PIXELS // (config.frames * config.size * config.size))
     if len(keys) <= step:
         return _scene(config, keys, points_2d, videos)

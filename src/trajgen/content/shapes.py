@@ -28,10 +28,12 @@ def dot_layers(a: np.ndarray, points_2d: np.ndarray, brighter: np.ndarray) -> li
     no_turn = np.zeros(points_2d.shape[:2])
     layers = []
     for share, shift, lit_white, lit_shadow in ((1.0, 0.0, 0.0, 0.55), (0.62, 0.28, 0.3, 0.78), (0.3, 0.42, 0.6, 1.0)):
+        first = share == 1.0
+        if not first and not shaded.any():  # the lit discs are drawn on shaded dots only
+            break
         offset = (shift * radius)[:, None, None] * np.stack([np.cos(towards), np.sin(towards)], axis=-1)[:, None, :]
         polygons = _regular(points_2d + offset, (share * radius)[:, None], no_turn, CORNERS)
         light = np.where(brighter[:, None], colour + lit_white * (255.0 - colour), lit_shadow * colour)
-        first = share == 1.0
         layers.append(
             (polygons, np.where(shaded[:, None], light, colour) if first else light, None if first else shaded)
         )

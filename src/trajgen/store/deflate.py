@@ -90,17 +90,22 @@ def check_codec(codec: object) -> dict:
     return codec
 
 
+def _module(codec: dict) -> ModuleType | None:
+    """The module that deflates ``codec`` (zlib's or zlib-ng's; None: zlib-ng is not installed)."""
+    return zlib_ng() if codec["name"] == ZLIB_NG_NAME else zlib
+
+
 def crc32_for(codec: dict):
     """The crc32 function to go with ``codec``'s deflate (all give the same number): zlib-ng's
     beside zlib-ng's deflate (~8× zlib's crc32, scripts/bench_encode.py); zlib's beside zlib's,
     whose deflate ran ~3.7× slower right after ISA-L's vector crc32."""
-    module = zlib_ng() if codec["name"] == ZLIB_NG_NAME else zlib
+    module = _module(codec)
     return zlib.crc32 if module is None else module.crc32
 
 
 def compressor(codec: dict):
     """A raw-deflate compressor object for ``codec`` (zlib's or zlib-ng's, never stored)."""
-    module = zlib_ng() if codec["name"] == ZLIB_NG_NAME else zlib
+    module = _module(codec)
     if module is None:
         raise CodecNotInstalledError(f"{ZLIB_NG_NAME} needs zlib-ng: pip install zlib-ng")
     return module.compressobj(codec["level"], module.DEFLATED, -15)

@@ -31,7 +31,7 @@ def check_run_files(
 ) -> None:
     """Nothing in the run directory but the run's own files, its listed shards, and exports or previews.
     What a stopped process left behind in an unfinished run, resume clears as it finishes it."""
-    leftover = "delete it" if complete else f"{resume_command(paths.root)} removes it and finishes the run"
+    leftover = _leftover(paths.root, complete)
     top = [(p.name, p.is_dir()) for p in sorted(paths.root.iterdir())]
     shards = sorted(p.name for p in paths.shards.iterdir()) if paths.shards.is_dir() else []
     if _check_names(report, top, shards, entries, in_progress, leftover, in_bucket=False):
@@ -47,7 +47,7 @@ def check_bucket_objects(report: VerifyReport, bucket: Bucket, entries: list[dic
     holder = live_holder(bucket)
     if holder is not None:
         report.held_by = holder
-    leftover = "delete it" if complete else f"{resume_command(bucket.url)} removes it and finishes the run"
+    leftover = _leftover(bucket.url, complete)
     names = bucket.names("")
     top = sorted({(name.split("/", 1)[0], "/" in name) for name in names})
     shards = [name.removeprefix("shards/") for name in names if name.startswith("shards/")]
@@ -55,6 +55,11 @@ def check_bucket_objects(report: VerifyReport, bucket: Bucket, entries: list[dic
         pending = "abort it" if complete else f"{resume_command(bucket.url)} aborts it and finishes the run"
         for name, _ in bucket.pending_uploads(""):
             report.add(name, f"a multipart upload left pending by a stopped process (never read); {pending}")
+
+
+def _leftover(run, complete: bool) -> str:
+    """What to do with something a stopped process left beside the run."""
+    return "delete it" if complete else f"{resume_command(run)} removes it and finishes the run"
 
 
 def _check_names(
